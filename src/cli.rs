@@ -1,0 +1,187 @@
+//! Command-line surface: every command, flag and environment variable of SPEC section 1.
+//!
+//! Parsing only. Nothing here touches the network, the token store or the config file, so
+//! `--help`, completions and the man page stay instant and side-effect free.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mailer",
+    version,
+    about = "Send mail as a Microsoft 365 / Outlook.com user over OAuth2",
+    long_about = "Send mail as a Microsoft 365 / Outlook.com user over OAuth2.\n\n\
+        Log in once in a browser with `mailer login`; from then on commands run unattended \
+        (cron, scripts) until the refresh token is revoked.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Profile to use
+    #[arg(long, global = true, env = "MAILER_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Config file (default: the platform config dir, ~/.config/mailer/config.toml on Linux)
+    #[arg(long, global = true, env = "MAILER_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// More logging to stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Print nothing but errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Machine-readable result on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Never open a browser or prompt (implied when stdin is not a TTY or CI is set, except for login)
+    #[arg(long, global = true)]
+    pub non_interactive: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Log in with OAuth2 and store the profile and its tokens
+    Login(Box<LoginArgs>),
+    /// Print a valid access token (a credential helper for msmtp passwordeval, curl, scripts)
+    Token(TokenArgs),
+    /// Show the profile, its login and whether a send would work without a human
+    Status,
+    /// Delete the profile's tokens from the token store
+    Logout(LogoutArgs),
+    /// List profiles
+    Profiles,
+    /// Print shell completions
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff)
+    Man,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct LoginArgs {
+    /// Tenant: common, organizations, consumers, a tenant GUID or a domain [default: common]
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Application (client) ID of the Entra app registration; remembered in the profile
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+    /// Read the client secret of a confidential ("Web") app from stdin (or set MAILER_CLIENT_SECRET)
+    #[arg(long)]
+    pub client_secret_stdin: bool,
+    /// How a client secret is sent to the token endpoint [default: post]
+    #[arg(long, value_enum)]
+    pub client_auth: Option<ClientAuth>,
+    /// Default transport of the profile [default: graph]
+    #[arg(long, value_enum)]
+    pub transport: Option<Transport>,
+    /// Resource scopes to request instead of the defaults (space or comma separated)
+    #[arg(long)]
+    pub scopes: Option<String>,
+    /// Mailbox address; otherwise taken from the id_token
+    #[arg(long, value_name = "ADDRESS")]
+    pub user: Option<String>,
+    /// National cloud [default: global]
+    #[arg(long, value_enum)]
+    pub cloud: Option<Cloud>,
+    /// Login host, e.g. https://login.microsoftonline.us
+    #[arg(long, value_name = "URL")]
+    pub authority: Option<String>,
+    /// Graph host, e.g. https://graph.microsoft.us
+    #[arg(long, value_name = "URL")]
+    pub graph_url: Option<String>,
+    /// SMTP host
+    #[arg(long, value_name = "HOST")]
+    pub smtp_host: Option<String>,
+    /// SMTP port
+    #[arg(long, value_name = "N")]
+    pub smtp_port: Option<u16>,
+    /// SMTP TLS mode [default: starttls]
+    #[arg(long, value_enum)]
+    pub smtp_security: Option<SmtpSecurity>,
+    /// Extra trusted root certificates (PEM), for TLS inspection proxies and tests
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// Use the device-code flow (prints a code and a URL, then polls)
+    #[arg(long, conflicts_with_all = ["no_browser", "redirect_uri"])]
+    pub device_code: bool,
+    /// Print the login URL but do not open a browser
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Fixed registered redirect URI, e.g. http://localhost:8400/callback
+    #[arg(long, value_name = "URI")]
+    pub redirect_uri: Option<String>,
+    /// Pre-fill the account on the sign-in page
+    #[arg(long, value_name = "ADDRESS")]
+    pub login_hint: Option<String>,
+    /// Give up waiting for the browser or device code after this many seconds
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub timeout: u64,
+    /// Also ask for Mail.ReadWrite, which Graph needs for attachments over 3 MB
+    #[arg(long)]
+    pub large_attachments: bool,
+    /// Where tokens are kept [default: keyring]
+    #[arg(long, value_enum)]
+    pub token_store: Option<TokenStoreKind>,
+}
+
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = TokenFormat::Raw)]
+    pub format: TokenFormat,
+    /// Token for this transport's resource instead of the profile's default
+    #[arg(long, value_enum)]
+    pub transport: Option<Transport>,
+}
+
+#[derive(Args, Debug)]
+pub struct LogoutArgs {
+    /// Also remove the profile from the config file
+    #[arg(long)]
+    pub forget: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenFormat {
+    Raw,
+    Xoauth2,
+    Oauthbearer,
+    Json,
+}
+
+pub use crate::config::{ClientAuth, Cloud, SmtpSecurity, TokenStoreKind, Transport};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_work_after_the_subcommand() {
+        let cli = Cli::try_parse_from(["mailer", "status", "--profile", "work", "--json", "-vv"])
+            .unwrap();
+        assert_eq!(cli.global.profile.as_deref(), Some("work"));
+        assert!(cli.global.json);
+        assert_eq!(cli.global.verbose, 2);
+    }
+
+    #[test]
+    fn no_secret_flag_exists() {
+        // A secret as a flag value shows in `ps`; SPEC section 1 forbids it.
+        assert!(Cli::try_parse_from(["mailer", "login", "--client-secret", "x"]).is_err());
+    }
+}

@@ -1,0 +1,122 @@
+//! `mailer status`: can a send work without a human? Exit 0 when yes, 77 when a login is
+//! needed. Reads the config and the token store only: no network, no refresh, so it is
+//! safe to run from monitoring every minute.
+
+use super::{Loaded, Out, fmt_duration, fmt_time};
+use crate::auth::{TokenState, now, token_state};
+use crate::cli::Global;
+use crate::config::Transport;
+use crate::error::Result;
+use crate::store::Store;
+
+/// Entra expires a refresh token after 90 days without use; warn two weeks ahead.
+const INACTIVITY_LIMIT_DAYS: u64 = 90;
+const WARN_AFTER_DAYS: u64 = 76;
+
+pub fn run(g: &Global) -> Result<()> {
+    let loaded = Loaded::new(g)?;
+    let acct = loaded.account()?;
+    let out = Out::new(g);
+    let p = &acct.profile;
+    let store = Store::open(p.token_store, &acct.name)?;
+    let record = store.load()?;
+    let now = now();
+    let ready = !matches!(
+        token_state(record.as_ref(), p.transport, now),
+        TokenState::LoggedOut
+    );
+    let idle_days = record
+        .as_ref()
+        .and_then(|r| r.refresh_token_used_at)
+        .map(|t| now.saturating_sub(t) / 86_400);
+
+    if out.json {
+        let access: serde_json::Map<_, _> = [Transport::Graph, Transport::Smtp]
+            .into_iter()
+            .filter_map(|t| {
+                let c = record.as_ref()?.cached(t)?;
+                Some((
+                    t.as_str().to_owned(),
+                    serde_json::json!({ "expires_at": c.expires_at, "valid": c.expires_at > now }),
+                ))
+            })
+            .collect();
+        out.print_json(&serde_json::json!({
+            "profile": acct.name,
+            "user": p.user,
+            "tenant": p.tenant,
+            "cloud": p.cloud.as_str(),
+            "client_id": p.client_id,
+            "flow": p.flow.as_str(),
+            "transport": p.transport.as_str(),
+            "token_store": { "kind": store.kind().as_str(), "location": store.describe() },
+            "logged_in": record.as_ref().is_some_and(|r| r.refresh_token.is_some()),
+            "logged_in_at": record.as_ref().and_then(|r| r.logged_in_at),
+            "refresh_token_used_at": record.as_ref().and_then(|r| r.refresh_token_used_at),
+            "access_tokens": access,
+            "ready": ready,
+        }));
+    } else if !out.quiet {
+        let line = |k: &str, v: &str| println!("{k:<15}{v}");
+        line("profile:", &acct.name);
+        line("user:", &p.user);
+        line("tenant:", &p.tenant);
+        line("cloud:", p.cloud.as_str());
+        line("client id:", &p.client_id);
+        line("transport:", p.transport.as_str());
+        line("token store:", &store.describe());
+        match &record {
+            None => line("login:", "none"),
+            Some(r) => {
+                if let Some(t) = r.logged_in_at {
+                    line(
+                        "logged in:",
+                        &format!(
+                            "{} ({} ago)",
+                            fmt_time(t),
+                            fmt_duration(now.saturating_sub(t))
+                        ),
+                    );
+                }
+                if let Some(t) = r.refresh_token_used_at {
+                    line(
+                        "token used:",
+                        &format!(
+                            "{} ({} ago; expires after {INACTIVITY_LIMIT_DAYS} days unused)",
+                            fmt_time(t),
+                            fmt_duration(now.saturating_sub(t))
+                        ),
+                    );
+                }
+                for t in [Transport::Graph, Transport::Smtp] {
+                    let text = match r.cached(t) {
+                        Some(c) if c.expires_at > now => {
+                            format!("valid until {}", fmt_time(c.expires_at))
+                        }
+                        Some(_) => "expired (refreshed on next use)".to_owned(),
+                        None => "none cached (minted on first use)".to_owned(),
+                    };
+                    line(&format!("{t} token:"), &text);
+                }
+            }
+        }
+        line(
+            "ready:",
+            if ready {
+                "yes: a send works without a human"
+            } else {
+                "no: a login is needed"
+            },
+        );
+    }
+    if let Some(days) = idle_days.filter(|d| *d >= WARN_AFTER_DAYS) {
+        eprintln!(
+            "warning: the refresh token was last used {days} days ago; Entra expires it after {INACTIVITY_LIMIT_DAYS} days unused. Run `mailer token` (or a send) to renew it."
+        );
+    }
+    if ready {
+        Ok(())
+    } else {
+        Err(acct.not_logged_in(&store))
+    }
+}

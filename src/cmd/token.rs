@@ -1,0 +1,46 @@
+//! `mailer token`: a valid access token on stdout, for msmtp `passwordeval`, curl and
+//! scripts. The one command that prints a secret, by design; it never starts a login.
+
+use super::Loaded;
+use crate::cli::{Global, TokenArgs, TokenFormat};
+use crate::error::Result;
+use crate::store::Store;
+use base64::Engine;
+
+pub async fn run(g: &Global, args: TokenArgs) -> Result<()> {
+    let loaded = Loaded::new(g)?;
+    let acct = loaded.account()?;
+    let store = Store::open(acct.profile.token_store, &acct.name)?;
+    let transport = args.transport.unwrap_or(acct.profile.transport);
+    let t = crate::auth::access_token(&acct, &store, transport, false).await?;
+    let user = &acct.profile.user;
+    let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
+    let out = match args.format {
+        TokenFormat::Raw => t.token.expose().to_owned(),
+        TokenFormat::Xoauth2 => b64(format!(
+            "user={user}\x01auth=Bearer {}\x01\x01",
+            t.token.expose()
+        )),
+        TokenFormat::Oauthbearer => {
+            // RFC 7628 section 3.1: gs2 header, then host and port of the SMTP server.
+            let host = acct.endpoints.smtp_host.clone().unwrap_or_default();
+            b64(format!(
+                "n,a={},\x01host={host}\x01port={}\x01auth=Bearer {}\x01\x01",
+                user.replace('=', "=3D").replace(',', "=2C"),
+                acct.endpoints.smtp_port,
+                t.token.expose()
+            ))
+        }
+        TokenFormat::Json => serde_json::json!({
+            "access_token": t.token.expose(),
+            "token_type": "Bearer",
+            "expires_at": t.expires_at,
+            "user": user,
+            "scope": t.scope,
+            "transport": transport.as_str(),
+        })
+        .to_string(),
+    };
+    println!("{out}");
+    Ok(())
+}

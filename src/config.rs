@@ -1,0 +1,230 @@
+//! The config file (SPEC section 2): profiles, their endpoints and choices. Never secrets.
+//!
+//! TOML at `--config` / `$MAILER_CONFIG`, else `{config_dir}/mailer/config.toml`. Unknown keys
+//! are an error naming the key and the file (exit 78), as cargo and msmtp do, because a typo
+//! that is silently ignored sends mail the wrong way. Written by `login` atomically; a
+//! person's edits survive as values (comments do not: the file is re-serialized).
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_profile: Option<String>,
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    #[serde(default)]
+    pub provider: Provider,
+    pub tenant: String,
+    pub client_id: String,
+    pub user: String,
+    #[serde(default)]
+    pub transport: Transport,
+    #[serde(default)]
+    pub cloud: Cloud,
+    #[serde(default)]
+    pub flow: Flow,
+    #[serde(default)]
+    pub token_store: TokenStoreKind,
+    #[serde(default)]
+    pub queue: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_auth: Option<ClientAuth>,
+    /// Resource scopes that replace the defaults (`login --scopes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    /// `login --large-attachments`: Mail.ReadWrite was requested.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub large_attachments: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_security: Option<SmtpSecurity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+macro_rules! string_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? } default $default:ident) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+        pub enum $name {
+            $(
+                #[serde(rename = $text)]
+                #[value(name = $text)]
+                $variant,
+            )+
+        }
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text,)+ }
+            }
+        }
+        impl Default for $name {
+            fn default() -> Self {
+                $name::$default
+            }
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(Provider { Microsoft = "microsoft" } default Microsoft);
+string_enum!(Transport { Graph = "graph", Smtp = "smtp" } default Graph);
+string_enum!(Cloud { Global = "global", UsGov = "usgov", UsGovDod = "usgov-dod", China = "china" } default Global);
+string_enum!(Flow { AuthorizationCode = "authorization_code", DeviceCode = "device_code", ClientCredentials = "client_credentials" } default AuthorizationCode);
+string_enum!(TokenStoreKind { Keyring = "keyring", File = "file" } default Keyring);
+string_enum!(ClientAuth { Basic = "basic", Post = "post" } default Post);
+string_enum!(SmtpSecurity { Starttls = "starttls", Tls = "tls" } default Starttls);
+
+/// Where the config file lives: the explicit path, else the platform config dir.
+pub fn default_path() -> Result<PathBuf> {
+    dirs::config_dir()
+        .map(|d| d.join("mailer").join("config.toml"))
+        .ok_or_else(|| {
+            Error::config("cannot find a config directory for this user")
+                .fix("set MAILER_CONFIG=/path/to/config.toml or pass --config")
+        })
+}
+
+impl Config {
+    /// Reads the file; a missing file is an empty config (nobody has logged in yet).
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => {
+                return Err(
+                    Error::config(format!("cannot read {}: {e}", path.display())).fix(
+                        "check the path and its permissions, or point MAILER_CONFIG elsewhere",
+                    ),
+                );
+            }
+        };
+        Config::parse(&text).map_err(|msg| {
+            Error::config(format!("invalid config file {}", path.display()))
+                .why(msg)
+                .fix(format!(
+                    "edit {} (see the README for the keys)",
+                    path.display()
+                ))
+        })
+    }
+
+    fn parse(text: &str) -> std::result::Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim().replace('\n', "\n       "))
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = toml::to_string_pretty(self)
+            .map_err(|e| Error::internal(format!("cannot serialize the config: {e}")))?;
+        crate::fsutil::write_atomic(path, text.as_bytes(), None).map_err(|e| {
+            Error::config(format!("cannot write {}: {e}", path.display()))
+                .fix("check that the directory is writable, or point MAILER_CONFIG elsewhere")
+        })
+    }
+
+    /// The profile a command works on: `--profile`/`MAILER_PROFILE`, else the file's
+    /// `default_profile`, else "default".
+    pub fn profile_name(&self, requested: Option<&str>) -> String {
+        requested
+            .map(str::to_owned)
+            .or_else(|| self.default_profile.clone())
+            .unwrap_or_else(|| "default".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC_EXAMPLE: &str = r#"
+default_profile = "work"
+
+[profiles.work]
+provider = "microsoft"
+tenant = "contoso.onmicrosoft.com"
+client_id = "00000000-0000-0000-0000-000000000000"
+user = "ops@contoso.com"
+transport = "graph"
+cloud = "global"
+flow = "authorization_code"
+token_store = "keyring"
+queue = false
+authority = "https://login.microsoftonline.com"
+graph_url = "https://graph.microsoft.com"
+smtp_host = "smtp.office365.com"
+smtp_port = 587
+ca_file = "/etc/ssl/corp-root.pem"
+"#;
+
+    #[test]
+    fn parses_the_spec_example() {
+        let c = Config::parse(SPEC_EXAMPLE).unwrap();
+        let p = &c.profiles["work"];
+        assert_eq!(c.default_profile.as_deref(), Some("work"));
+        assert_eq!(p.user, "ops@contoso.com");
+        assert_eq!(p.smtp_port, Some(587));
+        assert_eq!(p.token_store, TokenStoreKind::Keyring);
+    }
+
+    #[test]
+    fn round_trips() {
+        let c = Config::parse(SPEC_EXAMPLE).unwrap();
+        let text = toml::to_string_pretty(&c).unwrap();
+        assert_eq!(Config::parse(&text).unwrap(), c);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        for (text, key) in [
+            ("colour = 1", "colour"),
+            (
+                "[profiles.a]\ntenant='t'\nclient_id='c'\nuser='u'\nsmtp_prot=25",
+                "smtp_prot",
+            ),
+        ] {
+            let err = Config::parse(text).unwrap_err();
+            assert!(err.contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn bad_enum_values_are_errors() {
+        let err =
+            Config::parse("[profiles.a]\ntenant='t'\nclient_id='c'\nuser='u'\ntransport='fax'")
+                .unwrap_err();
+        assert!(
+            err.contains("fax") || err.contains("unknown variant"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn profile_name_precedence() {
+        let mut c = Config::default();
+        assert_eq!(c.profile_name(None), "default");
+        c.default_profile = Some("work".into());
+        assert_eq!(c.profile_name(None), "work");
+        assert_eq!(c.profile_name(Some("home")), "home");
+    }
+}

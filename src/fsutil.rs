@@ -1,0 +1,49 @@
+//! Small file-system helpers shared by the config, the file token store and the locks.
+//!
+//! Writes are atomic (temp file in the same directory, then rename), so a crash or a
+//! concurrent reader never sees half a file.
+
+use std::io::Write;
+use std::path::Path;
+
+/// Writes `data` to `path` atomically. `mode` (Unix) sets the file's permission bits; the
+/// temp file is created 0600 by `tempfile`, so a secret is never readable by others, not
+/// even for an instant.
+pub fn write_atomic(path: &Path, data: &[u8], mode: Option<u32>) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".mailer-")
+        .tempfile_in(dir)?;
+    tmp.write_all(data)?;
+    tmp.as_file().sync_all()?;
+    #[cfg(unix)]
+    if let Some(mode) = mode {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Creates `dir` (and parents) and, on Unix, makes it private (0700).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// The per-user data directory: `{data_dir}/mailer` (`~/.local/share/mailer` on Linux).
+pub fn data_dir() -> Option<std::path::PathBuf> {
+    dirs::data_dir().map(|d| d.join("mailer"))
+}

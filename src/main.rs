@@ -1,0 +1,47 @@
+//! Entry point: parse, run, map errors to sysexits codes (SPEC section 8). Nothing else.
+
+use clap::Parser;
+use mailer::cli::Cli;
+use mailer::error::Error;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(mailer::error::Exit::Usage as u8);
+        }
+    };
+    mailer::init_logging(cli.global.verbose, cli.global.quiet);
+    let json = cli.global.json;
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return report(
+                Error::internal(format!("cannot start the async runtime: {e}")),
+                json,
+            );
+        }
+    };
+    match runtime.block_on(mailer::cmd::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => report(e, json),
+    }
+}
+
+fn report(e: Error, json: bool) -> ExitCode {
+    eprintln!("{e}");
+    if json {
+        println!("{}", e.to_json());
+    }
+    ExitCode::from(e.code() as u8)
+}
