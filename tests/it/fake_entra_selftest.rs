@@ -1,0 +1,1042 @@
+//! Self-tests of the fake Entra identity platform (`tests/support/fake_entra.rs`), over real
+//! HTTP. They pin down its strictness: a fake that quietly accepted a broken client would make
+//! every other integration test worthless.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+
+use crate::support::fake_entra::*;
+use crate::support::http::{Response, form_encode, pair, post_form, query_pairs, request};
+
+const APP: &str = "0a1b2c3d-0000-4000-8000-000000000001";
+const OTHER_APP: &str = "0a1b2c3d-0000-4000-8000-000000000002";
+const WEB_APP: &str = "0a1b2c3d-0000-4000-8000-000000000003";
+/// Characters that must be url-encoded inside HTTP Basic credentials (RFC 6749 2.3.1).
+const WEB_SECRET: &str = "s3cr:t+/%&=x y";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const GRAPH_SEND: &str = "https://graph.microsoft.com/Mail.Send";
+const SMTP_SEND: &str = "https://outlook.office.com/SMTP.Send";
+const LOOPBACK: &str = "http://localhost:53123";
+const STATE: &str = "st a&te=/é+%";
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+fn fake() -> FakeEntra {
+    let fake = FakeEntra::start();
+    fake.add_public_client(APP, &["http://localhost"]);
+    fake.add_public_client(OTHER_APP, &["http://localhost"]);
+    fake.add_confidential_client(WEB_APP, WEB_SECRET, &["https://app.example/cb"]);
+    fake
+}
+
+fn all_scopes() -> String {
+    format!("{GRAPH_SEND} {SMTP_SEND} openid profile email offline_access")
+}
+
+fn authorize_pairs(client_id: &str, redirect_uri: &str, scope: &str) -> Vec<(String, String)> {
+    [
+        ("client_id", client_id),
+        ("response_type", "code"),
+        ("redirect_uri", redirect_uri),
+        ("scope", scope),
+        ("state", STATE),
+        ("code_challenge", &s256_challenge(VERIFIER)),
+        ("code_challenge_method", "S256"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Replaces (`Some`) or removes (`None`) one query parameter.
+fn set(pairs: &mut Vec<(String, String)>, key: &str, value: Option<&str>) {
+    pairs.retain(|(k, _)| k != key);
+    if let Some(v) = value {
+        pairs.push((key.to_string(), v.to_string()));
+    }
+}
+
+fn authorize_raw(fake: &FakeEntra, tenant: &str, pairs: &[(String, String)]) -> Response {
+    let borrowed: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let url = format!(
+        "{}/{tenant}/oauth2/v2.0/authorize?{}",
+        fake.authority(),
+        form_encode(&borrowed)
+    );
+    request("GET", &url, &[], b"")
+}
+
+/// Signs in through /authorize and returns the code, checking the redirect on the way.
+fn login_at(
+    fake: &FakeEntra,
+    tenant: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    scope: &str,
+) -> String {
+    let resp = authorize_raw(
+        fake,
+        tenant,
+        &authorize_pairs(client_id, redirect_uri, scope),
+    );
+    assert_eq!(resp.status, 302, "authorize: {}", resp.text());
+    let location = resp.header("Location").expect("Location").to_string();
+    let q = query_pairs(&location);
+    assert_eq!(pair(&q, "state"), Some(STATE), "state echoed in {location}");
+    pair(&q, "code")
+        .unwrap_or_else(|| panic!("no code in {location}"))
+        .to_string()
+}
+
+fn login(fake: &FakeEntra, scope: &str) -> String {
+    login_at(fake, "organizations", APP, LOOPBACK, scope)
+}
+
+fn token_at(
+    fake: &FakeEntra,
+    tenant: &str,
+    headers: &[(&str, &str)],
+    pairs: &[(&str, &str)],
+) -> Response {
+    post_form(
+        &format!("{}/{tenant}/oauth2/v2.0/token", fake.authority()),
+        headers,
+        pairs,
+    )
+}
+
+fn token(fake: &FakeEntra, pairs: &[(&str, &str)]) -> Response {
+    token_at(fake, "organizations", &[], pairs)
+}
+
+fn redeem(fake: &FakeEntra, code: &str, scope: Option<&str>) -> Response {
+    let mut pairs = vec![
+        ("grant_type", "authorization_code"),
+        ("client_id", APP),
+        ("code", code),
+        ("redirect_uri", LOOPBACK),
+        ("code_verifier", VERIFIER),
+    ];
+    if let Some(s) = scope {
+        pairs.push(("scope", s));
+    }
+    token(fake, &pairs)
+}
+
+fn refresh(fake: &FakeEntra, rt: &str, scope: Option<&str>) -> Response {
+    let mut pairs = vec![
+        ("grant_type", "refresh_token"),
+        ("client_id", APP),
+        ("refresh_token", rt),
+    ];
+    if let Some(s) = scope {
+        pairs.push(("scope", s));
+    }
+    token(fake, &pairs)
+}
+
+fn ok_json(resp: &Response) -> Value {
+    assert_eq!(resp.status, 200, "expected success: {}", resp.text());
+    assert_eq!(
+        resp.header("Content-Type"),
+        Some("application/json; charset=utf-8")
+    );
+    resp.json()
+}
+
+fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string {key} in {v}"))
+}
+
+/// Checks the Entra error shape, not just the status.
+fn assert_entra_error(resp: &Response, status: u16, error: &str, aadsts: u32) -> Value {
+    assert_eq!(resp.status, status, "{}", resp.text());
+    let v = resp.json();
+    assert_eq!(v["error"], error, "{v}");
+    assert_eq!(v["error_codes"], serde_json::json!([aadsts]), "{v}");
+    let description = str_field(&v, "error_description");
+    assert!(
+        description.starts_with(&format!("AADSTS{aadsts}: ")),
+        "{description}"
+    );
+    assert!(description.contains("\r\nTrace ID: "), "{description}");
+    assert!(
+        description.contains("\r\nCorrelation ID: "),
+        "{description}"
+    );
+    for key in ["timestamp", "trace_id", "correlation_id"] {
+        assert!(!str_field(&v, key).is_empty());
+    }
+    assert_eq!(
+        v["error_uri"],
+        format!("https://login.microsoftonline.com/error?code={aadsts}")
+    );
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 7, "exactly Entra's fields: {keys:?}");
+    v
+}
+
+/// The redirect-back error of /authorize.
+fn assert_redirect_error(resp: &Response, error: &str, aadsts: u32) {
+    assert_eq!(resp.status, 302, "{}", resp.text());
+    let location = resp.header("Location").unwrap();
+    assert!(
+        location.starts_with("http://localhost:53123/?"),
+        "{location}"
+    );
+    let q = query_pairs(location);
+    assert_eq!(pair(&q, "error"), Some(error), "{location}");
+    assert!(
+        pair(&q, "error_description")
+            .unwrap_or_default()
+            .starts_with(&format!("AADSTS{aadsts}: ")),
+        "{location}"
+    );
+    assert_eq!(pair(&q, "state"), Some(STATE));
+    assert_eq!(pair(&q, "code"), None);
+}
+
+fn id_token_claims(id_token: &str) -> Value {
+    let parts: Vec<&str> = id_token.split('.').collect();
+    assert_eq!(parts.len(), 3, "{id_token}");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap()
+}
+
+#[test]
+fn auth_code_flow_issues_entra_shaped_tokens() {
+    let fake = fake();
+    let code = login(&fake, &all_scopes());
+    let q = fake.last_authorize_query().unwrap();
+    assert_eq!(pair(&q, "client_id"), Some(APP));
+    assert_eq!(pair(&q, "state"), Some(STATE));
+
+    let v = ok_json(&redeem(
+        &fake,
+        &code,
+        Some(&format!("{GRAPH_SEND} openid offline_access")),
+    ));
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(v["expires_in"], 3599);
+    assert_eq!(v["ext_expires_in"], 3599);
+    let scope = str_field(&v, "scope");
+    assert!(
+        scope.contains(GRAPH_SEND) && !scope.contains(SMTP_SEND),
+        "{scope}"
+    );
+    let at = str_field(&v, "access_token");
+    assert!(at.len() >= 40);
+    let rt = str_field(&v, "refresh_token").to_string();
+    let claims = id_token_claims(str_field(&v, "id_token"));
+    assert_eq!(claims["preferred_username"], "ada@contoso.example");
+    assert_eq!(claims["email"], "ada@contoso.example");
+    assert_eq!(claims["aud"], APP);
+    assert_eq!(claims["ver"], "2.0");
+    assert_eq!(
+        claims["iss"],
+        format!("{}/{HOME_TID}/v2.0", fake.authority())
+    );
+
+    let info = fake.access_token_info(at).unwrap();
+    assert_eq!(
+        info,
+        AccessTokenInfo {
+            resource: "https://graph.microsoft.com".into(),
+            scopes: vec![GRAPH_SEND.into()],
+            user: "ada@contoso.example".into(),
+            client_id: APP.into(),
+            expired: false,
+        }
+    );
+    assert!(fake.access_token_info("not-a-token").is_none());
+
+    // The same sign-in consented to SMTP too: the refresh token mints an Outlook token.
+    let v2 = ok_json(&refresh(&fake, &rt, Some(SMTP_SEND)));
+    let info2 = fake
+        .access_token_info(str_field(&v2, "access_token"))
+        .unwrap();
+    assert_eq!(info2.resource, "https://outlook.office.com");
+    assert_eq!(info2.scopes, vec![SMTP_SEND.to_string()]);
+
+    let stats = fake.stats();
+    assert_eq!((stats.code_grants, stats.refresh_grants), (1, 1));
+    assert_eq!(stats.authorize, 1);
+    assert!(stats.errors.is_empty(), "{:?}", stats.errors);
+    assert_eq!(
+        stats.token_requests[0],
+        TokenRequestLog {
+            grant_type: "authorization_code".into(),
+            client_auth: "none".into(),
+            scope: Some(format!("{GRAPH_SEND} openid offline_access")),
+        }
+    );
+    let secrets = fake.issued_secrets();
+    for s in [code.as_str(), at, &rt, VERIFIER, WEB_SECRET] {
+        assert!(secrets.iter().any(|x| x == s), "{s} not in issued_secrets");
+    }
+}
+
+#[test]
+fn pkce_is_mandatory_and_verified() {
+    let fake = fake();
+    for (challenge, method) in [
+        (None, Some("S256")),
+        (Some(s256_challenge(VERIFIER)), Some("plain")),
+        (Some(s256_challenge(VERIFIER)), None),
+        (Some("too-short".to_string()), Some("S256")),
+    ] {
+        let mut q = authorize_pairs(APP, LOOPBACK, &all_scopes());
+        set(&mut q, "code_challenge", challenge.as_deref());
+        set(&mut q, "code_challenge_method", method);
+        assert_redirect_error(
+            &authorize_raw(&fake, "organizations", &q),
+            "invalid_request",
+            501491,
+        );
+    }
+
+    let code = login(&fake, &all_scopes());
+    let wrong = "x".repeat(43);
+    let resp = token(
+        &fake,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", APP),
+            ("code", &code),
+            ("redirect_uri", LOOPBACK),
+            ("code_verifier", &wrong),
+        ],
+    );
+    assert_entra_error(&resp, 400, "invalid_grant", 501481);
+    // A failed attempt burns the code: no retrying with another verifier.
+    assert_entra_error(&redeem(&fake, &code, None), 400, "invalid_grant", 54005);
+
+    let code = login(&fake, &all_scopes());
+    let resp = token(
+        &fake,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", APP),
+            ("code", &code),
+            ("redirect_uri", LOOPBACK),
+        ],
+    );
+    assert_entra_error(&resp, 400, "invalid_request", 900144);
+}
+
+#[test]
+fn codes_are_single_use_and_bound_to_client_and_tenant() {
+    let fake = fake();
+    let code = login(&fake, &all_scopes());
+    ok_json(&redeem(&fake, &code, None));
+    assert_entra_error(&redeem(&fake, &code, None), 400, "invalid_grant", 54005);
+    assert_entra_error(
+        &redeem(&fake, "no-such-code", None),
+        400,
+        "invalid_grant",
+        70008,
+    );
+
+    let code = login_at(&fake, "organizations", APP, LOOPBACK, &all_scopes());
+    let resp = token_at(
+        &fake,
+        "common",
+        &[],
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", APP),
+            ("code", &code),
+            ("redirect_uri", LOOPBACK),
+            ("code_verifier", VERIFIER),
+        ],
+    );
+    assert_entra_error(&resp, 400, "invalid_grant", 700005);
+
+    let code = login(&fake, &all_scopes());
+    let resp = token(
+        &fake,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", OTHER_APP),
+            ("code", &code),
+            ("redirect_uri", LOOPBACK),
+            ("code_verifier", VERIFIER),
+        ],
+    );
+    assert_entra_error(&resp, 400, "invalid_grant", 70000);
+}
+
+#[test]
+fn redirect_uris_follow_the_loopback_rule() {
+    let fake = fake();
+    fake.add_public_client("with-path", &["http://localhost/cb"]);
+    let scopes = all_scopes();
+
+    for bad in [
+        "http://localhost:1234/callback",
+        "http://127.0.0.1:1234",
+        "https://localhost:1234",
+        "http://localhost:1234/#frag",
+    ] {
+        let resp = authorize_raw(&fake, "organizations", &authorize_pairs(APP, bad, &scopes));
+        assert_eq!(resp.status, 400, "{bad}");
+        assert!(
+            resp.text().contains("AADSTS50011"),
+            "{bad}: {}",
+            resp.text()
+        );
+    }
+    // Port ignored; a registration without a path means "/", and Entra adds that slash.
+    for (good, prefix) in [
+        ("http://localhost:1234", "http://localhost:1234/?code="),
+        ("http://localhost:4321/", "http://localhost:4321/?code="),
+    ] {
+        let resp = authorize_raw(&fake, "organizations", &authorize_pairs(APP, good, &scopes));
+        assert_eq!(resp.status, 302, "{good}: {}", resp.text());
+        assert!(resp.header("Location").unwrap().starts_with(prefix));
+    }
+    let resp = authorize_raw(
+        &fake,
+        "organizations",
+        &authorize_pairs("with-path", "http://localhost:99/cb?x=1", &scopes),
+    );
+    assert_eq!(resp.status, 400, "query is part of the compared path");
+    let resp = authorize_raw(
+        &fake,
+        "organizations",
+        &authorize_pairs("with-path", "http://localhost:99/cb", &scopes),
+    );
+    assert!(
+        resp.header("Location")
+            .unwrap()
+            .starts_with("http://localhost:99/cb?code=")
+    );
+
+    let resp = authorize_raw(
+        &fake,
+        "organizations",
+        &authorize_pairs("unknown-app", LOOPBACK, &scopes),
+    );
+    assert_eq!(resp.status, 400);
+    assert!(resp.text().contains("AADSTS700016"));
+
+    // The token request must repeat the exact redirect_uri string, port included.
+    let code = login_at(
+        &fake,
+        "organizations",
+        APP,
+        "http://localhost:1234",
+        &scopes,
+    );
+    let resp = token(
+        &fake,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", APP),
+            ("code", &code),
+            ("redirect_uri", "http://localhost:1235"),
+            ("code_verifier", VERIFIER),
+        ],
+    );
+    assert_entra_error(&resp, 400, "invalid_grant", 500112);
+    let errors = fake.stats().errors;
+    assert!(errors.contains(&"invalid_request AADSTS50011".to_string()));
+    assert!(errors.contains(&"unauthorized_client AADSTS700016".to_string()));
+}
+
+#[test]
+fn one_resource_per_token_request_and_only_consented_scopes() {
+    let fake = fake();
+    let code = login(&fake, &all_scopes());
+    assert_entra_error(
+        &redeem(&fake, &code, Some(&format!("{GRAPH_SEND} {SMTP_SEND}"))),
+        400,
+        "invalid_scope",
+        700022,
+    );
+    let code = login(&fake, &all_scopes());
+    assert_entra_error(
+        &redeem(
+            &fake,
+            &code,
+            Some("https://graph.microsoft.com/Mail.ReadWrite"),
+        ),
+        400,
+        "invalid_grant",
+        65001,
+    );
+
+    // No scope: the first consented resource.
+    let code = login(&fake, &all_scopes());
+    let v = ok_json(&redeem(&fake, &code, None));
+    let info = fake
+        .access_token_info(str_field(&v, "access_token"))
+        .unwrap();
+    assert_eq!(info.resource, "https://graph.microsoft.com");
+    let rt = str_field(&v, "refresh_token").to_string();
+
+    let v = ok_json(&refresh(
+        &fake,
+        &rt,
+        Some("https://outlook.office.com/.default"),
+    ));
+    let info = fake
+        .access_token_info(str_field(&v, "access_token"))
+        .unwrap();
+    assert_eq!(info.scopes, vec![SMTP_SEND.to_string()]);
+    let rt = str_field(&v, "refresh_token").to_string();
+
+    assert_entra_error(
+        &refresh(
+            &fake,
+            &rt,
+            Some("https://management.azure.com/user_impersonation"),
+        ),
+        400,
+        "invalid_grant",
+        65001,
+    );
+    assert_entra_error(
+        &refresh(
+            &fake,
+            &rt,
+            Some(&format!(
+                "https://graph.microsoft.com/.default {GRAPH_SEND}"
+            )),
+        ),
+        400,
+        "invalid_scope",
+        70011,
+    );
+    // Failed requests did not rotate the token.
+    ok_json(&refresh(&fake, &rt, Some(GRAPH_SEND)));
+}
+
+#[test]
+fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
+    let fake = fake();
+    let v = ok_json(&redeem(&fake, &login(&fake, &all_scopes()), None));
+    let rt1 = str_field(&v, "refresh_token").to_string();
+    let v = ok_json(&refresh(&fake, &rt1, Some(GRAPH_SEND)));
+    let rt2 = str_field(&v, "refresh_token").to_string();
+    assert_ne!(rt1, rt2);
+
+    assert_entra_error(&refresh(&fake, &rt1, None), 400, "invalid_grant", 70008);
+    assert_eq!(fake.stats().refresh_reuse, 1);
+    // The newest token of that sign-in is gone too.
+    assert_entra_error(&refresh(&fake, &rt2, None), 400, "invalid_grant", 70008);
+
+    // Another sign-in is not affected.
+    let v = ok_json(&redeem(&fake, &login(&fake, &all_scopes()), None));
+    ok_json(&refresh(&fake, str_field(&v, "refresh_token"), None));
+
+    let resp = refresh(&fake, "junk", None);
+    assert_eq!(resp.json()["error"], "invalid_grant");
+
+    // Bound to the client.
+    let rt = str_field(&v, "refresh_token");
+    let resp = token(
+        &fake,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", OTHER_APP),
+            ("refresh_token", rt),
+        ],
+    );
+    assert_entra_error(&resp, 400, "invalid_grant", 70000);
+
+    // No offline_access at sign-in: no refresh token at all.
+    let v = ok_json(&redeem(
+        &fake,
+        &login(&fake, &format!("{GRAPH_SEND} openid")),
+        None,
+    ));
+    assert!(v.get("refresh_token").is_none(), "{v}");
+    assert!(v.get("id_token").is_some());
+}
+
+#[test]
+fn revoked_refresh_tokens_answer_50173() {
+    let fake = fake();
+    let v = ok_json(&redeem(&fake, &login(&fake, &all_scopes()), None));
+    fake.revoke_all_refresh_tokens();
+    assert_entra_error(
+        &refresh(&fake, str_field(&v, "refresh_token"), None),
+        400,
+        "invalid_grant",
+        50173,
+    );
+    let v = ok_json(&redeem(&fake, &login(&fake, &all_scopes()), None));
+    ok_json(&refresh(&fake, str_field(&v, "refresh_token"), None));
+}
+
+#[test]
+fn client_authentication_matches_the_app_type() {
+    let fake = fake();
+    let redirect = "https://app.example/cb";
+    let resp = authorize_raw(
+        &fake,
+        "organizations",
+        &authorize_pairs(WEB_APP, "https://app.example/cb/", &all_scopes()),
+    );
+    assert_eq!(resp.status, 400, "non-loopback URIs compare exactly");
+
+    let code = login_at(&fake, "organizations", WEB_APP, redirect, &all_scopes());
+    let base = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", redirect),
+        ("code_verifier", VERIFIER),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut p = base.to_vec();
+        p.extend_from_slice(extra);
+        p
+    };
+    // Client authentication fails before the code is looked at, so the code survives these.
+    assert_entra_error(
+        &token(&fake, &with(&[("client_id", WEB_APP)])),
+        401,
+        "invalid_client",
+        7000218,
+    );
+    assert_entra_error(
+        &token(
+            &fake,
+            &with(&[("client_id", WEB_APP), ("client_secret", "wrong")]),
+        ),
+        401,
+        "invalid_client",
+        7000215,
+    );
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            crate::support::http::percent_encode(WEB_APP),
+            crate::support::http::percent_encode(WEB_SECRET)
+        ))
+    );
+    let url = |t: &str| format!("{}/{t}/oauth2/v2.0/token", fake.authority());
+    let resp = post_form(
+        &url("organizations"),
+        &[("Authorization", &basic)],
+        &with(&[("client_secret", WEB_SECRET)]),
+    );
+    assert_entra_error(&resp, 400, "invalid_request", 9002313);
+    let resp = post_form(&url("organizations"), &[("Authorization", &basic)], &base);
+    let v = ok_json(&resp);
+
+    let resp = token(
+        &fake,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", WEB_APP),
+            ("client_secret", WEB_SECRET),
+            ("refresh_token", str_field(&v, "refresh_token")),
+        ],
+    );
+    ok_json(&resp);
+    let auth: Vec<String> = fake
+        .stats()
+        .token_requests
+        .iter()
+        .map(|t| t.client_auth.clone())
+        .collect();
+    assert_eq!(auth, ["none", "post", "basic", "basic", "post"]);
+
+    let code = login(&fake, &all_scopes());
+    let resp = token(
+        &fake,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", APP),
+            ("client_secret", "anything"),
+            ("code", &code),
+            ("redirect_uri", LOOPBACK),
+            ("code_verifier", VERIFIER),
+        ],
+    );
+    assert_entra_error(&resp, 401, "invalid_client", 700025);
+    let resp = token(
+        &fake,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", "nobody"),
+            ("code", &code),
+            ("redirect_uri", LOOPBACK),
+            ("code_verifier", VERIFIER),
+        ],
+    );
+    assert_entra_error(&resp, 400, "unauthorized_client", 700016);
+}
+
+fn devicecode(fake: &FakeEntra, client_id: &str, scope: &str) -> Response {
+    post_form(
+        &format!("{}/organizations/oauth2/v2.0/devicecode", fake.authority()),
+        &[],
+        &[("client_id", client_id), ("scope", scope)],
+    )
+}
+
+fn poll(fake: &FakeEntra, device_code: &str) -> Response {
+    token(
+        fake,
+        &[
+            ("grant_type", DEVICE_GRANT),
+            ("client_id", APP),
+            ("device_code", device_code),
+        ],
+    )
+}
+
+/// Starts a device flow; returns (device_code, user_code).
+fn start_device(fake: &FakeEntra, scope: &str) -> (String, String) {
+    let v = ok_json(&devicecode(fake, APP, scope));
+    (
+        str_field(&v, "device_code").to_string(),
+        str_field(&v, "user_code").to_string(),
+    )
+}
+
+#[test]
+fn device_code_flow_pending_then_approved() {
+    let fake = fake();
+    let v = ok_json(&devicecode(
+        &fake,
+        APP,
+        &format!("{GRAPH_SEND} {SMTP_SEND} offline_access openid"),
+    ));
+    let user_code = str_field(&v, "user_code");
+    assert_eq!(user_code.len(), 8);
+    assert!(
+        user_code
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    );
+    let verification_uri = format!("{}/devicelogin", fake.authority());
+    assert_eq!(v["verification_uri"], verification_uri);
+    assert_eq!(
+        (v["expires_in"].as_u64(), v["interval"].as_u64()),
+        (Some(900), Some(1))
+    );
+    assert_eq!(
+        v["message"],
+        format!(
+            "To sign in, use a web browser to open the page {verification_uri} and enter the code {user_code} to authenticate."
+        )
+    );
+    let device_code = str_field(&v, "device_code");
+
+    assert_entra_error(
+        &poll(&fake, device_code),
+        400,
+        "authorization_pending",
+        70016,
+    );
+    assert!(fake.approve_device_code(user_code));
+    std::thread::sleep(Duration::from_millis(1000));
+    let t = ok_json(&poll(&fake, device_code));
+    assert!(t.get("refresh_token").is_some() && t.get("id_token").is_some());
+    let info = fake
+        .access_token_info(str_field(&t, "access_token"))
+        .unwrap();
+    assert_eq!(info.resource, "https://graph.microsoft.com");
+    assert_eq!(poll(&fake, device_code).status, 400, "redeemed once only");
+    let stats = fake.stats();
+    assert_eq!((stats.device_grants, stats.device_polls), (1, 3));
+    // The refresh token of a device sign-in serves every consented resource.
+    let t = ok_json(&refresh(
+        &fake,
+        str_field(&t, "refresh_token"),
+        Some(SMTP_SEND),
+    ));
+    assert_eq!(
+        fake.access_token_info(str_field(&t, "access_token"))
+            .unwrap()
+            .resource,
+        "https://outlook.office.com"
+    );
+
+    // Without offline_access/openid: neither refresh token nor id_token; first resource wins.
+    fake.set_device_auto_approve_after(0);
+    let (dc, _) = start_device(&fake, &format!("{SMTP_SEND} {GRAPH_SEND}"));
+    let t = ok_json(&poll(&fake, &dc));
+    assert!(
+        t.get("refresh_token").is_none() && t.get("id_token").is_none(),
+        "{t}"
+    );
+    assert_eq!(
+        fake.access_token_info(str_field(&t, "access_token"))
+            .unwrap()
+            .resource,
+        "https://outlook.office.com"
+    );
+}
+
+#[test]
+fn device_code_decline_devicelogin_and_client_rules() {
+    let fake = fake();
+    let (dc, uc) = start_device(&fake, GRAPH_SEND);
+    assert!(fake.decline_device_code(&uc));
+    assert!(!fake.approve_device_code(&uc), "only pending codes");
+    assert_entra_error(&poll(&fake, &dc), 400, "authorization_declined", 70000);
+
+    let (dc, uc) = start_device(&fake, GRAPH_SEND);
+    let page = request(
+        "GET",
+        &format!("{}/devicelogin?code={uc}", fake.authority()),
+        &[],
+        b"",
+    );
+    assert_eq!(page.status, 200);
+    ok_json(&poll(&fake, &dc));
+    let page = request(
+        "GET",
+        &format!("{}/devicelogin?code=NOPE1234", fake.authority()),
+        &[],
+        b"",
+    );
+    assert_eq!(page.status, 400);
+
+    assert_entra_error(
+        &devicecode(&fake, WEB_APP, GRAPH_SEND),
+        400,
+        "invalid_client",
+        7000218,
+    );
+    assert_entra_error(
+        &devicecode(&fake, "nobody", GRAPH_SEND),
+        400,
+        "unauthorized_client",
+        700016,
+    );
+    let resp = post_form(
+        &format!("{}/organizations/oauth2/v2.0/devicecode", fake.authority()),
+        &[],
+        &[("client_id", APP)],
+    );
+    assert_entra_error(&resp, 400, "invalid_request", 900144);
+
+    // A device code belongs to the client that asked for it.
+    let (dc, _) = start_device(&fake, GRAPH_SEND);
+    let resp = token(
+        &fake,
+        &[
+            ("grant_type", DEVICE_GRANT),
+            ("client_id", OTHER_APP),
+            ("device_code", &dc),
+        ],
+    );
+    assert_entra_error(&resp, 400, "invalid_grant", 70000);
+}
+
+#[test]
+fn device_polling_too_fast_gets_slow_down() {
+    let fake = fake();
+    let (dc, _) = start_device(&fake, GRAPH_SEND);
+    fake.force_slow_down_once();
+    assert_entra_error(&poll(&fake, &dc), 400, "slow_down", 70016);
+    // The interval is now 6 s; an immediate poll is too soon.
+    assert_entra_error(&poll(&fake, &dc), 400, "slow_down", 70016);
+
+    let (dc, _) = start_device(&fake, GRAPH_SEND);
+    assert_entra_error(&poll(&fake, &dc), 400, "authorization_pending", 70016);
+    assert_entra_error(&poll(&fake, &dc), 400, "slow_down", 70016);
+    assert_eq!(fake.stats().slow_downs, 3);
+
+    // Within the 200 ms tolerance of the 1 s interval is fine.
+    fake.set_device_auto_approve_after(1);
+    let (dc, _) = start_device(&fake, GRAPH_SEND);
+    assert_entra_error(&poll(&fake, &dc), 400, "authorization_pending", 70016);
+    std::thread::sleep(Duration::from_millis(900));
+    ok_json(&poll(&fake, &dc));
+    assert_eq!(fake.stats().slow_downs, 3);
+}
+
+#[test]
+fn transport_and_routing_are_strict() {
+    let fake = fake();
+    let url = format!("{}/organizations/oauth2/v2.0/token", fake.authority());
+    assert_entra_error(
+        &request("GET", &url, &[], b""),
+        400,
+        "invalid_request",
+        900561,
+    );
+    let json_body = br#"{"grant_type":"authorization_code"}"#;
+    assert_entra_error(
+        &request(
+            "POST",
+            &url,
+            &[("Content-Type", "application/json")],
+            json_body,
+        ),
+        400,
+        "invalid_request",
+        900144,
+    );
+    let dup = request(
+        "POST",
+        &url,
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"grant_type=refresh_token&client_id=a&client_id=b",
+    );
+    assert_entra_error(&dup, 400, "invalid_request", 9002313);
+    assert_entra_error(
+        &token(
+            &fake,
+            &[("grant_type", "client_credentials"), ("client_id", APP)],
+        ),
+        400,
+        "unsupported_grant_type",
+        70003,
+    );
+    // charset parameter on the content type is fine; the correlation id is echoed.
+    let corr = "12345678-1234-4234-8234-123456789abc";
+    let resp = request(
+        "POST",
+        &url,
+        &[
+            (
+                "Content-Type",
+                "application/x-www-form-urlencoded; charset=UTF-8",
+            ),
+            ("client-request-id", corr),
+        ],
+        form_encode(&[("grant_type", "refresh_token"), ("client_id", APP)]).as_bytes(),
+    );
+    let v = assert_entra_error(&resp, 400, "invalid_request", 900144);
+    assert_eq!(v["correlation_id"], corr);
+    assert!(str_field(&v, "error_description").contains("'refresh_token'"));
+
+    assert_eq!(
+        request("GET", &format!("{}/nope", fake.authority()), &[], b"").status,
+        404
+    );
+    assert_eq!(
+        request(
+            "GET",
+            &format!("{}/organizations/oauth2/v2.0/nope", fake.authority()),
+            &[],
+            b""
+        )
+        .status,
+        404
+    );
+    let resp = request(
+        "POST",
+        &format!("{}/organizations/oauth2/v2.0/authorize", fake.authority()),
+        &[],
+        b"",
+    );
+    assert_eq!(resp.status, 405);
+    assert_eq!(fake.stats().unrouted.len(), 3);
+}
+
+#[test]
+fn injected_failures_are_one_shot() {
+    let fake = fake();
+    let code = login(&fake, &all_scopes());
+    fake.fail_next_token_request(503, "temporarily_unavailable", 50196, "Server busy");
+    let v = assert_entra_error(
+        &redeem(&fake, &code, None),
+        503,
+        "temporarily_unavailable",
+        50196,
+    );
+    assert!(str_field(&v, "error_description").starts_with("AADSTS50196: Server busy"));
+    ok_json(&redeem(&fake, &code, None));
+
+    fake.fail_next_authorize("access_denied", 65004, "User declined to consent");
+    let resp = authorize_raw(
+        &fake,
+        "organizations",
+        &authorize_pairs(APP, LOOPBACK, &all_scopes()),
+    );
+    assert_redirect_error(&resp, "access_denied", 65004);
+    login(&fake, &all_scopes());
+    let errors = fake.stats().errors;
+    assert_eq!(
+        errors,
+        [
+            "temporarily_unavailable AADSTS50196",
+            "access_denied AADSTS65004"
+        ]
+    );
+}
+
+#[test]
+fn user_and_lifetime_knobs() {
+    let fake = fake();
+    fake.set_user("grace@contoso.example");
+    fake.set_user_in_id_token(false);
+    fake.set_access_token_lifetime(0);
+    let v = ok_json(&redeem(&fake, &login(&fake, &all_scopes()), None));
+    assert_eq!(v["expires_in"], 0);
+    let info = fake
+        .access_token_info(str_field(&v, "access_token"))
+        .unwrap();
+    assert!(info.expired);
+    assert_eq!(info.user, "grace@contoso.example");
+    let claims = id_token_claims(str_field(&v, "id_token"));
+    assert!(claims.get("preferred_username").is_none() && claims.get("email").is_none());
+    assert_eq!(claims["name"], "Ada Lovelace");
+}
+
+#[test]
+fn concurrent_clients_are_all_served() {
+    let fake = fake();
+    let started = Instant::now();
+    let codes: Vec<String> = (0..20).map(|_| login(&fake, &all_scopes())).collect();
+    let authority = fake.authority();
+    let handles: Vec<_> = codes
+        .into_iter()
+        .map(|code| {
+            let url = format!("{authority}/organizations/oauth2/v2.0/token");
+            std::thread::spawn(move || {
+                let resp = post_form(
+                    &url,
+                    &[],
+                    &[
+                        ("grant_type", "authorization_code"),
+                        ("client_id", APP),
+                        ("code", &code),
+                        ("redirect_uri", LOOPBACK),
+                        ("code_verifier", VERIFIER),
+                    ],
+                );
+                assert_eq!(resp.status, 200, "{}", resp.text());
+                resp.json()["access_token"].as_str().unwrap().to_string()
+            })
+        })
+        .collect();
+    let mut tokens: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    tokens.sort();
+    tokens.dedup();
+    assert_eq!(tokens.len(), 20);
+    assert_eq!(fake.stats().code_grants, 20);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn drop_stops_the_server() {
+    let fake = fake();
+    let authority = fake.authority();
+    let started = Instant::now();
+    drop(fake);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let result = crate::support::http::try_request(
+        "GET",
+        &format!("{authority}/devicelogin?code=X"),
+        &[],
+        b"",
+    );
+    assert!(result.is_err(), "server still answering after drop");
+}

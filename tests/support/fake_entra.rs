@@ -1,0 +1,1743 @@
+//! A strict in-process fake of the Microsoft Entra ID identity platform, v2.0 endpoints:
+//! `GET /{tenant}/oauth2/v2.0/authorize`, `POST /{tenant}/oauth2/v2.0/token`,
+//! `POST /{tenant}/oauth2/v2.0/devicecode` and the user's `GET /devicelogin?code=…` page.
+//!
+//! A fake that accepts anything proves nothing, so this one enforces what Entra enforces and a
+//! sloppy client gets wrong: registered clients only; the loopback redirect rule (port ignored,
+//! scheme, host and path compared, a missing path means `/`); mandatory PKCE with S256;
+//! single-use authorization codes bound to client, exact redirect URI, tenant, challenge and the
+//! consented scopes; client authentication that matches the app type (public apps must not send
+//! a secret, confidential ones must, never two methods at once); one resource per token request
+//! (AADSTS700022) and consent per resource (AADSTS65001); rotating refresh tokens; RFC 8628
+//! device polling with `slow_down`. Every error uses Entra's JSON shape (`error`,
+//! `error_description` starting `AADSTSnnn:`, `error_codes`, `timestamp`, `trace_id`,
+//! `correlation_id`, `error_uri`), so the client's error mapping is exercised as well.
+//!
+//! Deliberately stricter than Entra: presenting a refresh token that was already rotated counts
+//! as reuse and revokes every token of that sign-in (Entra tolerates the old one for a while).
+//! That catches a client that forgets to store the new refresh token, or races itself.
+
+// Shared test support: no single test uses every knob.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tiny_http::{Header, Method, Request, Server};
+
+use super::http::{parse_form, percent_encode};
+
+/// Entra treats a scope without a resource (`User.Read`) as a Microsoft Graph scope.
+const GRAPH: &str = "https://graph.microsoft.com";
+/// Tenant id of the fake's home (work) tenant; `common`, `organizations` and domain names map
+/// to it, a GUID path segment stands for itself.
+pub const HOME_TID: &str = "6f0c3a1e-2b4d-4e8f-9a7c-5d1e3b2a4c6f";
+/// Microsoft's real consumer (MSA) tenant id; work accounts are not in it.
+const CONSUMERS_TID: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
+const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+const CODE_TTL: Duration = Duration::from_secs(600);
+const DEVICE_TTL_SECS: u64 = 900;
+const DEVICE_INTERVAL_SECS: u64 = 1;
+/// Clients sleep a little less than asked sometimes (timer granularity); Entra is not that picky.
+const POLL_TOLERANCE: Duration = Duration::from_millis(200);
+const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
+const ID_TOKEN_LIFETIME_SECS: u64 = 3600;
+/// 20 client processes may hit the fake at once; requests are short, a few workers suffice.
+const WORKERS: usize = 4;
+/// A token or device-code request is tiny; anything bigger is a client bug.
+const MAX_BODY: u64 = 1 << 20;
+
+/// Counters and logs of what the fake answered.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Every hit of `/authorize`, valid or not.
+    pub authorize: u32,
+    /// Successful `authorization_code` redemptions.
+    pub code_grants: u32,
+    /// Successful `refresh_token` redemptions.
+    pub refresh_grants: u32,
+    /// Successful device-code redemptions (tokens issued).
+    pub device_grants: u32,
+    /// Every device-code poll, whatever the answer.
+    pub device_polls: u32,
+    pub slow_downs: u32,
+    /// Rotated refresh tokens presented again (each one revoked its family).
+    pub refresh_reuse: u32,
+    /// `"<error> AADSTS<n>"` of every Entra error answered (JSON, redirect or HTML page),
+    /// including each `authorization_pending`.
+    pub errors: Vec<String>,
+    /// One entry per request that reached the token endpoint.
+    pub token_requests: Vec<TokenRequestLog>,
+    /// `"METHOD /path"` of requests answered 404 or 405 (not Entra errors, but always a bug).
+    pub unrouted: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TokenRequestLog {
+    pub grant_type: String,
+    /// `"none"`, `"post"` (client_secret in the body) or `"basic"` (Authorization header).
+    pub client_auth: String,
+    pub scope: Option<String>,
+}
+
+/// What an access token issued by the fake stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessTokenInfo {
+    /// Scheme and host of the resource, e.g. `https://graph.microsoft.com`.
+    pub resource: String,
+    /// Full scope strings, e.g. `https://graph.microsoft.com/Mail.Send`.
+    pub scopes: Vec<String>,
+    pub user: String,
+    pub client_id: String,
+    pub expired: bool,
+}
+
+/// The PKCE S256 challenge for a verifier: base64url(sha256(verifier)), unpadded.
+pub fn s256_challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// Handle to a running fake; the server stops when it is dropped.
+pub struct FakeEntra {
+    shared: Arc<Shared>,
+    server: Arc<Server>,
+    stop: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+struct Shared {
+    authority: String,
+    state: Mutex<State>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking handler must not turn every later request into a second panic.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct Client {
+    /// `None` = public client ("Mobile and desktop"); `Some` = confidential ("Web").
+    secret: Option<String>,
+    redirect_uris: Vec<String>,
+}
+
+/// A (resource, permission) pair the user consented to, e.g. (`https://graph.microsoft.com`,
+/// `Mail.Send`).
+type Consent = (String, String);
+
+struct Code {
+    client_id: String,
+    redirect_uri: String,
+    tenant: String,
+    challenge: String,
+    consent: Vec<Consent>,
+    oidc: Vec<&'static str>,
+    nonce: Option<String>,
+    issued: Instant,
+    redeemed: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Revoked {
+    /// Like a password reset (AADSTS50173).
+    Password,
+    /// A rotated refresh token was presented again.
+    Reuse,
+}
+
+/// Everything descending from one interactive sign-in.
+struct Family {
+    client_id: String,
+    user: String,
+    tid: String,
+    consent: Vec<Consent>,
+    oidc: Vec<&'static str>,
+    revoked: Option<Revoked>,
+}
+
+#[derive(Clone)]
+struct RefreshToken {
+    family: usize,
+    used: bool,
+}
+
+struct AccessToken {
+    info: AccessTokenInfo,
+    expires: Instant,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DeviceStatus {
+    Pending,
+    Approved,
+    Declined,
+    Redeemed,
+}
+
+struct Device {
+    user_code: String,
+    client_id: String,
+    tenant: String,
+    consent: Vec<Consent>,
+    oidc: Vec<&'static str>,
+    issued: Instant,
+    interval: Duration,
+    last_poll: Option<Instant>,
+    status: DeviceStatus,
+    pending_answers: u32,
+}
+
+struct State {
+    clients: HashMap<String, Client>,
+    user: String,
+    user_in_id_token: bool,
+    access_token_lifetime: u64,
+    fail_token: Option<OAuthError>,
+    fail_authorize: Option<OAuthError>,
+    auto_approve_after: Option<u32>,
+    force_slow_down: bool,
+    codes: HashMap<String, Code>,
+    families: Vec<Family>,
+    refresh_tokens: HashMap<String, RefreshToken>,
+    access_tokens: HashMap<String, AccessToken>,
+    /// Keyed by device_code.
+    devices: HashMap<String, Device>,
+    stats: Stats,
+    secrets: Vec<String>,
+    last_authorize: Option<Vec<(String, String)>>,
+}
+
+/// An Entra error answer before it is rendered.
+#[derive(Clone, Debug)]
+struct OAuthError {
+    status: u16,
+    error: String,
+    code: u32,
+    text: String,
+}
+
+fn oauth_error(status: u16, error: &str, code: u32, text: impl Into<String>) -> OAuthError {
+    OAuthError {
+        status,
+        error: error.to_string(),
+        code,
+        text: text.into(),
+    }
+}
+
+fn invalid_request(code: u32, text: impl Into<String>) -> OAuthError {
+    oauth_error(400, "invalid_request", code, text)
+}
+
+fn invalid_grant(code: u32, text: impl Into<String>) -> OAuthError {
+    oauth_error(400, "invalid_grant", code, text)
+}
+
+fn missing(param: &str) -> OAuthError {
+    invalid_request(
+        900144,
+        format!("The request body must contain the following parameter: '{param}'."),
+    )
+}
+
+fn malformed() -> OAuthError {
+    invalid_request(9002313, "Invalid request. Request is malformed or invalid.")
+}
+
+impl FakeEntra {
+    /// Starts the fake on `127.0.0.1:<ephemeral port>` with no clients registered.
+    pub fn start() -> FakeEntra {
+        let server = Arc::new(Server::http("127.0.0.1:0").expect("fake Entra: bind 127.0.0.1:0"));
+        let port = server
+            .server_addr()
+            .to_ip()
+            .expect("fake Entra: TCP listener")
+            .port();
+        let shared = Arc::new(Shared {
+            authority: format!("http://127.0.0.1:{port}"),
+            state: Mutex::new(State {
+                clients: HashMap::new(),
+                user: "ada@contoso.example".to_string(),
+                user_in_id_token: true,
+                access_token_lifetime: 3599,
+                fail_token: None,
+                fail_authorize: None,
+                auto_approve_after: None,
+                force_slow_down: false,
+                codes: HashMap::new(),
+                families: Vec::new(),
+                refresh_tokens: HashMap::new(),
+                access_tokens: HashMap::new(),
+                devices: HashMap::new(),
+                stats: Stats::default(),
+                secrets: Vec::new(),
+                last_authorize: None,
+            }),
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers = (0..WORKERS)
+            .map(|i| {
+                let (shared, server, stop) = (shared.clone(), server.clone(), stop.clone());
+                std::thread::Builder::new()
+                    .name(format!("fake-entra-{i}"))
+                    .spawn(move || serve(&shared, &server, &stop))
+                    .expect("fake Entra: spawn worker")
+            })
+            .collect();
+        FakeEntra {
+            shared,
+            server,
+            stop,
+            workers,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub fn authority(&self) -> String {
+        self.shared.authority.clone()
+    }
+
+    /// Registers a "Mobile and desktop applications" app (public client, public client flows
+    /// allowed, so device code works).
+    pub fn add_public_client(&self, client_id: &str, redirect_uris: &[&str]) {
+        self.shared.lock().clients.insert(
+            client_id.to_string(),
+            Client {
+                secret: None,
+                redirect_uris: redirect_uris.iter().map(|s| s.to_string()).collect(),
+            },
+        );
+    }
+
+    /// Registers a "Web" app (confidential client: every token request must carry the secret).
+    pub fn add_confidential_client(&self, client_id: &str, secret: &str, redirect_uris: &[&str]) {
+        let mut st = self.shared.lock();
+        st.secrets.push(secret.to_string());
+        st.clients.insert(
+            client_id.to_string(),
+            Client {
+                secret: Some(secret.to_string()),
+                redirect_uris: redirect_uris.iter().map(|s| s.to_string()).collect(),
+            },
+        );
+    }
+
+    /// The user who signs in from now on (default `ada@contoso.example`).
+    pub fn set_user(&self, upn: &str) {
+        self.shared.lock().user = upn.to_string();
+    }
+
+    /// `false`: id_tokens carry neither `preferred_username` nor `email`.
+    pub fn set_user_in_id_token(&self, on: bool) {
+        self.shared.lock().user_in_id_token = on;
+    }
+
+    /// `expires_in` of access tokens issued from now on (default 3599).
+    pub fn set_access_token_lifetime(&self, secs: u64) {
+        self.shared.lock().access_token_lifetime = secs;
+    }
+
+    /// The next request to the token endpoint (that has a readable form body) is answered with
+    /// this Entra-shaped error, before anything is checked or consumed.
+    pub fn fail_next_token_request(&self, status: u16, error: &str, aadsts: u32, text: &str) {
+        self.shared.lock().fail_token = Some(oauth_error(status, error, aadsts, text));
+    }
+
+    /// The next `/authorize` with a valid client and redirect URI redirects back with this error.
+    pub fn fail_next_authorize(&self, error: &str, aadsts: u32, text: &str) {
+        self.shared.lock().fail_authorize = Some(oauth_error(302, error, aadsts, text));
+    }
+
+    /// Like a password change: every refresh token issued so far answers AADSTS50173.
+    pub fn revoke_all_refresh_tokens(&self) {
+        for f in &mut self.shared.lock().families {
+            f.revoked.get_or_insert(Revoked::Password);
+        }
+    }
+
+    /// Device codes get approved after that many `authorization_pending` answers (0 = at the
+    /// first poll). Default: only [`Self::approve_device_code`] or `/devicelogin` approve.
+    pub fn set_device_auto_approve_after(&self, pending_polls: u32) {
+        self.shared.lock().auto_approve_after = Some(pending_polls);
+    }
+
+    /// What the user does on the verification page. `false` if no pending, unexpired code.
+    pub fn approve_device_code(&self, user_code: &str) -> bool {
+        self.shared
+            .lock()
+            .set_device_status(user_code, DeviceStatus::Approved)
+    }
+
+    pub fn decline_device_code(&self, user_code: &str) -> bool {
+        self.shared
+            .lock()
+            .set_device_status(user_code, DeviceStatus::Declined)
+    }
+
+    /// The next device poll (for a known device code) answers `slow_down`.
+    pub fn force_slow_down_once(&self) {
+        self.shared.lock().force_slow_down = true;
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().stats.clone()
+    }
+
+    /// Every code, access token, refresh token and device_code issued, client secrets registered
+    /// or presented, and PKCE verifiers seen: none of them may ever show up in logs or output.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        self.shared.lock().secrets.clone()
+    }
+
+    pub fn access_token_info(&self, token: &str) -> Option<AccessTokenInfo> {
+        let st = self.shared.lock();
+        let at = st.access_tokens.get(token)?;
+        let mut info = at.info.clone();
+        info.expired = Instant::now() >= at.expires;
+        Some(info)
+    }
+
+    /// Decoded query pairs of the last `/authorize` hit whose query was parseable.
+    pub fn last_authorize_query(&self) -> Option<Vec<(String, String)>> {
+        self.shared.lock().last_authorize.clone()
+    }
+}
+
+impl Drop for FakeEntra {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Each unblock wakes exactly one worker blocked in recv().
+        for _ in &self.workers {
+            self.server.unblock();
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+fn serve(shared: &Shared, server: &Server, stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        match server.recv() {
+            Ok(req) => {
+                // A bug in one handler must not take a worker down: with all workers gone,
+                // clients would hang instead of failing. tiny_http answers 500 for a dropped request.
+                let _ = std::panic::catch_unwind(AssertUnwindSafe(|| handle(shared, req)));
+            }
+            Err(_) if stop.load(Ordering::SeqCst) => break,
+            Err(_) => continue,
+        }
+    }
+}
+
+/// A rendered answer.
+struct Reply {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(status: u16, v: &Value) -> Reply {
+        Reply {
+            status,
+            headers: vec![
+                ("Content-Type", "application/json; charset=utf-8".into()),
+                ("Cache-Control", "no-store, no-cache".into()),
+                ("Pragma", "no-cache".into()),
+            ],
+            body: v.to_string().into_bytes(),
+        }
+    }
+
+    fn html(status: u16, body: String) -> Reply {
+        Reply {
+            status,
+            headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
+            body: body.into_bytes(),
+        }
+    }
+
+    fn redirect(location: String) -> Reply {
+        Reply {
+            status: 302,
+            headers: vec![
+                ("Location", location),
+                ("Cache-Control", "no-store, no-cache".into()),
+            ],
+            body: Vec::new(),
+        }
+    }
+
+    fn plain(status: u16, text: &str) -> Reply {
+        Reply {
+            status,
+            headers: vec![("Content-Type", "text/plain; charset=utf-8".into())],
+            body: text.as_bytes().to_vec(),
+        }
+    }
+}
+
+fn header_value(req: &Request, name: &'static str) -> Option<String> {
+    req.headers()
+        .iter()
+        .find(|h| h.field.equiv(name))
+        .map(|h| h.value.as_str().to_string())
+}
+
+fn handle(shared: &Shared, mut req: Request) {
+    let url = req.url().to_string();
+    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+    let method = req.method().clone();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+
+    let reply = match segments.as_slice() {
+        [
+            tenant,
+            "oauth2",
+            "v2.0",
+            endpoint @ ("authorize" | "token" | "devicecode"),
+        ] if !tenant.is_empty() => match *endpoint {
+            "authorize" if method != Method::Get => unrouted(shared, &method, path, 405),
+            "authorize" => shared.lock().authorize(tenant, query),
+            _ => {
+                let content_type = header_value(&req, "Content-Type");
+                let authorization = header_value(&req, "Authorization");
+                let correlation = header_value(&req, "client-request-id");
+                let mut body = Vec::new();
+                let read = req
+                    .as_reader()
+                    .take(MAX_BODY)
+                    .read_to_end(&mut body)
+                    .is_ok();
+                let request = FormRequest {
+                    tenant,
+                    method: &method,
+                    content_type: content_type.as_deref(),
+                    authorization: authorization.as_deref(),
+                    body: read.then_some(body.as_slice()),
+                };
+                let mut st = shared.lock();
+                let result = if *endpoint == "token" {
+                    st.token(&shared.authority, &request)
+                } else {
+                    st.devicecode(&shared.authority, &request)
+                };
+                match result {
+                    Ok(v) => Reply::json(200, &v),
+                    Err(e) => st.error_reply(&e, correlation.as_deref()),
+                }
+            }
+        },
+        ["devicelogin"] if method != Method::Get => unrouted(shared, &method, path, 405),
+        ["devicelogin"] => shared.lock().devicelogin(query),
+        _ => unrouted(shared, &method, path, 404),
+    };
+
+    let mut response = tiny_http::Response::from_data(reply.body)
+        .with_status_code(reply.status)
+        // Always Content-Length: simple clients need not implement chunked decoding.
+        .with_chunked_threshold(usize::MAX);
+    for (name, value) in reply.headers {
+        if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            response.add_header(h);
+        }
+    }
+    let _ = req.respond(response);
+}
+
+fn unrouted(shared: &Shared, method: &Method, path: &str, status: u16) -> Reply {
+    shared
+        .lock()
+        .stats
+        .unrouted
+        .push(format!("{method} {path}"));
+    Reply::plain(
+        status,
+        if status == 404 {
+            "Not Found"
+        } else {
+            "Method Not Allowed"
+        },
+    )
+}
+
+/// The parts of a token or devicecode request the handlers look at.
+struct FormRequest<'a> {
+    tenant: &'a str,
+    method: &'a Method,
+    content_type: Option<&'a str>,
+    authorization: Option<&'a str>,
+    /// `None` when the body could not be read.
+    body: Option<&'a [u8]>,
+}
+
+type Form = Vec<(String, String)>;
+
+/// A parameter's value; empty counts as absent, as it does for Entra.
+fn param<'a>(form: &'a Form, key: &str) -> Option<&'a str> {
+    form.iter()
+        .find(|(k, v)| k == key && !v.is_empty())
+        .map(|(_, v)| v.as_str())
+}
+
+fn need<'a>(form: &'a Form, key: &str) -> Result<&'a str, OAuthError> {
+    param(form, key).ok_or_else(|| missing(key))
+}
+
+/// Strict form parsing: malformed escapes and repeated parameters are rejected, because a client
+/// producing either is broken even where a lenient server would guess.
+fn parse_strict(s: &str) -> Option<Form> {
+    let form = parse_form(s)?;
+    for (i, (k, _)) in form.iter().enumerate() {
+        if form[..i].iter().any(|(k2, _)| k2 == k) {
+            return None;
+        }
+    }
+    Some(form)
+}
+
+impl FormRequest<'_> {
+    fn form(&self) -> Option<Form> {
+        parse_strict(std::str::from_utf8(self.body?).ok()?)
+    }
+
+    fn check_method_and_type(&self) -> Result<Form, OAuthError> {
+        if *self.method != Method::Post {
+            return Err(invalid_request(
+                900561,
+                format!(
+                    "The endpoint only accepts POST requests. Received a {} request.",
+                    self.method
+                ),
+            ));
+        }
+        let form_type = self.content_type.is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+        if !form_type {
+            // Entra cannot read a non-form body, so it reports the first parameter it misses.
+            return Err(missing("grant_type"));
+        }
+        self.form().ok_or_else(malformed)
+    }
+}
+
+/// One parsed scope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Scope {
+    Oidc(&'static str),
+    Api(Consent),
+}
+
+/// Splits a space-separated scope list. `Err(token)` for a scope that names a resource but no
+/// permission (or a nested path), which Entra rejects as AADSTS70011.
+fn parse_scopes(s: &str) -> Result<Vec<Scope>, String> {
+    let mut out: Vec<Scope> = Vec::new();
+    for tok in s.split(' ').filter(|t| !t.is_empty()) {
+        let scope = if let Some(o) = OIDC_SCOPES.iter().find(|o| o.eq_ignore_ascii_case(tok)) {
+            Scope::Oidc(o)
+        } else if let Some((scheme, after)) = tok.split_once("://") {
+            let (host, perm) = after.split_once('/').ok_or_else(|| tok.to_string())?;
+            if scheme.is_empty() || host.is_empty() || perm.is_empty() || perm.contains('/') {
+                return Err(tok.to_string());
+            }
+            Scope::Api((
+                format!(
+                    "{}://{}",
+                    scheme.to_ascii_lowercase(),
+                    host.to_ascii_lowercase()
+                ),
+                perm.to_string(),
+            ))
+        } else {
+            Scope::Api((GRAPH.to_string(), tok.to_string()))
+        };
+        if !out.contains(&scope) {
+            out.push(scope);
+        }
+    }
+    Ok(out)
+}
+
+fn split_scopes(scopes: Vec<Scope>) -> (Vec<Consent>, Vec<&'static str>) {
+    let mut consent = Vec::new();
+    let mut oidc = Vec::new();
+    for s in scopes {
+        match s {
+            Scope::Oidc(o) => oidc.push(o),
+            Scope::Api(c) => consent.push(c),
+        }
+    }
+    (consent, oidc)
+}
+
+fn invalid_scope_token(tok: &str) -> OAuthError {
+    oauth_error(
+        400,
+        "invalid_scope",
+        70011,
+        format!(
+            "The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid: '{tok}'."
+        ),
+    )
+}
+
+/// Decides which resource a token request gets and with which scopes: one resource only, the
+/// first consented one when none is named, and nothing beyond what the user consented to.
+fn resolve_scope(
+    requested: Option<&str>,
+    consent: &[Consent],
+    client_id: &str,
+) -> Result<(String, Vec<String>), OAuthError> {
+    let mut wanted: Vec<Consent> = Vec::new();
+    if let Some(req) = requested {
+        let scopes = parse_scopes(req).map_err(|t| invalid_scope_token(&t))?;
+        (wanted, _) = split_scopes(scopes);
+    }
+    let mut resources: Vec<&str> = Vec::new();
+    for (r, _) in &wanted {
+        if !resources.contains(&r.as_str()) {
+            resources.push(r);
+        }
+    }
+    if resources.len() > 1 {
+        return Err(oauth_error(
+            400,
+            "invalid_scope",
+            700022,
+            "The provided value for the input parameter scope is not valid because it contains more than one resource. Scope "
+                .to_string()
+                + requested.unwrap_or_default()
+                + " is not valid.",
+        ));
+    }
+    let resource = match resources.first() {
+        Some(r) => r.to_string(),
+        None => match consent.first() {
+            Some((r, _)) => r.clone(),
+            // A sign-in with only OIDC scopes still yields a Graph token for User.Read.
+            None => return Ok((GRAPH.to_string(), vec![format!("{GRAPH}/User.Read")])),
+        },
+    };
+    if wanted.iter().any(|(_, p)| p == ".default") && wanted.len() > 1 {
+        return Err(oauth_error(
+            400,
+            "invalid_scope",
+            70011,
+            format!(
+                "The provided value for the input parameter 'scope' is not valid. The scope {} is not valid. static scope limit exceeded.",
+                requested.unwrap_or_default()
+            ),
+        ));
+    }
+    let consented: Vec<&str> = consent
+        .iter()
+        .filter(|(r, _)| *r == resource)
+        .map(|(_, p)| p.as_str())
+        .collect();
+    let covers = |p: &str| {
+        p == ".default"
+            || consented.contains(&".default")
+            || consented.iter().any(|c| c.eq_ignore_ascii_case(p))
+    };
+    if consented.is_empty() || !wanted.iter().all(|(_, p)| covers(p)) {
+        return Err(invalid_grant(
+            65001,
+            format!(
+                "The user or administrator has not consented to use the application with ID '{client_id}' named 'mailer'. Send an interactive authorization request for this user and resource."
+            ),
+        ));
+    }
+    let granted = consented
+        .iter()
+        .map(|p| format!("{resource}/{p}"))
+        .collect();
+    Ok((resource, granted))
+}
+
+/// The tenant id a tenant path segment stands for.
+fn tid_of(tenant: &str) -> String {
+    if tenant.eq_ignore_ascii_case("consumers") {
+        CONSUMERS_TID.to_string()
+    } else if is_guid(tenant) {
+        tenant.to_ascii_lowercase()
+    } else {
+        HOME_TID.to_string()
+    }
+}
+
+fn is_guid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
+        && parts
+            .iter()
+            .all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// A redirect URI split into scheme, host (without port), port and the rest (path + query,
+/// `/` when the path is empty).
+struct Uri {
+    scheme: String,
+    host: String,
+    port: Option<u16>,
+    rest: String,
+}
+
+fn split_uri(u: &str) -> Option<Uri> {
+    if u.contains('#') {
+        return None;
+    }
+    let (scheme, after) = u.split_once("://")?;
+    let end = after.find(['/', '?']).unwrap_or(after.len());
+    let (authority, rest) = after.split_at(end);
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p.parse::<u16>().ok()?)),
+        None => (authority, None),
+    };
+    if host.is_empty() {
+        return None;
+    }
+    Some(Uri {
+        scheme: scheme.to_ascii_lowercase(),
+        host: host.to_ascii_lowercase(),
+        port,
+        rest: if rest.starts_with('/') {
+            rest.to_string()
+        } else {
+            format!("/{rest}")
+        },
+    })
+}
+
+/// Entra's rule: for `http://localhost` and `http://127.0.0.1` registrations the port is
+/// ignored; everything else must match exactly.
+fn redirect_matches(registered: &str, requested: &str) -> bool {
+    let (Some(reg), Some(req)) = (split_uri(registered), split_uri(requested)) else {
+        return false;
+    };
+    let loopback = reg.scheme == "http" && (reg.host == "localhost" || reg.host == "127.0.0.1");
+    if loopback {
+        req.scheme == reg.scheme && req.host == reg.host && req.rest == reg.rest
+    } else {
+        registered == requested
+    }
+}
+
+/// The redirect back to the client. Entra adds the `/` of an empty path, and appends to an
+/// existing query with `&`.
+fn redirect_location(redirect_uri: &str, params: &[(&str, &str)]) -> String {
+    let (scheme, after) = redirect_uri.split_once("://").unwrap_or(("", redirect_uri));
+    let end = after.find(['/', '?']).unwrap_or(after.len());
+    let (authority, rest) = after.split_at(end);
+    let rest = if rest.starts_with('/') {
+        rest.to_string()
+    } else {
+        format!("/{rest}")
+    };
+    let sep = if rest.contains('?') { '&' } else { '?' };
+    let query = params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    format!("{scheme}://{authority}{rest}{sep}{query}")
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+impl State {
+    fn error_reply(&mut self, e: &OAuthError, correlation: Option<&str>) -> Reply {
+        self.stats
+            .errors
+            .push(format!("{} AADSTS{}", e.error, e.code));
+        let trace = uuid();
+        // Entra echoes the client's client-request-id as the correlation id.
+        let correlation = correlation
+            .filter(|c| is_guid(c))
+            .map(str::to_string)
+            .unwrap_or_else(uuid);
+        let ts = utc_timestamp();
+        let body = json!({
+            "error": e.error,
+            "error_description": format!(
+                "AADSTS{}: {}\r\nTrace ID: {trace}\r\nCorrelation ID: {correlation}\r\nTimestamp: {ts}",
+                e.code, e.text
+            ),
+            "error_codes": [e.code],
+            "timestamp": ts,
+            "trace_id": trace,
+            "correlation_id": correlation,
+            "error_uri": format!("https://login.microsoftonline.com/error?code={}", e.code),
+        });
+        Reply::json(e.status, &body)
+    }
+
+    /// Entra shows an error page (it cannot trust the redirect URI) for client and redirect
+    /// problems.
+    fn error_page(&mut self, error: &str, code: u32, text: &str) -> Reply {
+        self.stats.errors.push(format!("{error} AADSTS{code}"));
+        Reply::html(
+            400,
+            format!(
+                "<!DOCTYPE html><html><head><title>Sign in to your account</title></head><body>\
+                 <h1>Sorry, but we're having trouble signing you in.</h1>\
+                 <p id=\"error\">AADSTS{code}: {}</p><p>Trace ID: {}</p><p>Timestamp: {}</p>\
+                 </body></html>",
+                html_escape(text),
+                uuid(),
+                utc_timestamp()
+            ),
+        )
+    }
+
+    fn redirect_error(&mut self, redirect_uri: &str, state: Option<&str>, e: &OAuthError) -> Reply {
+        self.stats
+            .errors
+            .push(format!("{} AADSTS{}", e.error, e.code));
+        let description = format!(
+            "AADSTS{}: {}\r\nTrace ID: {}\r\nCorrelation ID: {}\r\nTimestamp: {}",
+            e.code,
+            e.text,
+            uuid(),
+            uuid(),
+            utc_timestamp()
+        );
+        let mut params = vec![
+            ("error", e.error.as_str()),
+            ("error_description", description.as_str()),
+        ];
+        if let Some(s) = state {
+            params.push(("state", s));
+        }
+        Reply::redirect(redirect_location(redirect_uri, &params))
+    }
+
+    fn authorize(&mut self, tenant: &str, query: &str) -> Reply {
+        self.stats.authorize += 1;
+        let Some(q) = parse_strict(query) else {
+            return self.error_page(
+                "invalid_request",
+                9002313,
+                "Invalid request. Request is malformed or invalid.",
+            );
+        };
+        self.last_authorize = Some(q.clone());
+        let raw = |k: &str| q.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+
+        let Some(client_id) = param(&q, "client_id").map(str::to_string) else {
+            return self.error_page(
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'client_id'.",
+            );
+        };
+        let Some(client) = self.clients.get(&client_id) else {
+            return self.error_page(
+                "unauthorized_client",
+                700016,
+                &format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."),
+            );
+        };
+        let Some(redirect_uri) = param(&q, "redirect_uri").map(str::to_string) else {
+            return self.error_page(
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'redirect_uri'.",
+            );
+        };
+        if !client
+            .redirect_uris
+            .iter()
+            .any(|r| redirect_matches(r, &redirect_uri))
+        {
+            return self.error_page(
+                "invalid_request",
+                50011,
+                &format!("The redirect URI '{redirect_uri}' specified in the request does not match the redirect URIs configured for the application '{client_id}'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal."),
+            );
+        }
+
+        // From here on errors go back to the (now trusted) redirect URI, with the state.
+        let state = raw("state");
+        let state = state.as_deref();
+        if let Some(e) = self.fail_authorize.take() {
+            return self.redirect_error(&redirect_uri, state, &e);
+        }
+        let checks = || -> Result<(Vec<Consent>, Vec<&'static str>, String), OAuthError> {
+            match param(&q, "response_type") {
+                None => return Err(missing("response_type")),
+                Some("code") => {}
+                Some(other) => {
+                    return Err(oauth_error(
+                        302,
+                        "unsupported_response_type",
+                        700054,
+                        format!("response_type '{other}' is not enabled for the application."),
+                    ));
+                }
+            }
+            if let Some(mode) = param(&q, "response_mode")
+                && mode != "query"
+            {
+                // The CLI's loopback listener only sees GET query parameters.
+                return Err(invalid_request(
+                    9002313,
+                    format!(
+                        "Invalid request. response_mode '{mode}' is not supported by this client's redirect."
+                    ),
+                ));
+            }
+            let scope = param(&q, "scope").ok_or_else(|| missing("scope"))?;
+            let scopes = parse_scopes(scope).map_err(|t| invalid_scope_token(&t))?;
+            let challenge = param(&q, "code_challenge").ok_or_else(|| {
+                invalid_request(
+                    501491,
+                    "Invalid size of Code_Challenge parameter. (PKCE is required: send code_challenge and code_challenge_method=S256.)",
+                )
+            })?;
+            if !(43..=128).contains(&challenge.len())
+                || !challenge
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(invalid_request(
+                    501491,
+                    "Invalid size of Code_Challenge parameter.",
+                ));
+            }
+            if param(&q, "code_challenge_method") != Some("S256") {
+                return Err(invalid_request(
+                    501491,
+                    "Invalid code_challenge_method: only S256 is accepted for this application (plain or missing is not allowed).",
+                ));
+            }
+            let (consent, oidc) = split_scopes(scopes);
+            Ok((consent, oidc, challenge.to_string()))
+        };
+        let (consent, oidc, challenge) = match checks() {
+            Ok(v) => v,
+            Err(e) => return self.redirect_error(&redirect_uri, state, &e),
+        };
+
+        let code = random_token(48);
+        self.secrets.push(code.clone());
+        self.codes.insert(
+            code.clone(),
+            Code {
+                client_id,
+                redirect_uri: redirect_uri.clone(),
+                tenant: tenant.to_string(),
+                challenge,
+                consent,
+                oidc,
+                nonce: param(&q, "nonce").map(str::to_string),
+                issued: Instant::now(),
+                redeemed: false,
+            },
+        );
+        let mut params = vec![("code", code.as_str())];
+        if let Some(s) = state {
+            params.push(("state", s));
+        }
+        Reply::redirect(redirect_location(&redirect_uri, &params))
+    }
+
+    /// Client authentication per RFC 6749 2.3.1 and Entra's app-type rules. Returns the client id.
+    fn authenticate(
+        &mut self,
+        form: &Form,
+        authorization: Option<&str>,
+    ) -> Result<String, OAuthError> {
+        let basic = match authorization {
+            None => None,
+            Some(h) => {
+                let (scheme, cred) = h.trim().split_once(' ').ok_or_else(malformed)?;
+                if !scheme.eq_ignore_ascii_case("basic") {
+                    return Err(malformed());
+                }
+                let decoded = STANDARD.decode(cred.trim()).map_err(|_| malformed())?;
+                let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+                let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+                // Both halves are form-urlencoded before base64 (RFC 6749 2.3.1).
+                let id = super::http::percent_decode(id).ok_or_else(malformed)?;
+                let secret = super::http::percent_decode(secret).ok_or_else(malformed)?;
+                Some((id, secret))
+            }
+        };
+        let body_id = param(form, "client_id");
+        let body_secret = param(form, "client_secret");
+        if param(form, "client_assertion").is_some() {
+            return Err(invalid_request(
+                9002313,
+                "Invalid request. client_assertion is not supported by this fake.",
+            ));
+        }
+        if basic.is_some() && body_secret.is_some() {
+            return Err(invalid_request(
+                9002313,
+                "Invalid request. The client used more than one authentication method (client_secret in the body and an Authorization header).",
+            ));
+        }
+        let (client_id, secret) = match basic {
+            Some((id, secret)) => {
+                if body_id.is_some_and(|b| b != id) {
+                    return Err(invalid_request(
+                        9002313,
+                        "Invalid request. client_id in the body differs from the one in the Authorization header.",
+                    ));
+                }
+                (id, (!secret.is_empty()).then_some(secret))
+            }
+            None => (
+                body_id.ok_or_else(|| missing("client_id"))?.to_string(),
+                body_secret.map(str::to_string),
+            ),
+        };
+        if let Some(s) = &secret {
+            self.secrets.push(s.clone());
+        }
+        let Some(client) = self.clients.get(&client_id) else {
+            return Err(oauth_error(
+                400,
+                "unauthorized_client",
+                700016,
+                format!(
+                    "Application with identifier '{client_id}' was not found in the directory. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant."
+                ),
+            ));
+        };
+        match (&client.secret, &secret) {
+            (None, Some(_)) => Err(oauth_error(
+                401,
+                "invalid_client",
+                700025,
+                "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.",
+            )),
+            (Some(_), None) => Err(oauth_error(
+                401,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+            )),
+            (Some(expected), Some(given)) if expected != given => Err(oauth_error(
+                401,
+                "invalid_client",
+                7000215,
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '".to_string()
+                    + &client_id
+                    + "'.",
+            )),
+            _ => Ok(client_id),
+        }
+    }
+
+    fn token(&mut self, authority: &str, req: &FormRequest) -> Result<Value, OAuthError> {
+        let form = req.form();
+        let client_auth = if req
+            .authorization
+            .is_some_and(|a| a.trim_start().to_ascii_lowercase().starts_with("basic "))
+        {
+            "basic"
+        } else if form
+            .as_ref()
+            .is_some_and(|f| param(f, "client_secret").is_some())
+        {
+            "post"
+        } else {
+            "none"
+        };
+        self.stats.token_requests.push(TokenRequestLog {
+            grant_type: form
+                .as_ref()
+                .and_then(|f| param(f, "grant_type"))
+                .unwrap_or_default()
+                .to_string(),
+            client_auth: client_auth.to_string(),
+            scope: form
+                .as_ref()
+                .and_then(|f| param(f, "scope"))
+                .map(str::to_string),
+        });
+
+        let form = req.check_method_and_type()?;
+        if let Some(e) = self.fail_token.take() {
+            return Err(e);
+        }
+        if let Some(v) = param(&form, "code_verifier") {
+            self.secrets.push(v.to_string());
+        }
+        let grant_type = need(&form, "grant_type")?;
+        const DEVICE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+        if !matches!(grant_type, "authorization_code" | "refresh_token" | DEVICE) {
+            return Err(oauth_error(
+                400,
+                "unsupported_grant_type",
+                70003,
+                format!("The app requested an unsupported grant type '{grant_type}'."),
+            ));
+        }
+        let client_id = self.authenticate(&form, req.authorization)?;
+        match grant_type {
+            "authorization_code" => self.code_grant(authority, req.tenant, &client_id, &form),
+            "refresh_token" => self.refresh_grant(authority, req.tenant, &client_id, &form),
+            _ => self.device_grant(authority, req.tenant, &client_id, &form),
+        }
+    }
+
+    fn code_grant(
+        &mut self,
+        authority: &str,
+        tenant: &str,
+        client_id: &str,
+        form: &Form,
+    ) -> Result<Value, OAuthError> {
+        let code = need(form, "code")?;
+        let expired = || {
+            invalid_grant(
+                70008,
+                "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.",
+            )
+        };
+        let c = self.codes.get_mut(code).ok_or_else(expired)?;
+        if c.redeemed {
+            return Err(invalid_grant(
+                54005,
+                "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.",
+            ));
+        }
+        if c.client_id != client_id {
+            return Err(invalid_grant(
+                70000,
+                "The provided grant is invalid or malformed: the authorization code was issued to a different client.",
+            ));
+        }
+        // Any redemption attempt by the right client burns the code, successful or not:
+        // a client must never retry a code.
+        c.redeemed = true;
+        if c.issued.elapsed() >= CODE_TTL {
+            return Err(expired());
+        }
+        if c.tenant != tenant {
+            return Err(invalid_grant(
+                700005,
+                "Provided Authorization Code is intended to use against other tenant, thus rejected.",
+            ));
+        }
+        let redirect_uri = need(form, "redirect_uri")?;
+        if redirect_uri != c.redirect_uri {
+            return Err(invalid_grant(
+                500112,
+                format!(
+                    "The reply address '{redirect_uri}' does not match the reply address '{}' provided when requesting Authorization code.",
+                    c.redirect_uri
+                ),
+            ));
+        }
+        let verifier = need(form, "code_verifier")?;
+        let verifier_ok = (43..=128).contains(&verifier.len())
+            && verifier
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+        if !verifier_ok || s256_challenge(verifier) != c.challenge {
+            return Err(invalid_grant(
+                501481,
+                "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+            ));
+        }
+        let (consent, oidc, nonce) = (c.consent.clone(), c.oidc.clone(), c.nonce.clone());
+        let (resource, granted) = resolve_scope(param(form, "scope"), &consent, client_id)?;
+        self.families.push(Family {
+            client_id: client_id.to_string(),
+            user: self.user.clone(),
+            tid: tid_of(tenant),
+            consent,
+            oidc,
+            revoked: None,
+        });
+        self.stats.code_grants += 1;
+        Ok(self.issue(authority, self.families.len() - 1, resource, granted, nonce))
+    }
+
+    fn refresh_grant(
+        &mut self,
+        authority: &str,
+        tenant: &str,
+        client_id: &str,
+        form: &Form,
+    ) -> Result<Value, OAuthError> {
+        let presented = need(form, "refresh_token")?;
+        let rt = self.refresh_tokens.get(presented).cloned().ok_or_else(|| {
+            invalid_grant(
+                9002313,
+                "Invalid request. Request is malformed or invalid: the refresh token is not valid.",
+            )
+        })?;
+        let fam = &self.families[rt.family];
+        if fam.client_id != client_id {
+            return Err(invalid_grant(
+                70000,
+                "The provided grant is invalid or malformed: the refresh token was issued to a different client.",
+            ));
+        }
+        if fam.tid != tid_of(tenant) {
+            return Err(invalid_grant(
+                700005,
+                "Provided refresh token is intended to use against other tenant, thus rejected.",
+            ));
+        }
+        match fam.revoked {
+            Some(Revoked::Password) => {
+                return Err(invalid_grant(
+                    50173,
+                    "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password.",
+                ));
+            }
+            Some(Revoked::Reuse) => {
+                return Err(invalid_grant(
+                    70008,
+                    "The refresh token has expired or is invalid: it was revoked because a previously rotated refresh token of this sign-in was reused.",
+                ));
+            }
+            None => {}
+        }
+        if rt.used {
+            self.families[rt.family].revoked = Some(Revoked::Reuse);
+            self.stats.refresh_reuse += 1;
+            return Err(invalid_grant(
+                70008,
+                "The refresh token has expired or is invalid due to reuse: it was already redeemed (refresh tokens rotate; store the new one). Every token of this sign-in has been revoked.",
+            ));
+        }
+        let (resource, granted) = resolve_scope(param(form, "scope"), &fam.consent, client_id)?;
+        if let Some(r) = self.refresh_tokens.get_mut(presented) {
+            r.used = true;
+        }
+        self.stats.refresh_grants += 1;
+        Ok(self.issue(authority, rt.family, resource, granted, None))
+    }
+
+    fn device_grant(
+        &mut self,
+        authority: &str,
+        tenant: &str,
+        client_id: &str,
+        form: &Form,
+    ) -> Result<Value, OAuthError> {
+        let device_code = need(form, "device_code")?;
+        self.stats.device_polls += 1;
+        let now = Instant::now();
+        let auto_approve_after = self.auto_approve_after;
+        let d = self.devices.get_mut(device_code).ok_or_else(|| {
+            invalid_grant(
+                70000,
+                "The provided value for the input parameter 'device_code' is not valid.",
+            )
+        })?;
+        if d.client_id != client_id {
+            return Err(invalid_grant(
+                70000,
+                "The provided grant is invalid or malformed: the device code was issued to a different client.",
+            ));
+        }
+        if d.tenant != tenant {
+            return Err(invalid_grant(
+                700005,
+                "Provided device code is intended to use against other tenant, thus rejected.",
+            ));
+        }
+        let previous = d.last_poll.replace(now);
+        if d.status == DeviceStatus::Redeemed {
+            return Err(invalid_grant(
+                70000,
+                "The provided value for the input parameter 'device_code' is not valid: it was already redeemed.",
+            ));
+        }
+        if now.duration_since(d.issued) >= Duration::from_secs(DEVICE_TTL_SECS) {
+            return Err(oauth_error(
+                400,
+                "expired_token",
+                70020,
+                "The provided value for the input parameter 'device_code' is not valid. This device code has expired.",
+            ));
+        }
+        let too_soon =
+            previous.is_some_and(|p| now.duration_since(p) + POLL_TOLERANCE < d.interval);
+        let forced = std::mem::take(&mut self.force_slow_down);
+        if forced || too_soon {
+            // RFC 8628 3.5: every slow_down adds 5 s to the interval for this device code.
+            d.interval += SLOW_DOWN_STEP;
+            self.stats.slow_downs += 1;
+            return Err(oauth_error(
+                400,
+                "slow_down",
+                70016,
+                format!(
+                    "Polling too frequently: wait at least {} seconds between polls.",
+                    d.interval.as_secs()
+                ),
+            ));
+        }
+        if d.status == DeviceStatus::Pending
+            && auto_approve_after.is_some_and(|n| d.pending_answers >= n)
+        {
+            d.status = DeviceStatus::Approved;
+        }
+        match d.status {
+            DeviceStatus::Declined => Err(oauth_error(
+                400,
+                "authorization_declined",
+                70000,
+                "The user declined the authentication request (authorization_declined).",
+            )),
+            DeviceStatus::Pending => {
+                d.pending_answers += 1;
+                Err(oauth_error(
+                    400,
+                    "authorization_pending",
+                    70016,
+                    "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
+                ))
+            }
+            DeviceStatus::Approved | DeviceStatus::Redeemed => {
+                d.status = DeviceStatus::Redeemed;
+                let (consent, oidc) = (d.consent.clone(), d.oidc.clone());
+                // Entra issues the token for the first resource of the devicecode request.
+                let (resource, granted) = resolve_scope(None, &consent, client_id)?;
+                self.families.push(Family {
+                    client_id: client_id.to_string(),
+                    user: self.user.clone(),
+                    tid: tid_of(tenant),
+                    consent,
+                    oidc,
+                    revoked: None,
+                });
+                self.stats.device_grants += 1;
+                Ok(self.issue(authority, self.families.len() - 1, resource, granted, None))
+            }
+        }
+    }
+
+    fn issue(
+        &mut self,
+        authority: &str,
+        family: usize,
+        resource: String,
+        granted: Vec<String>,
+        nonce: Option<String>,
+    ) -> Value {
+        let f = &self.families[family];
+        let (client_id, user, tid, oidc) = (
+            f.client_id.clone(),
+            f.user.clone(),
+            f.tid.clone(),
+            f.oidc.clone(),
+        );
+        let lifetime = self.access_token_lifetime;
+        let access_token = random_token(48);
+        self.secrets.push(access_token.clone());
+        self.access_tokens.insert(
+            access_token.clone(),
+            AccessToken {
+                info: AccessTokenInfo {
+                    resource,
+                    scopes: granted.clone(),
+                    user: user.clone(),
+                    client_id: client_id.clone(),
+                    expired: false,
+                },
+                expires: Instant::now() + Duration::from_secs(lifetime),
+            },
+        );
+        let mut scope_words = granted;
+        scope_words.extend(oidc.iter().map(|s| s.to_string()));
+        let mut body = json!({
+            "token_type": "Bearer",
+            "scope": scope_words.join(" "),
+            "expires_in": lifetime,
+            "ext_expires_in": lifetime,
+            "access_token": access_token,
+        });
+        if oidc.contains(&"offline_access") {
+            let rt = random_token(64);
+            self.secrets.push(rt.clone());
+            self.refresh_tokens.insert(
+                rt.clone(),
+                RefreshToken {
+                    family,
+                    used: false,
+                },
+            );
+            body["refresh_token"] = rt.into();
+        }
+        if oidc.contains(&"openid") {
+            body["id_token"] = self
+                .id_token(authority, &client_id, &tid, &user, nonce.as_deref())
+                .into();
+        }
+        body
+    }
+
+    fn id_token(
+        &self,
+        authority: &str,
+        client_id: &str,
+        tid: &str,
+        user: &str,
+        nonce: Option<&str>,
+    ) -> String {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let header = json!({"typ": "JWT", "alg": "RS256", "kid": "fake-entra-key"});
+        let mut payload = json!({
+            "aud": client_id,
+            "iss": format!("{authority}/{tid}/v2.0"),
+            "iat": now,
+            "nbf": now,
+            "exp": now + ID_TOKEN_LIFETIME_SECS,
+            "name": "Ada Lovelace",
+            "oid": guid_from(user),
+            "sub": URL_SAFE_NO_PAD.encode(&Sha256::digest(format!("{user}|{client_id}"))[..24]),
+            "tid": tid,
+            "ver": "2.0",
+        });
+        if self.user_in_id_token {
+            payload["preferred_username"] = user.into();
+            payload["email"] = user.into();
+        }
+        if let Some(n) = nonce {
+            payload["nonce"] = n.into();
+        }
+        format!(
+            "{}.{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(payload.to_string()),
+            URL_SAFE_NO_PAD.encode(random_bytes(256))
+        )
+    }
+
+    fn devicecode(&mut self, authority: &str, req: &FormRequest) -> Result<Value, OAuthError> {
+        let form = req.check_method_and_type()?;
+        let client_id = need(&form, "client_id")?.to_string();
+        let Some(client) = self.clients.get(&client_id) else {
+            return Err(oauth_error(
+                400,
+                "unauthorized_client",
+                700016,
+                format!(
+                    "Application with identifier '{client_id}' was not found in the directory."
+                ),
+            ));
+        };
+        if client.secret.is_some() {
+            // A "Web" app has no public client flows: Entra insists on client credentials.
+            return Err(oauth_error(
+                400,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+            ));
+        }
+        if param(&form, "client_secret").is_some() || req.authorization.is_some() {
+            return Err(oauth_error(
+                401,
+                "invalid_client",
+                700025,
+                "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.",
+            ));
+        }
+        let scope = need(&form, "scope")?;
+        let scopes = parse_scopes(scope).map_err(|t| invalid_scope_token(&t))?;
+        let (consent, oidc) = split_scopes(scopes);
+
+        let mut user_code = random_user_code();
+        // Collisions are astronomically rare; bounded retries keep it deterministic anyway.
+        for _ in 0..16 {
+            if !self.devices.values().any(|d| d.user_code == user_code) {
+                break;
+            }
+            user_code = random_user_code();
+        }
+        let device_code = random_token(48);
+        self.secrets.push(device_code.clone());
+        self.devices.insert(
+            device_code.clone(),
+            Device {
+                user_code: user_code.clone(),
+                client_id,
+                tenant: req.tenant.to_string(),
+                consent,
+                oidc,
+                issued: Instant::now(),
+                interval: Duration::from_secs(DEVICE_INTERVAL_SECS),
+                last_poll: None,
+                status: DeviceStatus::Pending,
+                pending_answers: 0,
+            },
+        );
+        let verification_uri = format!("{authority}/devicelogin");
+        Ok(json!({
+            "device_code": device_code,
+            "user_code": user_code,
+            "verification_uri": verification_uri,
+            "expires_in": DEVICE_TTL_SECS,
+            "interval": DEVICE_INTERVAL_SECS,
+            "message": format!("To sign in, use a web browser to open the page {verification_uri} and enter the code {user_code} to authenticate."),
+        }))
+    }
+
+    fn set_device_status(&mut self, user_code: &str, status: DeviceStatus) -> bool {
+        let ttl = Duration::from_secs(DEVICE_TTL_SECS);
+        match self.devices.values_mut().find(|d| {
+            d.user_code.eq_ignore_ascii_case(user_code)
+                && d.status == DeviceStatus::Pending
+                && d.issued.elapsed() < ttl
+        }) {
+            Some(d) => {
+                d.status = status;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn devicelogin(&mut self, query: &str) -> Reply {
+        let code = parse_strict(query)
+            .and_then(|q| param(&q, "code").map(str::to_string))
+            .unwrap_or_default();
+        if !code.is_empty() && self.set_device_status(&code, DeviceStatus::Approved) {
+            Reply::html(
+                200,
+                "<!DOCTYPE html><html><body><h1>You have signed in</h1>\
+                 <p>You can close this window.</p></body></html>"
+                    .to_string(),
+            )
+        } else {
+            Reply::html(
+                400,
+                format!(
+                    "<!DOCTYPE html><html><body><h1>Code not valid</h1>\
+                     <p>The code '{}' is unknown, expired or already used.</p></body></html>",
+                    html_escape(&code)
+                ),
+            )
+        }
+    }
+}
+
+/// Unguessable bytes: the kernel CSPRNG, or (off Linux) SHA-256 over time, a counter and the
+/// process id, which is still unique and unpredictable enough for a test fake.
+fn random_bytes(n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom")
+        && f.read_exact(&mut buf).is_ok()
+    {
+        return buf;
+    }
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut out = Vec::with_capacity(n + 32);
+    while out.len() < n {
+        let mut h = Sha256::new();
+        h.update(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+                .to_le_bytes(),
+        );
+        h.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+        h.update(std::process::id().to_le_bytes());
+        out.extend_from_slice(&h.finalize());
+    }
+    out.truncate(n);
+    out
+}
+
+fn random_token(bytes: usize) -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes(bytes))
+}
+
+fn random_user_code() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    random_bytes(8)
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+fn format_guid(b: &[u8]) -> String {
+    let hex: String = b[..16].iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+fn uuid() -> String {
+    let mut b = random_bytes(16);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    format_guid(&b)
+}
+
+/// A stable object id per user, so repeated sign-ins look like the same account.
+fn guid_from(s: &str) -> String {
+    format_guid(&Sha256::digest(s.as_bytes()))
+}
+
+/// `YYYY-MM-DD HH:MM:SSZ`, the format of Entra's error timestamps.
+fn utc_timestamp() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}

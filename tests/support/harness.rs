@@ -1,0 +1,261 @@
+//! Runs the real `mailer` binary in an isolated environment: its own config and data dirs
+//! under a temp dir, a unique profile name (tests share one keyring session), and a
+//! `$BROWSER` that only records that something tried to open a browser.
+//!
+//! Every wait here is bounded in time: a hung child fails the test, it does not hang it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mailer");
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub profile: String,
+    /// Extra environment for every run.
+    pub vars: Vec<(String, String)>,
+}
+
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix("mailer-it-")
+            .tempdir()
+            .expect("temp dir");
+        for d in ["config", "data", "home"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        let profile = format!(
+            "t{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        Env {
+            dir,
+            profile,
+            vars: Vec::new(),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path("config/mailer/config.toml")
+    }
+
+    pub fn token_file(&self) -> PathBuf {
+        self.path(&format!("data/mailer/tokens/{}.json", self.profile))
+    }
+
+    /// Where the recording `$BROWSER` writes the URLs it was asked to open.
+    pub fn browser_log(&self) -> PathBuf {
+        self.path("browser-opened.log")
+    }
+
+    pub fn browser_was_opened(&self) -> bool {
+        self.browser_log().exists()
+    }
+
+    pub fn set(&mut self, k: &str, v: &str) {
+        self.vars.push((k.to_owned(), v.to_owned()));
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args);
+        c.env_clear();
+        for keep in [
+            "PATH",
+            "DBUS_SESSION_BUS_ADDRESS",
+            "XDG_RUNTIME_DIR",
+            "LANG",
+            "GNOME_KEYRING_CONTROL",
+        ] {
+            if let Ok(v) = std::env::var(keep) {
+                c.env(keep, v);
+            }
+        }
+        c.env("HOME", self.path("home"))
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("XDG_DATA_HOME", self.path("data"))
+            .env("MAILER_PROFILE", &self.profile)
+            .env("MAILER_KEYRING_TIMEOUT", "10")
+            .env(
+                "BROWSER",
+                format!("{} %s", support_file("record-browser.sh").display()),
+            )
+            .env("MAILER_TEST_BROWSER_LOG", self.browser_log());
+        for (k, v) in &self.vars {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Runs to completion with `stdin` (closed when `None`), bounded by [`RUN_LIMIT`].
+    pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mailer");
+        let mut input = child.stdin.take().unwrap();
+        if let Some(s) = stdin {
+            input.write_all(s.as_bytes()).unwrap();
+        }
+        drop(input);
+        wait_output(child, RUN_LIMIT)
+    }
+
+    /// Starts `mailer` in the background with stderr streamed line by line.
+    pub fn spawn(&self, args: &[&str]) -> Running {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mailer");
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child: Some(child),
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+}
+
+pub struct Running {
+    child: Option<Child>,
+    lines: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Running {
+    /// Waits (bounded) for a stderr line containing `needle` and returns it.
+    pub fn wait_line(&mut self, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!(
+            "no stderr line with {needle:?} within {limit:?}; saw:\n{}",
+            self.seen.join("\n")
+        );
+    }
+
+    /// The authorize URL the login printed.
+    pub fn authorize_url(&mut self) -> String {
+        self.wait_line("/oauth2/v2.0/authorize?", Duration::from_secs(20))
+            .trim()
+            .to_owned()
+    }
+
+    pub fn finish(mut self) -> Output {
+        let child = self.child.take().unwrap();
+        let mut out = wait_output(child, RUN_LIMIT);
+        let mut earlier: Vec<String> = std::mem::take(&mut self.seen);
+        earlier.extend(self.lines.try_iter());
+        // Drain what the reader thread still delivers after exit (bounded).
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            earlier.push(l);
+        }
+        out.stderr = earlier.join("\n");
+        out
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn wait_output(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait().expect("wait") {
+            Some(_) => break,
+            None if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("mailer did not finish within {limit:?}");
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    let out = child.wait_with_output().expect("output");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn support_file(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support")
+        .join(name)
+}
+
+/// Plays the browser: GET the authorize URL on the fake, then follow its one redirect to
+/// mailer's loopback listener. Returns the listener's answer.
+pub fn browse(url: &str) -> super::http::Response {
+    let r = super::http::request("GET", url, &[], b"");
+    assert_eq!(r.status, 302, "authorize did not redirect: {}", r.text());
+    let location = r.header("Location").expect("Location").to_owned();
+    super::http::request("GET", &location, &[], b"")
+}

@@ -1,0 +1,3 @@
+pub mod fake_entra;
+pub mod harness;
+pub mod http;
