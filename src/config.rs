@@ -57,6 +57,9 @@ pub struct Profile {
     pub smtp_security: Option<SmtpSecurity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+    /// `login --redirect-uri`: the fixed redirect registered for the app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
 }
 
 macro_rules! string_enum {

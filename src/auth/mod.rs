@@ -109,10 +109,7 @@ impl Account {
 
     pub fn not_logged_in(&self, store: &Store) -> Error {
         Error::login_needed(format!("profile \"{}\" is not logged in", self.name))
-            .why(format!(
-                "no tokens in the token store ({})",
-                store.describe()
-            ))
+            .why(format!("nothing is stored in {}", store.describe()))
             .fix(self.login_command())
     }
 }
@@ -157,6 +154,7 @@ pub fn login_command(name: &str, p: &Profile) -> String {
         ("--authority", &p.authority),
         ("--graph-url", &p.graph_url),
         ("--smtp-host", &p.smtp_host),
+        ("--redirect-uri", &p.redirect_uri),
     ] {
         if let Some(v) = v {
             add(flag, Some(v.clone()));

@@ -46,7 +46,7 @@ pub async fn run(g: &Global, args: LoginArgs) -> Result<()> {
         auth::device::login(&acct, &client, &authorize_scopes, timeout).await?
     } else {
         let opts = auth::code::Options {
-            redirect_uri: args.redirect_uri.as_deref(),
+            redirect_uri: profile.redirect_uri.as_deref(),
             no_browser: args.no_browser,
             login_hint: args.login_hint.as_deref(),
             timeout,
@@ -193,6 +193,14 @@ fn merge(existing: Option<&Profile>, a: &LoginArgs) -> Result<Profile> {
             .ca_file
             .clone()
             .or_else(|| existing.and_then(|p| p.ca_file.clone())),
+        // A device-code login has no redirect; otherwise a fixed one is kept for re-logins.
+        redirect_uri: match a.device_code {
+            true => None,
+            false => a
+                .redirect_uri
+                .clone()
+                .or_else(|| keep(|p| p.redirect_uri.clone())),
+        },
     };
     if let Some(ca) = &p.ca_file {
         // Stored absolute, so cron (another working directory) finds it.
@@ -209,6 +217,12 @@ fn merge(existing: Option<&Profile>, a: &LoginArgs) -> Result<Profile> {
 /// `MAILER_CLIENT_SECRET`. Never a flag value (it would show in `ps`).
 fn client_secret(a: &LoginArgs) -> Result<Option<Secret>> {
     if a.client_secret_stdin {
+        use std::io::IsTerminal;
+        if std::io::stdin().is_terminal() {
+            // Typed into a terminal, the secret would be echoed and kept in scrollback.
+            return Err(Error::usage("--client-secret-stdin reads the secret from a pipe, not a terminal")
+                .fix("printf %s \"$SECRET\" | mailer login --client-secret-stdin ...  (or set MAILER_CLIENT_SECRET)"));
+        }
         let mut s = String::new();
         std::io::stdin()
             .read_to_string(&mut s)

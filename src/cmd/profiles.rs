@@ -9,14 +9,15 @@ pub fn run(g: &Global) -> Result<()> {
     let loaded = Loaded::new(g)?;
     let out = Out::new(g);
     let c = &loaded.config;
-    let default = c.profile_name(None);
+    // The default only counts when such a profile exists.
+    let default = Some(c.profile_name(None)).filter(|d| c.profiles.contains_key(d));
     if out.json {
         let list: Vec<_> = c
             .profiles
             .iter()
             .map(|(name, p)| {
                 serde_json::json!({
-                    "name": name, "default": *name == default, "user": p.user, "tenant": p.tenant,
+                    "name": name, "default": default.as_ref() == Some(name), "user": p.user, "tenant": p.tenant,
                     "transport": p.transport.as_str(), "cloud": p.cloud.as_str(), "token_store": p.token_store.as_str(),
                 })
             })
@@ -32,7 +33,11 @@ pub fn run(g: &Global) -> Result<()> {
         return Ok(());
     }
     for (name, p) in &c.profiles {
-        let mark = if *name == default { '*' } else { ' ' };
+        let mark = if default.as_ref() == Some(name) {
+            '*'
+        } else {
+            ' '
+        };
         println!(
             "{mark} {name}\t{}\t{}\t{}\t{}",
             p.user, p.tenant, p.transport, p.token_store

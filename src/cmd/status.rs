@@ -21,14 +21,17 @@ pub fn run(g: &Global) -> Result<()> {
     let store = Store::open(p.token_store, &acct.name)?;
     let record = store.load()?;
     let now = now();
-    let ready = !matches!(
-        token_state(record.as_ref(), p.transport, now),
-        TokenState::LoggedOut
-    );
     let idle_days = record
         .as_ref()
         .and_then(|r| r.refresh_token_used_at)
         .map(|t| now.saturating_sub(t) / 86_400);
+    // Past the inactivity limit the refresh token is dead, whatever is stored.
+    let expired = idle_days.is_some_and(|d| d >= INACTIVITY_LIMIT_DAYS);
+    let ready = !expired
+        && !matches!(
+            token_state(record.as_ref(), p.transport, now),
+            TokenState::LoggedOut
+        );
 
     if out.json {
         let access: serde_json::Map<_, _> = [Transport::Graph, Transport::Smtp]
@@ -108,6 +111,17 @@ pub fn run(g: &Global) -> Result<()> {
                 "no: a login is needed"
             },
         );
+    }
+    if expired {
+        return Err(crate::error::Error::login_needed(format!(
+            "the login of profile \"{}\" has expired: its refresh token was last used {} days ago",
+            acct.name,
+            idle_days.unwrap_or_default()
+        ))
+        .why(format!(
+            "Entra expires refresh tokens after {INACTIVITY_LIMIT_DAYS} days without use"
+        ))
+        .fix(acct.login_command()));
     }
     if let Some(days) = idle_days.filter(|d| *d >= WARN_AFTER_DAYS) {
         eprintln!(

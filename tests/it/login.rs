@@ -432,8 +432,6 @@ fn fixed_redirect_uri_and_overrides_are_remembered() {
         .port();
     let redirect = format!("http://localhost:{port}/callback");
     f.add_public_client(CLIENT, &["http://localhost/callback"]);
-    let ca = crate::support::harness::support_file("record-browser.sh");
-    let _ = ca;
     let out = login(
         &env,
         &f,
@@ -465,6 +463,15 @@ fn fixed_redirect_uri_and_overrides_are_remembered() {
             .contains("https://graph.microsoft.us/Mail.Send")
     );
     let config = std::fs::read_to_string(env.config_path()).unwrap();
+    assert!(
+        config.contains(&format!("redirect_uri = \"{redirect}\"")),
+        "{config}"
+    );
+    // A re-login without the flag uses the registered redirect again.
+    let again = login(&env, &f, &[]);
+    assert_eq!(again.code, 0, "{again}");
+    let q = f.last_authorize_query().unwrap();
+    assert_eq!(http::pair(&q, "redirect_uri"), Some(redirect.as_str()));
     for needle in [
         "cloud = \"usgov\"",
         "graph_url = \"http://127.0.0.1:9/graph\"",

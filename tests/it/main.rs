@@ -4,5 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod browser;
 mod fake_entra_selftest;
 mod login;
+mod tokens;

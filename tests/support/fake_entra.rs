@@ -55,6 +55,8 @@ const ID_TOKEN_LIFETIME_SECS: u64 = 3600;
 const WORKERS: usize = 4;
 /// A token or device-code request is tiny; anything bigger is a client bug.
 const MAX_BODY: u64 = 1 << 20;
+const ACCESS_TOKEN_BYTES: usize = 1400;
+const REFRESH_TOKEN_BYTES: usize = 900;
 
 /// Counters and logs of what the fake answered.
 #[derive(Clone, Debug, Default)]
@@ -1455,7 +1457,9 @@ impl State {
             f.oidc.clone(),
         );
         let lifetime = self.access_token_lifetime;
-        let access_token = random_token(48);
+        // Entra's access tokens are JWTs of 1.5-2.5 KB and its refresh tokens over 1 KB;
+        // realistic sizes make the client's storage (keyring chunking) do real work.
+        let access_token = random_token(ACCESS_TOKEN_BYTES);
         self.secrets.push(access_token.clone());
         self.access_tokens.insert(
             access_token.clone(),
@@ -1480,7 +1484,7 @@ impl State {
             "access_token": access_token,
         });
         if oidc.contains(&"offline_access") {
-            let rt = random_token(64);
+            let rt = random_token(REFRESH_TOKEN_BYTES);
             self.secrets.push(rt.clone());
             self.refresh_tokens.insert(
                 rt.clone(),

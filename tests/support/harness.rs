@@ -143,13 +143,25 @@ impl Env {
 
     /// Starts `mailer` in the background with stderr streamed line by line.
     pub fn spawn(&self, args: &[&str]) -> Running {
+        self.spawn_with_stdin(args, None)
+    }
+
+    /// Like [`Env::spawn`], writing `stdin` (then closing it) when given.
+    pub fn spawn_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Running {
         let mut child = self
             .command(args)
-            .stdin(Stdio::null())
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn mailer");
+        if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
+            input.write_all(text.as_bytes()).unwrap();
+        }
         let (tx, rx) = mpsc::channel();
         let stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || {
