@@ -49,6 +49,8 @@ pub struct Global {
 pub enum Command {
     /// Log in with OAuth2 and store the profile and its tokens
     Login(Box<LoginArgs>),
+    /// Send a message through the profile's transport
+    Send(Box<SendArgs>),
     /// Print a valid access token (a credential helper for msmtp passwordeval, curl, scripts)
     Token(TokenArgs),
     /// Show the profile, its login and whether a send would work without a human
@@ -131,6 +133,64 @@ pub struct LoginArgs {
     /// Where tokens are kept [default: keyring]
     #[arg(long, value_enum)]
     pub token_store: Option<TokenStoreKind>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct SendArgs {
+    /// Recipient (repeatable; comma-separated lists and "Name <a@b>" accepted)
+    #[arg(long, value_name = "ADDRESS")]
+    pub to: Vec<String>,
+    /// Carbon-copy recipient (repeatable)
+    #[arg(long, value_name = "ADDRESS")]
+    pub cc: Vec<String>,
+    /// Blind-copy recipient (repeatable)
+    #[arg(long, value_name = "ADDRESS")]
+    pub bcc: Vec<String>,
+    /// Subject line (any Unicode)
+    #[arg(long, short = 's', default_value = "", conflicts_with = "raw")]
+    pub subject: String,
+    /// Body text
+    #[arg(long, conflicts_with_all = ["body_file", "raw"])]
+    pub body: Option<String>,
+    /// Read the body from a file
+    #[arg(long, value_name = "PATH", conflicts_with = "raw")]
+    pub body_file: Option<PathBuf>,
+    /// The body (--body, --body-file or stdin) is HTML
+    #[arg(long, conflicts_with_all = ["html_file", "raw"])]
+    pub html: bool,
+    /// HTML part from a file; --body/--body-file/stdin becomes the text alternative
+    #[arg(long, value_name = "PATH", conflicts_with = "raw")]
+    pub html_file: Option<PathBuf>,
+    /// Attach a file (repeatable; content type from the file name)
+    #[arg(long, value_name = "PATH", conflicts_with = "raw")]
+    pub attach: Vec<PathBuf>,
+    /// Embed an image for cid:FILENAME references in the HTML (repeatable)
+    #[arg(long, value_name = "PATH", conflicts_with = "raw")]
+    pub inline: Vec<PathBuf>,
+    /// Send as / on behalf of this mailbox
+    #[arg(long, value_name = "ADDRESS")]
+    pub from: Option<String>,
+    /// Reply-To address (repeatable)
+    #[arg(long, value_name = "ADDRESS", conflicts_with = "raw")]
+    pub reply_to: Vec<String>,
+    /// Extra header 'X-Name: value' (repeatable)
+    #[arg(long, value_name = "HEADER", conflicts_with = "raw")]
+    pub header: Vec<String>,
+    /// Importance
+    #[arg(long, value_enum, conflicts_with = "raw")]
+    pub importance: Option<crate::message::Importance>,
+    /// Do not keep a copy in Sent Items (Graph)
+    #[arg(long)]
+    pub no_save_sent: bool,
+    /// stdin is a complete RFC 5322 message, sent as is
+    #[arg(long)]
+    pub raw: bool,
+    /// Transport for this message instead of the profile's
+    #[arg(long, value_enum)]
+    pub transport: Option<Transport>,
+    /// Print the MIME message and exit: no network, no token
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Args, Debug)]

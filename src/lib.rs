@@ -2,7 +2,8 @@
 //!
 //! The contract is SPEC.md (commands, config, token storage, exit codes, security rules).
 //! Map: [`cli`] parses, [`cmd`] runs one command per file, [`auth`] logs in and keeps tokens
-//! fresh, [`store`] keeps them, [`config`] and [`provider`] say where requests go.
+//! fresh, [`store`] keeps them, [`config`] and [`provider`] say where requests go,
+//! [`message`] builds what is sent and [`transport`] sends it.
 
 pub mod auth;
 pub mod cli;
@@ -11,9 +12,11 @@ pub mod config;
 pub mod error;
 pub mod fsutil;
 pub mod http;
+pub mod message;
 pub mod provider;
 pub mod secret;
 pub mod store;
+pub mod transport;
 
 /// Logging goes to stderr. Without `RUST_LOG`, only mailer's own events are shown, so a
 /// dependency's trace output cannot carry a header or a body to the terminal.

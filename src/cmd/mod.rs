@@ -4,6 +4,7 @@
 mod login;
 mod logout;
 mod profiles;
+mod send;
 mod status;
 mod token;
 
@@ -17,6 +18,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     let g = &cli.global;
     match cli.command {
         Command::Login(args) => login::run(g, *args).await,
+        Command::Send(args) => send::run(g, *args).await,
         Command::Token(args) => token::run(g, args).await,
         Command::Status => status::run(g),
         Command::Logout(args) => logout::run(g, args),

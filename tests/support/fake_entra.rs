@@ -91,6 +91,9 @@ pub struct TokenRequestLog {
     pub scope: Option<String>,
 }
 
+/// Checks a bearer token against what this fake issued; shareable across threads.
+pub type TokenValidator = Arc<dyn Fn(&str) -> Option<AccessTokenInfo> + Send + Sync>;
+
 /// What an access token issued by the fake stands for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessTokenInfo {
@@ -403,11 +406,14 @@ impl FakeEntra {
     }
 
     pub fn access_token_info(&self, token: &str) -> Option<AccessTokenInfo> {
-        let st = self.shared.lock();
-        let at = st.access_tokens.get(token)?;
-        let mut info = at.info.clone();
-        info.expired = Instant::now() >= at.expires;
-        Some(info)
+        self.shared.lock().introspect(token)
+    }
+
+    /// A thread-safe token checker for other in-process fakes (Graph), which outlives
+    /// borrows of this handle.
+    pub fn validator(&self) -> TokenValidator {
+        let shared = Arc::clone(&self.shared);
+        Arc::new(move |token: &str| shared.lock().introspect(token))
     }
 
     /// Decoded query pairs of the last `/authorize` hit whose query was parseable.
@@ -544,6 +550,23 @@ fn handle(shared: &Shared, mut req: Request) {
         },
         ["devicelogin"] if method != Method::Get => unrouted(shared, &method, path, 405),
         ["devicelogin"] => shared.lock().devicelogin(query),
+        // Test-only introspection, for fakes in other processes (the SMTP server) that must
+        // check a bearer token the way Exchange would: GET /_test/introspect?token=...
+        ["_test", "introspect"] if method == Method::Get => {
+            let token = parse_strict(query)
+                .and_then(|q| param(&q, "token").map(str::to_string))
+                .unwrap_or_default();
+            match shared.lock().introspect(&token) {
+                Some(info) => Reply::json(
+                    200,
+                    &json!({
+                        "resource": info.resource, "scopes": info.scopes, "user": info.user,
+                        "client_id": info.client_id, "expired": info.expired,
+                    }),
+                ),
+                None => Reply::json(404, &json!({"error": "unknown token"})),
+            }
+        }
         _ => unrouted(shared, &method, path, 404),
     };
 
@@ -1626,6 +1649,13 @@ impl State {
             }
             None => false,
         }
+    }
+
+    fn introspect(&self, token: &str) -> Option<AccessTokenInfo> {
+        let at = self.access_tokens.get(token)?;
+        let mut info = at.info.clone();
+        info.expired = Instant::now() >= at.expires;
+        Some(info)
     }
 
     fn devicelogin(&mut self, query: &str) -> Reply {
