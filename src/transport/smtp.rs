@@ -233,13 +233,13 @@ impl<'a> Smtp<'a> {
 
 impl Transport for Smtp<'_> {
     async fn send(&mut self, out: &Outgoing) -> Result<Receipt> {
-        let bytes = match &out.content {
+        let bytes = data(&match &out.content {
             Content::Built(d) => d
                 .to_mime(&out.sender, out.message_id.as_deref().unwrap_or_default())?
                 .formatted(),
             // Bcc names must not reach the recipients: SMTP delivers the bytes as they are.
             Content::Raw(raw) => raw.without_bcc(),
-        };
+        });
         let envelope = Envelope::new(
             Some(out.from_mailbox().email.clone()),
             out.recipients.iter().map(|m| m.email.clone()).collect(),
@@ -307,6 +307,22 @@ fn send_error(host: &str, e: &SmtpError) -> Error {
         .fix("try again; --queue keeps the message")
 }
 
+/// The DATA payload: CRLF line ends as SMTP requires (messages piped from Unix tools often
+/// have bare LF), without the final line break, which lettre adds back with the "." line.
+fn data(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 32);
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'\n' && (i == 0 || bytes[i - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    if out.ends_with(b"\r\n") {
+        out.truncate(out.len() - 2);
+    }
+    out
+}
+
 /// Splits a PEM bundle into single-certificate blocks (lettre takes one at a time).
 fn pem_blocks(pem: &[u8]) -> Vec<Vec<u8>> {
     let text = String::from_utf8_lossy(pem);
@@ -328,6 +344,18 @@ fn pem_blocks(pem: &[u8]) -> Vec<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_has_crlf_and_no_final_break() {
+        for (input, expected) in [
+            (&b"a\nb\n"[..], &b"a\r\nb"[..]),
+            (b"a\r\nb\r\n", b"a\r\nb"),
+            (b"a\r\nb", b"a\r\nb"),
+            (b"\n", b""),
+        ] {
+            assert_eq!(data(input), expected);
+        }
+    }
 
     #[test]
     fn splits_pem_bundles() {

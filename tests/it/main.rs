@@ -6,5 +6,8 @@ mod support;
 
 mod browser;
 mod fake_entra_selftest;
+mod fake_graph_selftest;
 mod login;
+mod send;
+mod smtp_selftest;
 mod tokens;

@@ -1,3 +1,6 @@
 pub mod fake_entra;
+pub mod fake_graph;
 pub mod harness;
 pub mod http;
+pub mod mime;
+pub mod smtp;

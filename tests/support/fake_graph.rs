@@ -1,0 +1,1888 @@
+//! A strict in-process fake of the Microsoft Graph v1.0 mail endpoints the client uses:
+//! `POST /v1.0/{me|users/{id}}/sendMail` (JSON and MIME forms), the large-message path
+//! (`POST …/messages` to create a draft, `POST …/messages/{id}/attachments`,
+//! `POST …/messages/{id}/attachments/createUploadSession`, `PUT` of chunks to the
+//! pre-authenticated upload URL, `POST …/messages/{id}/send`).
+//!
+//! A fake that accepts anything proves nothing, so this one enforces what Graph enforces and a
+//! sloppy client gets wrong: a valid, unexpired Graph bearer token on every Graph call (checked
+//! through `FakeEntra::validator()`) with the right
+//! permission (`Mail.Send` to send, `Mail.ReadWrite` for drafts and attachments); send-as only
+//! for one's own mailbox unless delegated; no unknown JSON properties; recipient addresses that
+//! look like addresses and at least one of them; `X-` names only for `internetMessageHeaders`;
+//! strict base64 for attachments and the MIME form; the 4 MiB request limit, enforced without
+//! buffering more than that; upload sessions only for attachments of 3 MiB and more, chunks of
+//! at most 4 MiB in strict order with consistent `Content-Range`/`Content-Length`, and *no*
+//! `Authorization` header on the upload URL (Graph rejects one there); a draft is sent only
+//! once all its uploads are complete. Every error uses Graph's JSON shape
+//! (`{"error":{"code","message","innerError":{"date","request-id","client-request-id"}}}`) and
+//! every answer carries a fresh `request-id`, so the client's error reporting is exercised too.
+//!
+//! It also measures what Graph throttles: requests in flight per mailbox (the client promises at
+//! most 4), and can inject throttling (`429`/`503` with `Retry-After`) or any other error.
+//!
+//! Deliberately stricter than Graph: `send` on a draft whose upload session is not complete is
+//! refused (Graph would send it without that attachment); a token scope of `.default` grants
+//! nothing (the fake Entra does not expand it to the app's permissions); `/users/{id}` must
+//! name the mailbox by address (a Graph object id counts as someone else's mailbox); drafts can
+//! only be created from JSON (Graph also takes MIME there).
+
+// Shared test support: no single test uses every knob.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Read};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use tiny_http::{Header, Method, Request, Server};
+
+use super::fake_entra::AccessTokenInfo;
+use super::http::{pair, parse_form};
+
+/// The resource (audience) of tokens Graph accepts.
+const GRAPH: &str = "https://graph.microsoft.com";
+/// Graph's request size limit ("about 4 MB"): 4 MiB of body.
+pub const MAX_REQUEST: u64 = 4 * 1024 * 1024;
+/// Attachments of this size and more need an upload session; smaller ones must not use one.
+pub const UPLOAD_SESSION_MIN: u64 = 3 * 1024 * 1024;
+/// Graph's per-attachment ceiling for upload sessions.
+pub const UPLOAD_SESSION_MAX: u64 = 150 * 1024 * 1024;
+/// Largest chunk one upload PUT may carry.
+pub const MAX_CHUNK: u64 = 4 * 1024 * 1024;
+/// Attachment bytes are kept for assertions up to this size; larger ones only by hash.
+pub const KEEP_BYTES_MAX: u64 = 8 * 1024 * 1024;
+/// More workers than the client's promised limit of 4 requests per mailbox, so that a client
+/// breaking it is observed with more than 4 in flight instead of being silently queued here.
+const WORKERS: usize = 16;
+/// An unread request body is discarded up to this much (so the client sees our answer rather
+/// than a reset); a client sending more is broken beyond what a test needs to report.
+const DRAIN_MAX: u64 = 512 * 1024 * 1024;
+const UPLOAD_SESSION_TTL_SECS: u64 = 15 * 60;
+const ACCESS_DENIED: &str = "Access is denied. Check credentials and try again.";
+
+/// The validator handed out by `FakeEntra::validator()`.
+pub type Validator = Arc<dyn Fn(&str) -> Option<AccessTokenInfo> + Send + Sync>;
+
+/// `(display name, address)` of one recipient.
+pub type Recipient = (Option<String>, String);
+
+/// One message Graph accepted for delivery.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// The mailbox that sent: the token's user for `/me`, the decoded `{id}` of `/users/{id}`.
+    pub mailbox: String,
+    /// `"json"` (sendMail with a message object), `"mime"` (sendMail, base64 MIME) or
+    /// `"draft"` (`…/messages/{id}/send`).
+    pub via: String,
+    pub save_to_sent_items: bool,
+    /// JSON/draft: `message.subject`; MIME: the decoded `Subject` header.
+    pub subject: String,
+    /// `message.from` address when given (JSON and draft forms).
+    pub from: Option<String>,
+    pub to: Vec<Recipient>,
+    pub cc: Vec<Recipient>,
+    pub bcc: Vec<Recipient>,
+    pub reply_to: Vec<Recipient>,
+    /// Lower-cased: `low`, `normal` or `high`.
+    pub importance: Option<String>,
+    /// JSON/draft forms: `"Text"` or `"HTML"` (normalized spelling) and the content.
+    pub body_type: Option<String>,
+    pub body: Option<String>,
+    /// `internetMessageHeaders` (JSON/draft forms), in order.
+    pub headers: Vec<(String, String)>,
+    /// In the order they became part of the message (inline in the JSON, then added through
+    /// the attachments endpoint or completed upload sessions).
+    pub attachments: Vec<Attachment>,
+    /// MIME form: the decoded message bytes exactly as sent.
+    pub mime: Option<Vec<u8>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Attachment {
+    pub name: String,
+    pub content_type: Option<String>,
+    pub size: u64,
+    /// Lower-case hex SHA-256 of the content.
+    pub sha256: String,
+    pub is_inline: bool,
+    pub content_id: Option<String>,
+    /// The content, kept only when `size <= KEEP_BYTES_MAX` (8 MiB).
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// Counters and logs of what the fake answered.
+#[derive(Clone, Debug, Default)]
+pub struct GraphStats {
+    /// Every request, routed or not, upload PUTs included.
+    pub requests: u32,
+    /// Highest number of requests seen in flight at once for one mailbox (case-insensitive),
+    /// upload PUTs counted for their draft's mailbox. Measured strictly inside the client's
+    /// view of each request, so it never overstates the client's concurrency.
+    pub max_in_flight_per_mailbox: u32,
+    pub status_counts: BTreeMap<u16, u32>,
+    /// PUTs to upload URLs, whatever the answer.
+    pub upload_puts: u32,
+    /// Answers with status 401.
+    pub unauthorized: u32,
+    /// Graph error `code` of every error answered, in order.
+    pub errors: Vec<String>,
+    /// The `request-id` of every answer, in order.
+    pub request_ids: Vec<String>,
+    /// `"METHOD /path"` of requests answered 404 or 405 for want of a route (always a bug).
+    pub unrouted: Vec<String>,
+}
+
+/// Handle to a running fake; the server stops when it is dropped.
+pub struct FakeGraph {
+    shared: Arc<Shared>,
+    server: Arc<Server>,
+    stop: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+struct Shared {
+    url: String,
+    validator: Validator,
+    state: Mutex<State>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking handler must not turn every later request into a second panic.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// An injected error for the next `remaining` send-like requests.
+struct Failure {
+    remaining: u32,
+    status: u16,
+    retry_after: Option<u32>,
+    code: String,
+    message: String,
+}
+
+/// What a message JSON object (sendMail's `message`, or a draft) says.
+#[derive(Clone, Default)]
+struct Message {
+    subject: String,
+    from: Option<String>,
+    to: Vec<Recipient>,
+    cc: Vec<Recipient>,
+    bcc: Vec<Recipient>,
+    reply_to: Vec<Recipient>,
+    importance: Option<String>,
+    body_type: Option<String>,
+    body: Option<String>,
+    headers: Vec<(String, String)>,
+    attachments: Vec<Attachment>,
+}
+
+impl Message {
+    fn has_recipients(&self) -> bool {
+        !(self.to.is_empty() && self.cc.is_empty() && self.bcc.is_empty())
+    }
+
+    fn into_delivered(self, mailbox: &str, via: &str, save_to_sent_items: bool) -> Delivered {
+        Delivered {
+            mailbox: mailbox.to_string(),
+            via: via.to_string(),
+            save_to_sent_items,
+            subject: self.subject,
+            from: self.from,
+            to: self.to,
+            cc: self.cc,
+            bcc: self.bcc,
+            reply_to: self.reply_to,
+            importance: self.importance,
+            body_type: self.body_type,
+            body: self.body,
+            headers: self.headers,
+            attachments: self.attachments,
+            mime: None,
+        }
+    }
+}
+
+struct Draft {
+    /// The mailbox as addressed when the draft was created.
+    mailbox: String,
+    message: Message,
+    /// Upload session ids, in creation order.
+    sessions: Vec<String>,
+    /// Sent drafts leave the Drafts folder: their id no longer resolves.
+    sent: bool,
+}
+
+struct Session {
+    draft: String,
+    mailbox: String,
+    token: String,
+    name: String,
+    content_type: Option<String>,
+    is_inline: bool,
+    content_id: Option<String>,
+    size: u64,
+    /// Offset of the next expected byte.
+    next: u64,
+    hasher: Sha256,
+    bytes: Option<Vec<u8>>,
+    /// A PUT for this session is reading its body (the state is updated when it finishes).
+    busy: bool,
+    complete: bool,
+}
+
+struct State {
+    fail: Option<Failure>,
+    /// `(delegate, mailbox)`, lower-cased.
+    send_as: Vec<(String, String)>,
+    delay: Duration,
+    delivered: Vec<Delivered>,
+    stats: GraphStats,
+    /// Keyed by lower-cased mailbox.
+    in_flight: HashMap<String, u32>,
+    drafts: HashMap<String, Draft>,
+    sessions: HashMap<String, Session>,
+}
+
+impl State {
+    fn may_act_as(&self, user: &str, mailbox: &str) -> bool {
+        user.eq_ignore_ascii_case(mailbox)
+            || self
+                .send_as
+                .iter()
+                .any(|(d, m)| d.eq_ignore_ascii_case(user) && m.eq_ignore_ascii_case(mailbox))
+    }
+
+    /// The draft `id` of `mailbox`, unless unknown, sent, or in another mailbox.
+    fn draft_mut(&mut self, mailbox: &str, id: &str) -> Result<&mut Draft, Reply> {
+        match self.drafts.get_mut(id) {
+            Some(d) if !d.sent && d.mailbox.eq_ignore_ascii_case(mailbox) => Ok(d),
+            _ => Err(item_not_found()),
+        }
+    }
+}
+
+impl FakeGraph {
+    /// Starts the fake on `127.0.0.1:<ephemeral port>`; bearer tokens are checked with
+    /// `validator` (from `FakeEntra::validator()`).
+    pub fn start(validator: Validator) -> FakeGraph {
+        let server = Arc::new(Server::http("127.0.0.1:0").expect("fake Graph: bind 127.0.0.1:0"));
+        let port = server
+            .server_addr()
+            .to_ip()
+            .expect("fake Graph: TCP listener")
+            .port();
+        let shared = Arc::new(Shared {
+            url: format!("http://127.0.0.1:{port}"),
+            validator,
+            state: Mutex::new(State {
+                fail: None,
+                send_as: Vec::new(),
+                delay: Duration::ZERO,
+                delivered: Vec::new(),
+                stats: GraphStats::default(),
+                in_flight: HashMap::new(),
+                drafts: HashMap::new(),
+                sessions: HashMap::new(),
+            }),
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers = (0..WORKERS)
+            .map(|i| {
+                let (shared, server, stop) = (shared.clone(), server.clone(), stop.clone());
+                std::thread::Builder::new()
+                    .name(format!("fake-graph-{i}"))
+                    .spawn(move || serve(&shared, &server, &stop))
+                    .expect("fake Graph: spawn worker")
+            })
+            .collect();
+        FakeGraph {
+            shared,
+            server,
+            stop,
+            workers,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, no trailing slash; the client calls `{url}/v1.0/…`.
+    pub fn url(&self) -> String {
+        self.shared.url.clone()
+    }
+
+    /// The next `n` send-like requests (sendMail, draft creation, draft send) that pass
+    /// authentication and authorization are answered with this Graph error instead, with a
+    /// `Retry-After` header when `retry_after_secs` is given. `n == 0` cancels.
+    pub fn fail_next(
+        &self,
+        n: u32,
+        status: u16,
+        retry_after_secs: Option<u32>,
+        code: &str,
+        message: &str,
+    ) {
+        self.shared.lock().fail = (n > 0).then(|| Failure {
+            remaining: n,
+            status,
+            retry_after: retry_after_secs,
+            code: code.to_string(),
+            message: message.to_string(),
+        });
+    }
+
+    /// Lets `delegate_user` send as (and keep drafts in) `mailbox`. Without it, addressing
+    /// another user's mailbox answers 403 (`ErrorSendAsDenied` for sendMail).
+    pub fn allow_send_as(&self, delegate_user: &str, mailbox: &str) {
+        self.shared
+            .lock()
+            .send_as
+            .push((delegate_user.to_lowercase(), mailbox.to_lowercase()));
+    }
+
+    /// Every request sleeps `d` (while counted in flight) before it is handled.
+    pub fn set_request_delay(&self, d: Duration) {
+        self.shared.lock().delay = d;
+    }
+
+    pub fn delivered(&self) -> Vec<Delivered> {
+        self.shared.lock().delivered.clone()
+    }
+
+    pub fn stats(&self) -> GraphStats {
+        self.shared.lock().stats.clone()
+    }
+}
+
+impl Drop for FakeGraph {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Each unblock wakes exactly one worker blocked in recv().
+        for _ in &self.workers {
+            self.server.unblock();
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+fn serve(shared: &Shared, server: &Server, stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        match server.recv() {
+            Ok(req) => {
+                // A bug in one handler must not take a worker down: with all workers gone,
+                // clients would hang instead of failing. tiny_http answers 500 for a dropped request.
+                let _ = std::panic::catch_unwind(AssertUnwindSafe(|| handle(shared, req)));
+            }
+            Err(_) if stop.load(Ordering::SeqCst) => break,
+            Err(_) => continue,
+        }
+    }
+}
+
+/// An answer before it is rendered; errors get their `innerError` (with this request's ids)
+/// only when rendered.
+struct Reply {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Body,
+}
+
+enum Body {
+    Empty,
+    Json(Value),
+    Error { code: String, message: String },
+}
+
+impl Reply {
+    fn empty(status: u16) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Body::Empty,
+        }
+    }
+
+    fn json(status: u16, v: Value) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Body::Json(v),
+        }
+    }
+
+    fn error(status: u16, code: &str, message: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Body::Error {
+                code: code.to_string(),
+                message: message.into(),
+            },
+        }
+    }
+
+    fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// Graph's 401: the same code for a missing, unknown, expired or foreign token.
+fn invalid_token(message: &str) -> Reply {
+    Reply::error(401, "InvalidAuthenticationToken", message).with_header(
+        "WWW-Authenticate",
+        "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\"",
+    )
+}
+
+fn access_denied() -> Reply {
+    Reply::error(403, "ErrorAccessDenied", ACCESS_DENIED)
+}
+
+fn item_not_found() -> Reply {
+    Reply::error(
+        404,
+        "ErrorItemNotFound",
+        "The specified object was not found in the store.",
+    )
+}
+
+/// OData's answer to a body it cannot map onto the entity type.
+fn body_read(message: impl Into<String>) -> Reply {
+    Reply::error(400, "RequestBodyRead", message)
+}
+
+fn invalid_request(message: impl Into<String>) -> Reply {
+    Reply::error(400, "ErrorInvalidRequest", message)
+}
+
+fn invalid_recipients() -> Reply {
+    Reply::error(
+        400,
+        "ErrorInvalidRecipients",
+        "At least one recipient isn't valid., A message can't be sent because it contains no recipients.",
+    )
+}
+
+fn too_large() -> Reply {
+    Reply::error(
+        413,
+        "ErrorRequestEntityTooLarge",
+        "The maximum request length supported is 4MB.",
+    )
+}
+
+fn header_value(req: &Request, name: &'static str) -> Option<String> {
+    req.headers()
+        .iter()
+        .find(|h| h.field.equiv(name))
+        .map(|h| h.value.as_str().to_string())
+}
+
+fn handle(shared: &Shared, mut req: Request) {
+    let request_id = uuid();
+    let client_request_id = header_value(&req, "client-request-id");
+    let reply = route(shared, &mut req);
+    // Whatever was not read is discarded before answering, so that the client reads our answer
+    // instead of a connection reset (and tiny_http need not buffer the rest in one piece).
+    let _ = io::copy(&mut req.as_reader().take(DRAIN_MAX), &mut io::sink());
+
+    let mut headers = reply.headers;
+    headers.push(("request-id", request_id.clone()));
+    headers.push((
+        "client-request-id",
+        client_request_id
+            .clone()
+            .unwrap_or_else(|| request_id.clone()),
+    ));
+    let body = match reply.body {
+        Body::Empty => Vec::new(),
+        Body::Json(v) => {
+            headers.push(("Content-Type", JSON_TYPE.into()));
+            v.to_string().into_bytes()
+        }
+        Body::Error { code, message } => {
+            headers.push(("Content-Type", JSON_TYPE.into()));
+            let v = json!({"error": {
+                "code": code,
+                "message": message,
+                "innerError": {
+                    "date": utc_timestamp(false),
+                    "request-id": request_id,
+                    "client-request-id": client_request_id.as_deref().unwrap_or(&request_id),
+                },
+            }});
+            shared.lock().stats.errors.push(code);
+            v.to_string().into_bytes()
+        }
+    };
+    {
+        // Recorded before answering: a test that got its answer sees it counted.
+        let mut st = shared.lock();
+        st.stats.requests += 1;
+        st.stats.request_ids.push(request_id);
+        *st.stats.status_counts.entry(reply.status).or_default() += 1;
+        if reply.status == 401 {
+            st.stats.unauthorized += 1;
+        }
+    }
+
+    let mut response = tiny_http::Response::from_data(body)
+        .with_status_code(reply.status)
+        // Always Content-Length: simple clients need not implement chunked decoding.
+        .with_chunked_threshold(usize::MAX);
+    for (name, value) in headers {
+        if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            response.add_header(h);
+        }
+    }
+    let _ = req.respond(response);
+}
+
+const JSON_TYPE: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
+
+fn unrouted(shared: &Shared, method: &Method, path: &str, status: u16) -> Reply {
+    shared
+        .lock()
+        .stats
+        .unrouted
+        .push(format!("{method} {path}"));
+    if status == 405 {
+        Reply::error(
+            405,
+            "Request_BadRequest",
+            "Specified HTTP method is not allowed for the request uri.",
+        )
+    } else {
+        Reply::error(
+            404,
+            "UnknownError",
+            format!("Resource not found for the segment '{path}'."),
+        )
+    }
+}
+
+/// Whose mailbox a Graph path addresses.
+enum Owner {
+    Me,
+    /// Percent-decoded `{id}` of `/users/{id}`.
+    User(String),
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum Op {
+    SendMail,
+    CreateDraft,
+    AddAttachment(String),
+    CreateUploadSession(String),
+    Send(String),
+}
+
+impl Op {
+    fn send_like(&self) -> bool {
+        matches!(self, Op::SendMail | Op::CreateDraft | Op::Send(_))
+    }
+
+    /// The delegated permission Graph requires.
+    fn permission(&self) -> &'static str {
+        match self {
+            Op::SendMail | Op::Send(_) => "Mail.Send",
+            _ => "Mail.ReadWrite",
+        }
+    }
+}
+
+fn route(shared: &Shared, req: &mut Request) -> Reply {
+    let url = req.url().to_string();
+    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+    let method = req.method().clone();
+    let Some(rest) = path.strip_prefix('/') else {
+        return unrouted(shared, &method, path, 404);
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
+    let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+
+    if let ["upload", session] = segments.as_slice() {
+        if method != Method::Put {
+            return unrouted(shared, &method, path, 405);
+        }
+        return upload(shared, req, session, query).unwrap_or_else(|e| e);
+    }
+    let ["v1.0", rest @ ..] = segments.as_slice() else {
+        return unrouted(shared, &method, path, 404);
+    };
+    // Graph matches path segments case-insensitively; the version must be exact.
+    let (owner, tail) = match rest {
+        [me, tail @ ..] if eq(me, "me") => (Owner::Me, tail),
+        [users, id, tail @ ..] if eq(users, "users") && !id.is_empty() => match path_decode(id) {
+            Some(id) => (Owner::User(id), tail),
+            None => return unrouted(shared, &method, path, 404),
+        },
+        _ => return unrouted(shared, &method, path, 404),
+    };
+    let message_id = |id: &str| path_decode(id).filter(|id| !id.is_empty());
+    let op = match tail {
+        [s] if eq(s, "sendMail") => Some(Op::SendMail),
+        [m] if eq(m, "messages") => Some(Op::CreateDraft),
+        [m, id, a] if eq(m, "messages") && eq(a, "attachments") => {
+            message_id(id).map(Op::AddAttachment)
+        }
+        [m, id, a, c]
+            if eq(m, "messages") && eq(a, "attachments") && eq(c, "createUploadSession") =>
+        {
+            message_id(id).map(Op::CreateUploadSession)
+        }
+        [m, id, s] if eq(m, "messages") && eq(s, "send") => message_id(id).map(Op::Send),
+        _ => None,
+    };
+    let Some(op) = op else {
+        return unrouted(shared, &method, path, 404);
+    };
+    if method != Method::Post {
+        return unrouted(shared, &method, path, 405);
+    }
+    graph(shared, req, owner, op).unwrap_or_else(|e| e)
+}
+
+/// Counts a request in flight for a mailbox while alive. Dropped before the answer is sent,
+/// so the count never includes a request the client already considers finished.
+struct InFlight<'a> {
+    shared: &'a Shared,
+    key: String,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared, mailbox: &str) -> InFlight<'a> {
+        let key = mailbox.to_lowercase();
+        let mut st = shared.lock();
+        let n = st.in_flight.entry(key.clone()).or_default();
+        *n += 1;
+        let n = *n;
+        st.stats.max_in_flight_per_mailbox = st.stats.max_in_flight_per_mailbox.max(n);
+        InFlight { shared, key }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut st = self.shared.lock();
+        if let Some(n) = st.in_flight.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+fn delay(shared: &Shared) {
+    let d = shared.lock().delay;
+    if !d.is_zero() {
+        std::thread::sleep(d);
+    }
+}
+
+fn bearer(req: &Request) -> Option<String> {
+    let value = header_value(req, "Authorization")?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("Bearer") && !token.trim().is_empty())
+        .then(|| token.trim().to_string())
+}
+
+fn has_permission(info: &AccessTokenInfo, permission: &str) -> bool {
+    info.scopes.iter().any(|s| {
+        s.strip_prefix(GRAPH)
+            .and_then(|p| p.strip_prefix('/'))
+            .is_some_and(|p| p.eq_ignore_ascii_case(permission))
+    })
+}
+
+fn graph(shared: &Shared, req: &mut Request, owner: Owner, op: Op) -> Result<Reply, Reply> {
+    let token = bearer(req);
+    let info = token.as_deref().and_then(|t| (shared.validator)(t));
+    // Counted from the start: /me is attributed to the token's user even when the token will
+    // be refused, which only matters for the measurement, not the answer.
+    let mailbox = match &owner {
+        Owner::Me => info.as_ref().map(|i| i.user.clone()),
+        Owner::User(id) => Some(id.clone()),
+    };
+    let _flight = mailbox.as_deref().map(|m| InFlight::enter(shared, m));
+    delay(shared);
+
+    let info = match (token, info) {
+        (None, _) => return Err(invalid_token("Access token is empty.")),
+        (Some(_), None) => return Err(invalid_token("IDX14100: JWT is not well formed.")),
+        (Some(_), Some(i)) if i.expired => {
+            return Err(invalid_token(
+                "Lifetime validation failed, the token is expired.",
+            ));
+        }
+        (Some(_), Some(i)) if !i.resource.trim_end_matches('/').eq_ignore_ascii_case(GRAPH) => {
+            return Err(invalid_token("Invalid audience."));
+        }
+        (Some(_), Some(i)) => i,
+    };
+    let mailbox = mailbox.unwrap_or_else(|| info.user.clone());
+    if !has_permission(&info, op.permission()) {
+        let graph_scopes = info.scopes.iter().any(|s| s.starts_with(GRAPH));
+        return Err(if graph_scopes {
+            access_denied()
+        } else {
+            Reply::error(
+                403,
+                "NoPermissionsInAccessToken",
+                "The token contains no permissions, or permissions can not be understood.",
+            )
+        });
+    }
+    if !shared.lock().may_act_as(&info.user, &mailbox) {
+        return Err(match op {
+            Op::SendMail => send_as_denied(),
+            _ => access_denied(),
+        });
+    }
+    if op.send_like() {
+        let mut st = shared.lock();
+        if let Some(f) = st.fail.as_mut() {
+            f.remaining -= 1;
+            let mut reply = Reply::error(f.status, &f.code, f.message.clone());
+            if let Some(secs) = f.retry_after {
+                reply = reply.with_header("Retry-After", secs.to_string());
+            }
+            if f.remaining == 0 {
+                st.fail = None;
+            }
+            return Err(reply);
+        }
+    }
+    match op {
+        Op::SendMail => send_mail(shared, req, &info, &mailbox),
+        Op::CreateDraft => create_draft(shared, req, &mailbox),
+        Op::AddAttachment(id) => add_attachment(shared, req, &mailbox, &id),
+        Op::CreateUploadSession(id) => create_upload_session(shared, req, &mailbox, &id),
+        Op::Send(id) => send_draft(shared, req, &info, &mailbox, &id),
+    }
+}
+
+fn send_as_denied() -> Reply {
+    Reply::error(
+        403,
+        "ErrorSendAsDenied",
+        "The user account which was used to submit this request does not have the right to send mail on behalf of the specified sending account., Cannot submit message.",
+    )
+}
+
+/// The body, at most `MAX_REQUEST` bytes of it: larger ones are refused by their
+/// `Content-Length` before reading, or as soon as the limit is passed.
+fn read_body(req: &mut Request) -> Result<Vec<u8>, Reply> {
+    if req.body_length().is_some_and(|n| n as u64 > MAX_REQUEST) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    req.as_reader()
+        .take(MAX_REQUEST + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| invalid_request(format!("Could not read the request body: {e}")))?;
+    if body.len() as u64 > MAX_REQUEST {
+        return Err(too_large());
+    }
+    Ok(body)
+}
+
+/// The media type of the request, lower-cased, without parameters.
+fn media_type(req: &Request) -> Option<String> {
+    header_value(req, "Content-Type").map(|ct| {
+        ct.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    })
+}
+
+fn require_json(req: &Request) -> Result<(), Reply> {
+    match media_type(req).as_deref() {
+        Some("application/json") => Ok(()),
+        other => Err(Reply::error(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "Content-Type '{}' is not supported here; send application/json.",
+                other.unwrap_or("")
+            ),
+        )),
+    }
+}
+
+fn parse_json_object(body: &[u8]) -> Result<Map<String, Value>, Reply> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(body_read(
+            "Invalid JSON. A JSON object was expected at the top level.",
+        )),
+        Err(e) => Err(body_read(format!("Invalid JSON. {e}"))),
+    }
+}
+
+fn send_mail(
+    shared: &Shared,
+    req: &mut Request,
+    info: &AccessTokenInfo,
+    mailbox: &str,
+) -> Result<Reply, Reply> {
+    let media = media_type(req);
+    let body = read_body(req)?;
+    let delivered = match media.as_deref() {
+        Some("application/json") => {
+            let top = parse_json_object(&body)?;
+            let mut message = None;
+            let mut save = true;
+            for (k, v) in &top {
+                match k.as_str() {
+                    "message" => message = Some(parse_message(v)?),
+                    "saveToSentItems" => {
+                        save = v.as_bool().ok_or_else(|| {
+                            body_read(
+                                "Cannot convert the value of 'saveToSentItems' to Edm.Boolean.",
+                            )
+                        })?
+                    }
+                    other => return Err(unknown_property(other, "sendMail action parameters")),
+                }
+            }
+            let message =
+                message.ok_or_else(|| invalid_request("The 'message' parameter is required."))?;
+            if !message.has_recipients() {
+                return Err(invalid_recipients());
+            }
+            check_from(shared, info, mailbox, &message)?;
+            message.into_delivered(mailbox, "json", save)
+        }
+        Some("text/plain") => {
+            // .NET's base64 decoder (Graph's) skips whitespace; anything else must be canonical.
+            let text: Vec<u8> = body
+                .iter()
+                .copied()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect();
+            let mime = STANDARD.decode(&text).map_err(|_| {
+                Reply::error(
+                    400,
+                    "ErrorMimeContentInvalidBase64String",
+                    "Invalid base64 string for MIME content.",
+                )
+            })?;
+            let summary = parse_mime(&mime)?;
+            Delivered {
+                mailbox: mailbox.to_string(),
+                via: "mime".into(),
+                save_to_sent_items: true,
+                subject: summary.subject,
+                to: summary.to,
+                cc: summary.cc,
+                bcc: summary.bcc,
+                reply_to: summary.reply_to,
+                mime: Some(mime),
+                ..Delivered::default()
+            }
+        }
+        other => {
+            return Err(Reply::error(
+                415,
+                "UnsupportedMediaType",
+                format!(
+                    "Content-Type '{}' is not supported: use application/json or text/plain (base64 MIME).",
+                    other.unwrap_or("")
+                ),
+            ));
+        }
+    };
+    shared.lock().delivered.push(delivered);
+    Ok(Reply::empty(202))
+}
+
+/// `message.from` other than the sending mailbox needs send-as rights on that address too.
+fn check_from(
+    shared: &Shared,
+    info: &AccessTokenInfo,
+    mailbox: &str,
+    message: &Message,
+) -> Result<(), Reply> {
+    match &message.from {
+        Some(from)
+            if !from.eq_ignore_ascii_case(mailbox)
+                && !shared.lock().may_act_as(&info.user, from) =>
+        {
+            Err(send_as_denied())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn create_draft(shared: &Shared, req: &mut Request, mailbox: &str) -> Result<Reply, Reply> {
+    require_json(req)?;
+    let body = read_body(req)?;
+    let message = parse_message(&Value::Object(parse_json_object(&body)?))?;
+    let id = format!("AAMkAD{}=", random_token(48));
+    let v = json!({
+        "@odata.context": format!("{}/v1.0/$metadata#users('{mailbox}')/messages/$entity", shared.url),
+        "@odata.etag": format!("W/\"{}\"", random_token(12)),
+        "id": id,
+        "createdDateTime": utc_timestamp(true),
+        "isDraft": true,
+        "subject": message.subject,
+        "hasAttachments": !message.attachments.is_empty(),
+        "importance": message.importance.clone().unwrap_or_else(|| "normal".into()),
+    });
+    shared.lock().drafts.insert(
+        id,
+        Draft {
+            mailbox: mailbox.to_string(),
+            message,
+            sessions: Vec::new(),
+            sent: false,
+        },
+    );
+    Ok(Reply::json(201, v))
+}
+
+fn add_attachment(
+    shared: &Shared,
+    req: &mut Request,
+    mailbox: &str,
+    id: &str,
+) -> Result<Reply, Reply> {
+    shared.lock().draft_mut(mailbox, id)?;
+    require_json(req)?;
+    let body = read_body(req)?;
+    let attachment = parse_attachment(&Value::Object(parse_json_object(&body)?))?;
+    if attachment.size >= UPLOAD_SESSION_MIN {
+        return Err(Reply::error(
+            413,
+            "ErrorRequestEntityTooLarge",
+            "Attachments of 3 MB or more must be uploaded with an upload session (createUploadSession).",
+        ));
+    }
+    let v = json!({
+        "@odata.context": format!("{}/v1.0/$metadata#users('{mailbox}')/messages('{id}')/attachments/$entity", shared.url),
+        "@odata.type": "#microsoft.graph.fileAttachment",
+        "id": format!("AAMkAD{}=", random_token(24)),
+        "name": attachment.name,
+        "contentType": attachment.content_type,
+        "size": attachment.size,
+        "isInline": attachment.is_inline,
+        "contentId": attachment.content_id,
+    });
+    // Looked up again: the draft may have been sent while the body was read.
+    shared
+        .lock()
+        .draft_mut(mailbox, id)?
+        .message
+        .attachments
+        .push(attachment);
+    Ok(Reply::json(201, v))
+}
+
+fn create_upload_session(
+    shared: &Shared,
+    req: &mut Request,
+    mailbox: &str,
+    id: &str,
+) -> Result<Reply, Reply> {
+    shared.lock().draft_mut(mailbox, id)?;
+    require_json(req)?;
+    let body = read_body(req)?;
+    let top = parse_json_object(&body)?;
+    let mut item = None;
+    for (k, v) in &top {
+        match k.as_str() {
+            "AttachmentItem" => {
+                item = Some(v.as_object().ok_or_else(|| {
+                    body_read("Cannot read 'AttachmentItem': an object was expected.")
+                })?)
+            }
+            other => return Err(unknown_property(other, "createUploadSession parameters")),
+        }
+    }
+    let item =
+        item.ok_or_else(|| invalid_request("The 'AttachmentItem' parameter is required."))?;
+    let (mut kind, mut name, mut size) = (None, None, None);
+    let (mut content_type, mut is_inline, mut content_id) = (None, false, None);
+    for (k, v) in item {
+        match k.as_str() {
+            "attachmentType" => kind = Some(string(v, k)?),
+            "name" => name = Some(string(v, k)?),
+            "size" => {
+                size =
+                    Some(v.as_u64().ok_or_else(|| {
+                        body_read("Cannot convert the value of 'size' to Edm.Int64.")
+                    })?)
+            }
+            "contentType" => content_type = opt_string(v, k)?,
+            "isInline" => is_inline = boolean(v, k)?,
+            "contentId" => content_id = opt_string(v, k)?,
+            other => return Err(unknown_property(other, "microsoft.graph.attachmentItem")),
+        }
+    }
+    match kind.as_deref() {
+        Some(k) if k.eq_ignore_ascii_case("file") => {}
+        Some(k) => {
+            return Err(body_read(format!(
+                "The value '{k}' is not valid for microsoft.graph.attachmentType."
+            )));
+        }
+        None => {
+            return Err(invalid_request(
+                "AttachmentItem.attachmentType is required.",
+            ));
+        }
+    }
+    let name = name.ok_or_else(|| invalid_request("AttachmentItem.name is required."))?;
+    let size = size.ok_or_else(|| invalid_request("AttachmentItem.size is required."))?;
+    if size < UPLOAD_SESSION_MIN {
+        return Err(Reply::error(
+            400,
+            "ErrorAttachmentSizeShouldNotBeLessThanMinimumSize",
+            "Attachment size must be at least 3 MB for an upload session; use the attachments endpoint for smaller attachments.",
+        ));
+    }
+    if size > UPLOAD_SESSION_MAX {
+        return Err(Reply::error(
+            400,
+            "ErrorAttachmentSizeExceeded",
+            "The attachment exceeds the maximum size of 150 MB.",
+        ));
+    }
+    let session = random_token(24);
+    let token = random_token(32);
+    let mut st = shared.lock();
+    st.draft_mut(mailbox, id)?.sessions.push(session.clone());
+    st.sessions.insert(
+        session.clone(),
+        Session {
+            draft: id.to_string(),
+            mailbox: mailbox.to_string(),
+            token: token.clone(),
+            name,
+            content_type,
+            is_inline,
+            content_id,
+            size,
+            next: 0,
+            hasher: Sha256::new(),
+            bytes: (size <= KEEP_BYTES_MAX).then(Vec::new),
+            busy: false,
+            complete: false,
+        },
+    );
+    Ok(Reply::json(
+        201,
+        json!({
+            "@odata.context": format!("{}/v1.0/$metadata#microsoft.graph.uploadSession", shared.url),
+            "uploadUrl": format!("{}/upload/{session}?token={token}", shared.url),
+            "expirationDateTime": expiration(),
+            "nextExpectedRanges": ["0-"],
+        }),
+    ))
+}
+
+fn send_draft(
+    shared: &Shared,
+    req: &mut Request,
+    info: &AccessTokenInfo,
+    mailbox: &str,
+    id: &str,
+) -> Result<Reply, Reply> {
+    let body = read_body(req)?;
+    // The action takes no parameters: an empty body, or at most an empty JSON object.
+    if !body.iter().all(u8::is_ascii_whitespace) && !parse_json_object(&body)?.is_empty() {
+        return Err(body_read("The send action does not take parameters."));
+    }
+    let mut st = shared.lock();
+    let st = &mut *st;
+    let draft = st.draft_mut(mailbox, id)?;
+    let (sessions, has_recipients, from) = (
+        draft.sessions.clone(),
+        draft.message.has_recipients(),
+        draft.message.from.clone(),
+    );
+    if sessions
+        .iter()
+        .any(|s| st.sessions.get(s).is_none_or(|s| !s.complete))
+    {
+        return Err(invalid_request(
+            "The message has an attachment upload incomplete: finish every upload session before sending.",
+        ));
+    }
+    if !has_recipients {
+        return Err(invalid_recipients());
+    }
+    if let Some(from) = from
+        && !from.eq_ignore_ascii_case(mailbox)
+        && !st.may_act_as(&info.user, &from)
+    {
+        return Err(send_as_denied());
+    }
+    let draft = st.draft_mut(mailbox, id)?;
+    draft.sent = true;
+    let delivered = draft
+        .message
+        .clone()
+        .into_delivered(&draft.mailbox, "draft", true);
+    st.delivered.push(delivered);
+    Ok(Reply::empty(202))
+}
+
+/// `Content-Range: bytes a-b/total`.
+fn parse_content_range(v: &str) -> Option<(u64, u64, u64)> {
+    let rest = v.trim().strip_prefix("bytes ")?;
+    let (range, total) = rest.split_once('/')?;
+    let (a, b) = range.split_once('-')?;
+    let num = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
+    Some((num(a)?, num(b)?, num(total)?))
+}
+
+fn upload(shared: &Shared, req: &mut Request, id: &str, query: &str) -> Result<Reply, Reply> {
+    shared.lock().stats.upload_puts += 1;
+    if header_value(req, "Authorization").is_some() {
+        // The upload URL is pre-authenticated; Graph's upload host rejects a bearer token.
+        return Err(invalid_token(
+            "The upload URL is pre-authenticated: requests to it must not carry an Authorization header.",
+        ));
+    }
+    let token = parse_form(query)
+        .and_then(|q| pair(&q, "token").map(str::to_string))
+        .unwrap_or_default();
+    let mailbox = {
+        let st = shared.lock();
+        let session = st.sessions.get(id).ok_or_else(item_not_found)?;
+        if session.token != token {
+            return Err(invalid_token("The upload URL's token is not valid."));
+        }
+        session.mailbox.clone()
+    };
+    let _flight = InFlight::enter(shared, &mailbox);
+    delay(shared);
+
+    let range = header_value(req, "Content-Range").ok_or_else(|| {
+        invalid_request("Content-Range is required: bytes {first}-{last}/{total}.")
+    })?;
+    let (a, b, total) = parse_content_range(&range)
+        .ok_or_else(|| invalid_request(format!("Content-Range '{range}' is malformed.")))?;
+    let Some(len) = req.body_length().map(|n| n as u64) else {
+        return Err(Reply::error(
+            411,
+            "ErrorInvalidRequest",
+            "Content-Length is required.",
+        ));
+    };
+    if len > MAX_CHUNK {
+        return Err(Reply::error(
+            413,
+            "ErrorRequestEntityTooLarge",
+            "An upload chunk may not exceed 4 MB.",
+        ));
+    }
+    if b < a || b - a + 1 != len {
+        return Err(invalid_request(format!(
+            "Content-Range '{range}' does not match Content-Length {len}."
+        )));
+    }
+    let (mut hasher, keep) = {
+        let mut st = shared.lock();
+        let st = &mut *st;
+        let session = st.sessions.get_mut(id).ok_or_else(item_not_found)?;
+        let draft_open = st.drafts.get(&session.draft).is_some_and(|d| !d.sent);
+        if session.complete || !draft_open {
+            return Err(item_not_found());
+        }
+        if total != session.size {
+            return Err(invalid_request(format!(
+                "Content-Range total {total} differs from the session's size {}.",
+                session.size
+            )));
+        }
+        if session.busy || a != session.next || b >= total {
+            return Err(Reply::error(
+                416,
+                "ErrorInvalidRange",
+                format!(
+                    "Range {a}-{b} is not acceptable: the next expected range is {}-.",
+                    session.next
+                ),
+            ));
+        }
+        session.busy = true;
+        (session.hasher.clone(), session.bytes.is_some())
+    };
+
+    // Streamed into the hasher: a 150 MB attachment is never held in memory.
+    let mut kept = Vec::new();
+    let mut read = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    let reader = req.as_reader();
+    let ok = loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break read == len,
+            Ok(n) => {
+                read += n as u64;
+                hasher.update(&buf[..n]);
+                if keep {
+                    kept.extend_from_slice(&buf[..n]);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break false,
+        }
+    };
+
+    let mut st = shared.lock();
+    let st = &mut *st;
+    let session = st.sessions.get_mut(id).ok_or_else(item_not_found)?;
+    session.busy = false;
+    if !ok {
+        return Err(invalid_request(format!(
+            "The chunk body ended after {read} of {len} bytes."
+        )));
+    }
+    session.hasher = hasher;
+    if let Some(bytes) = session.bytes.as_mut() {
+        bytes.extend_from_slice(&kept);
+    }
+    session.next = b + 1;
+    if session.next < session.size {
+        return Ok(Reply::json(
+            200,
+            json!({
+                "@odata.context": format!("{}/v1.0/$metadata#microsoft.graph.uploadSession", shared.url),
+                "expirationDateTime": expiration(),
+                "nextExpectedRanges": [format!("{}-", session.next)],
+            }),
+        ));
+    }
+    session.complete = true;
+    let attachment = Attachment {
+        name: session.name.clone(),
+        content_type: session.content_type.clone(),
+        size: session.size,
+        sha256: format!("{:x}", session.hasher.clone().finalize()),
+        is_inline: session.is_inline,
+        content_id: session.content_id.clone(),
+        bytes: session.bytes.take(),
+    };
+    let draft_id = session.draft.clone();
+    let draft = st.drafts.get_mut(&draft_id).ok_or_else(item_not_found)?;
+    draft.message.attachments.push(attachment);
+    Ok(Reply::empty(201).with_header(
+        "Location",
+        format!(
+            "{}/v1.0/users('{}')/messages('{draft_id}')/attachments('{}')",
+            shared.url,
+            draft.mailbox,
+            random_token(24)
+        ),
+    ))
+}
+
+// ---- message JSON ----
+
+fn unknown_property(name: &str, ty: &str) -> Reply {
+    body_read(format!(
+        "The property '{name}' does not exist on type '{ty}'. Make sure to only use property names that are defined by the type or mark the type as open type."
+    ))
+}
+
+fn string(v: &Value, key: &str) -> Result<String, Reply> {
+    v.as_str().map(str::to_string).ok_or_else(|| {
+        body_read(format!(
+            "Cannot convert the value of '{key}' to Edm.String."
+        ))
+    })
+}
+
+/// A nullable string property.
+fn opt_string(v: &Value, key: &str) -> Result<Option<String>, Reply> {
+    if v.is_null() {
+        Ok(None)
+    } else {
+        string(v, key).map(Some)
+    }
+}
+
+fn boolean(v: &Value, key: &str) -> Result<bool, Reply> {
+    v.as_bool().ok_or_else(|| {
+        body_read(format!(
+            "Cannot convert the value of '{key}' to Edm.Boolean."
+        ))
+    })
+}
+
+fn array<'a>(v: &'a Value, key: &str) -> Result<&'a Vec<Value>, Reply> {
+    v.as_array().ok_or_else(|| {
+        body_read(format!(
+            "A collection was expected for '{key}' (collections cannot be null)."
+        ))
+    })
+}
+
+fn object<'a>(v: &'a Value, key: &str) -> Result<&'a Map<String, Value>, Reply> {
+    v.as_object()
+        .ok_or_else(|| body_read(format!("An object was expected for '{key}'.")))
+}
+
+fn parse_message(v: &Value) -> Result<Message, Reply> {
+    let mut m = Message::default();
+    for (k, val) in object(v, "message")? {
+        match k.as_str() {
+            "@odata.type" if val == "#microsoft.graph.message" => {}
+            "subject" => m.subject = opt_string(val, k)?.unwrap_or_default(),
+            "body" => {
+                let mut content_type = "Text".to_string();
+                let mut content = String::new();
+                for (bk, bv) in object(val, k)? {
+                    match bk.as_str() {
+                        "contentType" => {
+                            let t = string(bv, bk)?;
+                            content_type = if t.eq_ignore_ascii_case("text") {
+                                "Text".into()
+                            } else if t.eq_ignore_ascii_case("html") {
+                                "HTML".into()
+                            } else {
+                                return Err(body_read(format!(
+                                    "The value '{t}' is not valid for microsoft.graph.bodyType."
+                                )));
+                            };
+                        }
+                        "content" => content = opt_string(bv, bk)?.unwrap_or_default(),
+                        other => return Err(unknown_property(other, "microsoft.graph.itemBody")),
+                    }
+                }
+                m.body_type = Some(content_type);
+                m.body = Some(content);
+            }
+            "toRecipients" => m.to = recipients(val, k)?,
+            "ccRecipients" => m.cc = recipients(val, k)?,
+            "bccRecipients" => m.bcc = recipients(val, k)?,
+            "replyTo" => m.reply_to = recipients(val, k)?,
+            "from" => m.from = Some(recipient(val)?.1),
+            "importance" => {
+                let i = string(val, k)?.to_ascii_lowercase();
+                if !matches!(i.as_str(), "low" | "normal" | "high") {
+                    return Err(body_read(format!(
+                        "The value '{i}' is not valid for microsoft.graph.importance."
+                    )));
+                }
+                m.importance = Some(i);
+            }
+            "internetMessageHeaders" => {
+                for h in array(val, k)? {
+                    let (mut name, mut value) = (None, None);
+                    for (hk, hv) in object(h, k)? {
+                        match hk.as_str() {
+                            "name" => name = Some(string(hv, hk)?),
+                            "value" => value = Some(string(hv, hk)?),
+                            other => {
+                                return Err(unknown_property(
+                                    other,
+                                    "microsoft.graph.internetMessageHeader",
+                                ));
+                            }
+                        }
+                    }
+                    let name = name.unwrap_or_default();
+                    let value = value.unwrap_or_default();
+                    let valid_name =
+                        name.len() > 2 && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+                    if !(name.starts_with("X-") || name.starts_with("x-")) || !valid_name {
+                        return Err(Reply::error(
+                            400,
+                            "InvalidInternetMessageHeader",
+                            format!(
+                                "The internet message header name '{name}' should start with 'x-' or 'X-'."
+                            ),
+                        ));
+                    }
+                    if value.contains(['\r', '\n']) {
+                        return Err(Reply::error(
+                            400,
+                            "InvalidInternetMessageHeader",
+                            format!("The value of internet message header '{name}' is not valid."),
+                        ));
+                    }
+                    m.headers.push((name, value));
+                }
+            }
+            "attachments" => {
+                for a in array(val, k)? {
+                    m.attachments.push(parse_attachment(a)?);
+                }
+            }
+            other => return Err(unknown_property(other, "microsoft.graph.message")),
+        }
+    }
+    Ok(m)
+}
+
+fn recipients(v: &Value, key: &str) -> Result<Vec<Recipient>, Reply> {
+    array(v, key)?.iter().map(recipient).collect()
+}
+
+/// `{"emailAddress":{"address","name"?}}`.
+fn recipient(v: &Value) -> Result<Recipient, Reply> {
+    let mut email = None;
+    for (k, val) in object(v, "recipient")? {
+        match k.as_str() {
+            "emailAddress" => email = Some(object(val, k)?),
+            other => return Err(unknown_property(other, "microsoft.graph.recipient")),
+        }
+    }
+    let email = email.ok_or_else(invalid_recipients)?;
+    let (mut address, mut name) = (None, None);
+    for (k, val) in email {
+        match k.as_str() {
+            "address" => address = opt_string(val, k)?,
+            "name" => name = opt_string(val, k)?,
+            other => return Err(unknown_property(other, "microsoft.graph.emailAddress")),
+        }
+    }
+    match address {
+        Some(a) if is_email(&a) => Ok((name, a)),
+        _ => Err(invalid_recipients()),
+    }
+}
+
+/// `local@domain`, both non-empty, no whitespace, controls or address-list punctuation.
+fn is_email(s: &str) -> bool {
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return false;
+    };
+    let clean = |p: &str| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| !c.is_whitespace() && !c.is_control() && !"<>,;:\"()[]\\@".contains(c))
+    };
+    clean(local)
+        && clean(domain)
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+}
+
+fn parse_attachment(v: &Value) -> Result<Attachment, Reply> {
+    let obj = object(v, "attachment")?;
+    if obj.get("@odata.type").and_then(Value::as_str) != Some("#microsoft.graph.fileAttachment") {
+        // Without the derived type Graph reads a plain attachment, which has no contentBytes.
+        return Err(body_read(
+            "Attachments need \"@odata.type\": \"#microsoft.graph.fileAttachment\".",
+        ));
+    }
+    let (mut name, mut bytes, mut content_type) = (None, None, None);
+    let (mut is_inline, mut content_id) = (false, None);
+    for (k, val) in obj {
+        match k.as_str() {
+            "@odata.type" => {}
+            "name" => name = Some(string(val, k)?),
+            "contentType" => content_type = opt_string(val, k)?,
+            "contentBytes" => {
+                let b64 = string(val, k)?;
+                bytes =
+                    Some(STANDARD.decode(b64.as_bytes()).map_err(|_| {
+                        invalid_request("contentBytes is not a valid base64 string.")
+                    })?);
+            }
+            "isInline" => is_inline = boolean(val, k)?,
+            "contentId" => content_id = opt_string(val, k)?,
+            other => return Err(unknown_property(other, "microsoft.graph.fileAttachment")),
+        }
+    }
+    let name = name.ok_or_else(|| invalid_request("A file attachment needs a name."))?;
+    let bytes = bytes.ok_or_else(|| invalid_request("A file attachment needs contentBytes."))?;
+    let size = bytes.len() as u64;
+    Ok(Attachment {
+        name,
+        content_type,
+        size,
+        sha256: format!("{:x}", Sha256::digest(&bytes)),
+        is_inline,
+        content_id,
+        bytes: (size <= KEEP_BYTES_MAX).then_some(bytes),
+    })
+}
+
+// ---- MIME form ----
+
+#[derive(Default)]
+struct MimeSummary {
+    subject: String,
+    to: Vec<Recipient>,
+    cc: Vec<Recipient>,
+    bcc: Vec<Recipient>,
+    reply_to: Vec<Recipient>,
+}
+
+/// Reads the header section (unfolded) for the recipients and subject. No header section, or
+/// no recipient in it, is Graph's `ErrorInvalidRecipients`.
+fn parse_mime(raw: &[u8]) -> Result<MimeSummary, Reply> {
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for (n, line) in raw.split(|b| *b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        let line = String::from_utf8_lossy(line);
+        if line.starts_with([' ', '\t']) {
+            match fields.last_mut() {
+                Some((_, v)) => v.push_str(&line),
+                None => return Err(invalid_recipients()),
+            }
+            continue;
+        }
+        let field = line.split_once(':').filter(|(name, _)| {
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+        });
+        match field {
+            Some((name, value)) => fields.push((name.to_string(), value.trim().to_string())),
+            // No header section at all: nothing names a recipient.
+            None if fields.is_empty() => return Err(invalid_recipients()),
+            None => {
+                return Err(Reply::error(
+                    400,
+                    "ErrorMimeContentConversionFailed",
+                    format!(
+                        "The MIME content could not be parsed: header line {} is malformed.",
+                        n + 1
+                    ),
+                ));
+            }
+        }
+    }
+    let mut s = MimeSummary::default();
+    for (name, value) in &fields {
+        let list = match name.to_ascii_lowercase().as_str() {
+            "to" => &mut s.to,
+            "cc" => &mut s.cc,
+            "bcc" => &mut s.bcc,
+            "reply-to" => &mut s.reply_to,
+            "subject" => {
+                if s.subject.is_empty() {
+                    s.subject = decode_words(value);
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        list.extend(parse_address_list(value).ok_or_else(invalid_recipients)?);
+    }
+    if s.to.is_empty() && s.cc.is_empty() && s.bcc.is_empty() {
+        return Err(invalid_recipients());
+    }
+    Ok(s)
+}
+
+/// An RFC 5322 address list, kept simple: `Name <a@b>`, `"Quoted, Name" <a@b>` or bare `a@b`,
+/// comma separated; comments dropped, groups flattened. `None` when an address is invalid.
+fn parse_address_list(s: &str) -> Option<Vec<Recipient>> {
+    let mut items = Vec::new();
+    let mut cur = String::new();
+    let (mut quoted, mut escaped, mut angle, mut comment) = (false, false, false, 0u32);
+    for c in s.chars() {
+        if escaped {
+            if comment == 0 {
+                cur.push(c);
+            }
+            escaped = false;
+            continue;
+        }
+        if c == '\\' && (quoted || comment > 0) {
+            escaped = true;
+            if comment == 0 {
+                cur.push(c);
+            }
+            continue;
+        }
+        if quoted {
+            quoted = c != '"';
+            cur.push(c);
+            continue;
+        }
+        if comment > 0 {
+            match c {
+                '(' => comment += 1,
+                ')' => comment -= 1,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                quoted = true;
+                cur.push(c);
+            }
+            '(' => comment = 1,
+            '<' => {
+                angle = true;
+                cur.push(c);
+            }
+            '>' => {
+                angle = false;
+                cur.push(c);
+            }
+            ',' | ';' if !angle => items.push(std::mem::take(&mut cur)),
+            // `group-name: a@b, c@d;`: the group name is not an address.
+            ':' if !angle => cur.clear(),
+            _ => cur.push(c),
+        }
+    }
+    items.push(cur);
+
+    let mut out = Vec::new();
+    for item in items.iter().map(|i| i.trim()).filter(|i| !i.is_empty()) {
+        let (name, address) = match item.find('<') {
+            Some(open) => {
+                let close = item.rfind('>')?;
+                if close < open || !item[close + 1..].trim().is_empty() {
+                    return None;
+                }
+                let name = item[..open].trim();
+                let name = match name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
+                    Some(q) => unquote(q),
+                    None => decode_words(name),
+                };
+                (
+                    (!name.is_empty()).then_some(name),
+                    item[open + 1..close].trim(),
+                )
+            }
+            None => (None, item),
+        };
+        if !is_email(address) {
+            return None;
+        }
+        out.push((name, address.to_string()));
+    }
+    Some(out)
+}
+
+fn unquote(s: &str) -> String {
+    let mut out = String::new();
+    let mut escaped = false;
+    for c in s.chars() {
+        if escaped || c != '\\' {
+            out.push(c);
+            escaped = false;
+        } else {
+            escaped = true;
+        }
+    }
+    out
+}
+
+/// Decodes RFC 2047 encoded words (`=?utf-8?B?…?=`, `=?utf-8?Q?…?=`; UTF-8, US-ASCII and
+/// ISO-8859-1), dropping the whitespace between adjacent encoded words.
+fn decode_words(s: &str) -> String {
+    let mut out = String::new();
+    // Bytes of adjacent encoded words are joined before UTF-8 decoding: an encoder may split a
+    // character across words.
+    let mut pending: Vec<u8> = Vec::new();
+    let mut last_encoded = false;
+    let mut rest = s;
+    while let Some(i) = rest.find("=?") {
+        let (before, at) = rest.split_at(i);
+        match decode_word(at) {
+            Some((bytes, used)) => {
+                // Whitespace between two encoded words is not part of the text.
+                if !(last_encoded && before.trim().is_empty()) {
+                    out.push_str(&String::from_utf8_lossy(&std::mem::take(&mut pending)));
+                    out.push_str(before);
+                }
+                pending.extend_from_slice(&bytes);
+                last_encoded = true;
+                rest = &at[used..];
+            }
+            None => {
+                out.push_str(&String::from_utf8_lossy(&std::mem::take(&mut pending)));
+                out.push_str(before);
+                out.push_str("=?");
+                last_encoded = false;
+                rest = &at[2..];
+            }
+        }
+    }
+    out.push_str(&String::from_utf8_lossy(&pending));
+    out.push_str(rest);
+    out
+}
+
+/// One encoded word at the start of `s`: its bytes as UTF-8 and its length in `s`.
+fn decode_word(s: &str) -> Option<(Vec<u8>, usize)> {
+    let inner = s.strip_prefix("=?")?;
+    let (charset, rest) = inner.split_once('?')?;
+    let (encoding, rest) = rest.split_once('?')?;
+    let end = rest.find("?=")?;
+    let text = &rest[..end];
+    if text.contains([' ', '\t']) {
+        return None;
+    }
+    let used = 2 + charset.len() + 1 + encoding.len() + 1 + end + 2;
+    let raw = if encoding.eq_ignore_ascii_case("b") {
+        STANDARD
+            .decode(text)
+            .or_else(|_| STANDARD_NO_PAD.decode(text))
+            .ok()?
+    } else if encoding.eq_ignore_ascii_case("q") {
+        let b = text.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'_' => out.push(b' '),
+                b'=' => {
+                    let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                    out.push(u8::from_str_radix(hex, 16).ok()?);
+                    i += 2;
+                }
+                c => out.push(c),
+            }
+            i += 1;
+        }
+        out
+    } else {
+        return None;
+    };
+    // RFC 2231 allows `charset*language`.
+    let charset = charset.split('*').next().unwrap_or_default();
+    if charset.eq_ignore_ascii_case("utf-8") || charset.eq_ignore_ascii_case("us-ascii") {
+        Some((raw, used))
+    } else if charset.eq_ignore_ascii_case("iso-8859-1") || charset.eq_ignore_ascii_case("latin1") {
+        Some((
+            raw.iter()
+                .map(|&b| b as char)
+                .collect::<String>()
+                .into_bytes(),
+            used,
+        ))
+    } else {
+        None
+    }
+}
+
+/// Decodes `%XX` escapes of a path segment (`+` stays `+`: addresses like `a+tag@b` are
+/// common). `None` when an escape is malformed or the result is not UTF-8.
+fn path_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+// ---- ids and time ----
+
+/// Unguessable bytes: the kernel CSPRNG, or (off Linux) SHA-256 over time, a counter and the
+/// process id, which is still unique and unpredictable enough for a test fake.
+fn random_bytes(n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom")
+        && f.read_exact(&mut buf).is_ok()
+    {
+        return buf;
+    }
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut out = Vec::with_capacity(n + 32);
+    while out.len() < n {
+        let mut h = Sha256::new();
+        h.update(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+                .to_le_bytes(),
+        );
+        h.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+        h.update(std::process::id().to_le_bytes());
+        out.extend_from_slice(&h.finalize());
+    }
+    out.truncate(n);
+    out
+}
+
+fn random_token(bytes: usize) -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes(bytes))
+}
+
+fn uuid() -> String {
+    let mut b = random_bytes(16);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` (Graph's `innerError.date`), or with `.0000000Z` appended (its
+/// `DateTimeOffset` properties).
+fn format_time(secs: u64, offset: bool) -> String {
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}{}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        if offset { ".0000000Z" } else { "" }
+    )
+}
+
+fn utc_timestamp(offset: bool) -> String {
+    format_time(now_secs(), offset)
+}
+
+fn expiration() -> String {
+    format_time(now_secs() + UPLOAD_SESSION_TTL_SECS, true)
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}

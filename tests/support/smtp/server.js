@@ -1,0 +1,240 @@
+#!/usr/bin/env node
+// Loopback SMTP submission server for mailer's integration tests: nodemailer's smtp-server
+// speaking STARTTLS (or implicit TLS) and AUTH XOAUTH2 only, validating bearer tokens against
+// the test's fake Entra the way Exchange Online would, and answering failures with Exchange's
+// texts. Started by tests/support/smtp.rs; see that file for the contract.
+//
+// Usage: node server.js '<json options>'
+//   secure      bool    implicit TLS instead of STARTTLS (default false). With STARTTLS, AUTH
+//                       before STARTTLS is refused (538, smtp-server's default).
+//   introspect  string  URL of the fake Entra's test introspection endpoint; a token is good
+//                       only when GET {introspect}?token=... answers 200 with resource
+//                       https://outlook.office.com, scope .../SMTP.Send, not expired, and the
+//                       same user as the XOAUTH2 user= (case-insensitive).
+//   reject      {style: "535" | "334", count: N}  the first N AUTH attempts fail even with a
+//                       good token; the style also applies to bad tokens.
+//                       "535": immediate `535 5.7.3 Authentication unsuccessful`.
+//                       "334": Gmail-style `334 <base64 JSON {"status":"401",...}>`, the client
+//                       answers an empty line, then `535 5.7.3 Authentication unsuccessful`.
+//   disabled    bool    every AUTH gets Exchange's "SmtpClientAuthentication is disabled" 535.
+//   outDir      string  where accepted messages (<n>.eml, then <n>.json) and stats.json go.
+// Recipients whose local part starts with "tempfail" get 451, "reject" get 550.
+//
+// Prints exactly one line to stdout, `PORT <n>`, once listening on 127.0.0.1. Exits when stdin
+// reaches EOF (the parent test process went away) or on SIGTERM/SIGINT. Never logs tokens.
+'use strict';
+
+const fs = require('node:fs');
+const path = require('node:path');
+const { SMTPServer } = require('smtp-server');
+const SASL = require('smtp-server/lib/sasl.js');
+
+const opts = JSON.parse(process.argv[2] || '{}');
+const certs = path.join(__dirname, '..', 'certs');
+const outDir = opts.outDir || null;
+
+const SMTP_RESOURCE = 'https://outlook.office.com';
+const SMTP_SCOPE = 'https://outlook.office.com/SMTP.Send';
+const AUTH_FAILED = '5.7.3 Authentication unsuccessful';
+const AUTH_DISABLED =
+  '5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. ' +
+  'Visit https://aka.ms/smtp_auth_disabled for more information.';
+// What Gmail sends base64-encoded in its 334 challenge when it rejects a bearer token.
+const GMAIL_CHALLENGE = { status: '401', schemes: 'bearer', scope: 'https://mail.google.com/' };
+const INTROSPECT_TIMEOUT_MS = 5000;
+
+const rejectStyle = opts.reject ? String(opts.reject.style) : '535';
+if (rejectStyle !== '535' && rejectStyle !== '334') {
+  fail(`reject.style must be "535" or "334", not ${JSON.stringify(rejectStyle)}`);
+}
+let rejectLeft = opts.reject ? Number(opts.reject.count) || 0 : 0;
+
+// smtp-server answers the client's reply to a failed-XOAUTH2 334 challenge with its own fixed
+// text ("535 Error: Username and Password not accepted"); Exchange's text is wanted instead.
+// smtp-connection looks the step up on this shared object at run time, so replacing it works.
+if (typeof SASL.XOAUTH2_error !== 'function') {
+  fail('smtp-server changed: SASL.XOAUTH2_error not found (see tests/support/smtp/server.js)');
+}
+SASL.XOAUTH2_error = function (_line, callback) {
+  this.send(535, AUTH_FAILED);
+  return callback();
+};
+
+const stats = { connections: 0, auth_ok: 0, auth_failed: 0, messages: 0 };
+let messageSeq = 0;
+
+function fail(message) {
+  process.stderr.write(`smtp test server: ${message}\n`);
+  process.exit(2);
+}
+
+/** Writes a file so that readers see either nothing or all of it. */
+function writeAtomic(file, data) {
+  const tmp = `${file}.tmp`;
+  fs.writeFileSync(tmp, data);
+  fs.renameSync(tmp, file);
+}
+
+function saveStats() {
+  if (outDir) {
+    writeAtomic(path.join(outDir, 'stats.json'), JSON.stringify(stats));
+  }
+}
+
+function smtpError(code, message) {
+  const err = new Error(message);
+  err.responseCode = code;
+  return err;
+}
+
+/** Asks the fake Entra what the token stands for; true only for a valid SMTP token of `user`. */
+async function tokenIsGood(user, token) {
+  if (!opts.introspect) {
+    return false;
+  }
+  const url = `${opts.introspect}?token=${encodeURIComponent(token)}`;
+  let res;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(INTROSPECT_TIMEOUT_MS) });
+  } catch (e) {
+    // The URL holds the token: log only what kind of failure it was.
+    process.stderr.write(`smtp test server: introspection failed: ${e.name}\n`);
+    return false;
+  }
+  if (res.status !== 200) {
+    await res.arrayBuffer().catch(() => {});
+    return false;
+  }
+  let info;
+  try {
+    info = await res.json();
+  } catch (_e) {
+    return false;
+  }
+  return (
+    info.resource === SMTP_RESOURCE &&
+    Array.isArray(info.scopes) &&
+    info.scopes.includes(SMTP_SCOPE) &&
+    info.expired === false &&
+    typeof info.user === 'string' &&
+    info.user.toLowerCase() === String(user).toLowerCase()
+  );
+}
+
+const server = new SMTPServer({
+  secure: !!opts.secure,
+  key: fs.readFileSync(path.join(certs, 'server-key.pem')),
+  cert: fs.readFileSync(path.join(certs, 'server.pem')),
+  name: 'localhost',
+  banner: 'mailer test SMTP server',
+  authMethods: ['XOAUTH2'],
+  disableReverseLookup: true,
+  size: 200 * 1024 * 1024,
+  logger: false,
+
+  onAuth(auth, _session, callback) {
+    const finish = (ok) => {
+      if (ok) {
+        stats.auth_ok += 1;
+        saveStats();
+        return callback(null, { user: auth.username });
+      }
+      stats.auth_failed += 1;
+      saveStats();
+      if (opts.disabled) {
+        return callback(smtpError(535, AUTH_DISABLED));
+      }
+      if (rejectStyle === '334') {
+        // No `user` in the response: smtp-server sends `334 base64(JSON(data))`, waits for the
+        // client's next line and then runs SASL.XOAUTH2_error (replaced above).
+        return callback(null, { data: GMAIL_CHALLENGE });
+      }
+      return callback(smtpError(535, AUTH_FAILED));
+    };
+    if (auth.method !== 'XOAUTH2' || opts.disabled) {
+      return finish(false);
+    }
+    if (rejectLeft > 0) {
+      rejectLeft -= 1;
+      return finish(false);
+    }
+    tokenIsGood(auth.username, auth.accessToken).then(finish, () => finish(false));
+  },
+
+  onMailFrom(_address, _session, callback) {
+    callback();
+  },
+
+  onRcptTo(address, _session, callback) {
+    const local = String(address.address).split('@')[0].toLowerCase();
+    if (local.startsWith('tempfail')) {
+      return callback(smtpError(451, '4.3.0 Temporary failure'));
+    }
+    if (local.startsWith('reject')) {
+      return callback(smtpError(550, '5.1.1 User unknown'));
+    }
+    callback();
+  },
+
+  onData(stream, session, callback) {
+    const chunks = [];
+    let size = 0;
+    stream.on('data', (chunk) => {
+      chunks.push(chunk);
+      size += chunk.length;
+    });
+    stream.on('error', (e) => callback(e));
+    stream.on('end', () => {
+      if (stream.sizeExceeded) {
+        return callback(smtpError(552, '5.3.4 Message size exceeds fixed maximum message size'));
+      }
+      messageSeq += 1;
+      const n = messageSeq;
+      if (outDir) {
+        // The .eml first; the .json's presence tells readers the message is complete.
+        writeAtomic(path.join(outDir, `${n}.eml`), Buffer.concat(chunks, size));
+        writeAtomic(
+          path.join(outDir, `${n}.json`),
+          JSON.stringify({
+            from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+            to: session.envelope.rcptTo.map((r) => r.address),
+            user: session.user || '',
+            secure: !!session.secure,
+            size,
+          }),
+        );
+      }
+      stats.messages += 1;
+      saveStats();
+      callback(null, `2.6.0 Queued as message ${n}`);
+    });
+  },
+});
+
+// Every TCP connection counts, also one that never completes the TLS handshake of implicit
+// TLS (smtp-server's onConnect would only see those that do).
+server.server.on('connection', () => {
+  stats.connections += 1;
+  saveStats();
+});
+
+server.on('error', (e) => {
+  // Client-side resets and TLS failures land here; they are not the server's failures.
+  process.stderr.write(`smtp test server: ${e.code || e.name}: ${e.message}\n`);
+});
+
+if (outDir) {
+  fs.mkdirSync(outDir, { recursive: true });
+  saveStats();
+}
+
+server.listen(0, '127.0.0.1', () => {
+  process.stdout.write(`PORT ${server.server.address().port}\n`);
+});
+
+process.on('SIGTERM', () => process.exit(0));
+process.on('SIGINT', () => process.exit(0));
+// The parent holds our stdin open; EOF means it is gone, so stop rather than linger.
+process.stdin.on('end', () => process.exit(0));
+process.stdin.on('error', () => process.exit(0));
+process.stdin.resume();
