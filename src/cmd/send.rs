@@ -45,7 +45,13 @@ pub async fn run(g: &Global, args: SendArgs) -> Result<()> {
                 ))
         })?,
         (None, Some(f)) if args.dry_run => f.clone(),
-        (None, _) => return Err(loaded.account().err().expect("no profile means no account")),
+        // No profile: the account lookup explains which login is missing.
+        (None, _) => {
+            return Err(loaded
+                .account()
+                .err()
+                .unwrap_or_else(|| Error::internal("profile vanished")));
+        }
     };
     let message_id = match &content {
         Content::Built(_) => Some(message::new_message_id(send_as.as_ref().unwrap_or(&sender))),

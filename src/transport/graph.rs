@@ -174,9 +174,12 @@ impl<'a> Graph<'a> {
             why.push_str(&s.to_string());
             src = s.source();
         }
-        Error::temp(format!("{what} failed: cannot reach Microsoft Graph at {}", self.base))
-            .why(why)
-            .fix("check the network and proxy (HTTPS_PROXY), then try again; --queue keeps the message for `mailer queue run`")
+        Error::temp(format!(
+            "{what} failed: cannot reach Microsoft Graph at {}",
+            self.base
+        ))
+        .why(why)
+        .fix("check the network and proxy (HTTPS_PROXY), then try again")
     }
 
     async fn send_json(&mut self, out: &Outgoing, d: &Draft, save: bool) -> Result<Receipt> {
@@ -589,8 +592,8 @@ fn graph_error(
         (413, _) => (Exit::DataErr, "the request is too large for Graph".into(),
             format!("log in with --large-attachments ({login} --large-attachments) or send with --transport smtp")),
         (429, _) | (503, _) => (Exit::TempFail, format!("Graph is throttling this mailbox and still was after {retries} retries"),
-            "try again later; --queue keeps the message for `mailer queue run`".into()),
-        (s, _) if s >= 500 => (Exit::TempFail, "Graph had a server error".into(), "try again later; --queue keeps the message for `mailer queue run`".into()),
+            "try again later".into()),
+        (s, _) if s >= 500 => (Exit::TempFail, "Graph had a server error".into(), "try again later".into()),
         _ => (Exit::Unavailable, "Graph refused the request".into(), "see the message above; the request-id helps Microsoft support".into()),
     };
     let mut why = format!("HTTP {}", status.as_u16());

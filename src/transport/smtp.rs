@@ -207,9 +207,12 @@ impl<'a> Smtp<'a> {
     }
 
     fn unreachable(&self, why: &str) -> Error {
-        Error::temp(format!("cannot connect to the SMTP server {}:{}", self.host, self.port))
-            .why(why.to_owned())
-            .fix("check the network, firewall (outbound port 587) and --smtp-host/--smtp-port; --queue keeps the message")
+        Error::temp(format!(
+            "cannot connect to the SMTP server {}:{}",
+            self.host, self.port
+        ))
+        .why(why.to_owned())
+        .fix("check the network, firewall (outbound port 587) and --smtp-host/--smtp-port")
     }
 
     fn connection_error(&self, e: &SmtpError) -> Error {
@@ -280,7 +283,7 @@ fn send_error(host: &str, e: &SmtpError) -> Error {
     if e.is_transient() {
         return Error::temp(format!("{host} deferred the message"))
             .why(text)
-            .fix("try again later; --queue keeps the message for `mailer queue run`");
+            .fix("try again later");
     }
     if e.is_permanent() {
         // 5.1.x: the address is wrong (bad data); 5.7.x and the rest: refused by policy.
@@ -304,7 +307,7 @@ fn send_error(host: &str, e: &SmtpError) -> Error {
     }
     Error::temp(format!("the connection to {host} failed while sending"))
         .why(text)
-        .fix("try again; --queue keeps the message")
+        .fix("try again")
 }
 
 /// The DATA payload: CRLF line ends as SMTP requires (messages piped from Unix tools often

@@ -902,3 +902,37 @@ fn same_message_same_structure_through_both_transports() {
         g_file.content_type.as_deref()
     );
 }
+
+#[test]
+fn smtp_send_as_a_shared_mailbox_authenticates_as_the_delegate() {
+    let s = Stand::new(Some(smtp_opts()), &[]);
+    let out = s.send(
+        &[
+            "--transport",
+            "smtp",
+            "--from",
+            "Support <support@contoso.example>",
+            "--to",
+            "ann@example.com",
+            "--subject",
+            "s",
+            "--body",
+            "b",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{out}");
+    assert!(out.stderr.contains("as support@contoso.example"), "{out}");
+    let m = &s.smtp().wait_messages(1, Duration::from_secs(10))[0];
+    assert_eq!(m.user, USER, "XOAUTH2 user is the logged-in delegate");
+    assert_eq!(
+        m.from, "support@contoso.example",
+        "MAIL FROM is the shared mailbox"
+    );
+    let parsed = mime::parse(&m.data);
+    assert_eq!(
+        parsed.header("From"),
+        Some("Support <support@contoso.example>")
+    );
+    assert_eq!(parsed.header("Sender"), Some(USER));
+}
