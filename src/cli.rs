@@ -51,6 +51,20 @@ pub enum Command {
     Login(Box<LoginArgs>),
     /// Send a message through the profile's transport
     Send(Box<SendArgs>),
+    /// sendmail-compatible: an RFC 5322 message on stdin (also when invoked as `sendmail`)
+    #[command(disable_help_flag = true)]
+    Sendmail {
+        /// [-t] [-i] [-oi] [-f FROM] [-F NAME] [RCPT...]; other sendmail options are ignored
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<String>,
+    },
+    /// The outbox of messages that could not be sent yet
+    #[command(subcommand)]
+    Queue(QueueCommand),
     /// Print a valid access token (a credential helper for msmtp passwordeval, curl, scripts)
     Token(TokenArgs),
     /// Show the profile, its login and whether a send would work without a human
@@ -191,6 +205,9 @@ pub struct SendArgs {
     /// Print the MIME message and exit: no network, no token
     #[arg(long)]
     pub dry_run: bool,
+    /// On a temporary failure keep the message in the outbox (exit 75) for `mailer queue run`
+    #[arg(long)]
+    pub queue: bool,
 }
 
 #[derive(Args, Debug)]
@@ -201,6 +218,24 @@ pub struct TokenArgs {
     /// Token for this transport's resource instead of the profile's default
     #[arg(long, value_enum)]
     pub transport: Option<Transport>,
+    /// Refresh even if the cached token is still valid: keeps a rarely used login alive
+    /// (Entra expires refresh tokens after 90 days unused; run it weekly from cron)
+    #[arg(long)]
+    pub refresh: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QueueCommand {
+    /// List queued and failed messages
+    List,
+    /// Send the queued messages in order (for cron); each is removed once accepted
+    Run,
+    /// Delete queued and failed messages
+    Purge {
+        /// Only the failed ones
+        #[arg(long)]
+        failed: bool,
+    },
 }
 
 #[derive(Args, Debug)]

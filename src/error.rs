@@ -29,6 +29,8 @@ pub struct Error {
     pub why: Option<String>,
     /// The command or setting that fixes it.
     pub fix: Option<String>,
+    /// What `--json` prints instead of the generic error object (e.g. a queued message).
+    pub json: Option<serde_json::Value>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -40,6 +42,7 @@ impl Error {
             what: what.into(),
             why: None,
             fix: None,
+            json: None,
         }
     }
     pub fn why(mut self, why: impl Into<String>) -> Self {
@@ -75,6 +78,9 @@ impl Error {
 
     /// The machine-readable form for `--json`.
     pub fn to_json(&self) -> serde_json::Value {
+        if let Some(v) = &self.json {
+            return v.clone();
+        }
         serde_json::json!({
             "status": "error",
             "exit_code": self.code(),

@@ -13,8 +13,10 @@ pub mod error;
 pub mod fsutil;
 pub mod http;
 pub mod message;
+pub mod outbox;
 pub mod provider;
 pub mod secret;
+pub mod sendmail;
 pub mod store;
 pub mod transport;
 

@@ -389,20 +389,29 @@ impl Raw {
 
     /// The bytes with every `Bcc:` field removed: what an SMTP recipient may see.
     pub fn without_bcc(&self) -> Vec<u8> {
-        let (head, body) = split_head(&self.bytes);
-        let mut out = Vec::with_capacity(self.bytes.len());
-        let mut skipping = false;
-        for line in head.split_inclusive(|b| *b == b'\n') {
-            let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
-            if !continuation {
-                skipping = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"bcc:");
-            }
-            if !skipping {
-                out.extend_from_slice(line);
-            }
-        }
-        out.extend_from_slice(body);
-        out
+        without_field(&self.bytes, "Bcc")
+    }
+
+    /// Replaces every `name:` field by `field` (a complete header line as lettre encodes it),
+    /// placed first, with the message's own line ends.
+    pub fn set_field(&mut self, name: &str, field: &str) {
+        let eol = if self.bytes.windows(2).any(|w| w == b"\r\n") {
+            "\r\n"
+        } else {
+            "\n"
+        };
+        let mut out = field.trim_end().replace("\r\n", eol).into_bytes();
+        out.extend_from_slice(eol.as_bytes());
+        out.extend_from_slice(&without_field(&self.bytes, name));
+        self.bytes = out;
+    }
+
+    /// The unfolded value of the first `name:` field.
+    pub fn field(&self, name: &str) -> Option<String> {
+        header_fields(&self.bytes)
+            .into_iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
     }
 
     /// The bytes with a `Bcc:` field naming `extra`, for a transport that delivers to the
@@ -426,6 +435,33 @@ impl Raw {
         out.extend_from_slice(&self.bytes);
         out
     }
+}
+
+/// The message without the header field `name` (all occurrences, folded lines included).
+fn without_field(bytes: &[u8], name: &str) -> Vec<u8> {
+    let (head, body) = split_head(bytes);
+    let prefix = format!("{name}:");
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut skipping = false;
+    for line in head.split_inclusive(|b| *b == b'\n') {
+        let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        if !continuation {
+            skipping = line.len() >= prefix.len()
+                && line[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes());
+        }
+        if !skipping {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+/// A header line as lettre encodes it (RFC 2047 for non-ASCII names), e.g. `From: …\r\n`.
+pub fn encoded_field<H: lettre::message::header::Header>(h: H) -> String {
+    let mut headers = lettre::message::header::Headers::new();
+    headers.set(h);
+    headers.to_string()
 }
 
 /// Splits at the first empty line; the head keeps its final line break.

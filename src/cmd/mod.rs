@@ -4,7 +4,9 @@
 mod login;
 mod logout;
 mod profiles;
+mod queue;
 mod send;
+mod sendmail;
 mod status;
 mod token;
 
@@ -19,6 +21,8 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Login(args) => login::run(g, *args).await,
         Command::Send(args) => send::run(g, *args).await,
+        Command::Sendmail { args } => sendmail::run(g, args).await,
+        Command::Queue(q) => queue::run(g, q).await,
         Command::Token(args) => token::run(g, args).await,
         Command::Status => status::run(g),
         Command::Logout(args) => logout::run(g, args),

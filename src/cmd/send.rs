@@ -85,15 +85,38 @@ pub async fn run(g: &Global, args: SendArgs) -> Result<()> {
     }
 
     let acct: Account = loaded.account()?;
+    let queue = args.queue || acct.profile.queue;
+    deliver(g, &acct, outgoing, args.transport, queue).await
+}
+
+/// Sends one message; with `queue`, a temporary failure (or a login that needs a human)
+/// keeps it in the outbox and exits 75 with its id. Shared by `send` and `sendmail`.
+pub async fn deliver(
+    g: &Global,
+    acct: &Account,
+    outgoing: Outgoing,
+    transport: Option<crate::config::Transport>,
+    queue: bool,
+) -> Result<()> {
+    let out = Out::new(g);
     let store = Store::open(acct.profile.token_store, &acct.name)?;
-    let kind = args.transport.unwrap_or(acct.profile.transport);
-    let mut transport = AnyTransport::open(kind, &acct, &store)?;
-    if let AnyTransport::Graph(graph) = &mut transport {
-        graph.set_progress(!g.quiet && std::io::stderr().is_terminal());
-    }
-    let result = transport.send(&outgoing).await;
-    transport.close().await;
-    let receipt = result?;
+    let kind = transport.unwrap_or(acct.profile.transport);
+    let result = match AnyTransport::open(kind, acct, &store) {
+        Ok(mut t) => {
+            if let AnyTransport::Graph(graph) = &mut t {
+                graph.set_progress(!g.quiet && std::io::stderr().is_terminal());
+            }
+            let r = t.send(&outgoing).await;
+            t.close().await;
+            r
+        }
+        Err(e) => Err(e),
+    };
+    let receipt = match result {
+        Ok(r) => r,
+        Err(e) if queue && queueable(&e) => return Err(enqueue(acct, &outgoing, transport, e)?),
+        Err(e) => return Err(e),
+    };
     if out.json {
         out.print_json(&serde_json::json!({
             "status": "sent",
@@ -108,7 +131,60 @@ pub async fn run(g: &Global, args: SendArgs) -> Result<()> {
     Ok(())
 }
 
-fn describe(o: &Outgoing) -> String {
+/// Temporary failures, and logins that a human will renew: worth keeping the message for.
+pub(super) fn queueable(e: &Error) -> bool {
+    matches!(e.exit, Exit::TempFail | Exit::NoPerm)
+}
+
+/// Writes the message to the outbox and returns the exit-75 error that reports it.
+fn enqueue(
+    acct: &Account,
+    o: &Outgoing,
+    transport: Option<crate::config::Transport>,
+    cause: Error,
+) -> Result<Error> {
+    let (bytes, subject) = match &o.content {
+        Content::Built(d) => (
+            d.to_mime(&o.sender, o.message_id.as_deref().unwrap_or_default())?
+                .formatted(),
+            d.subject.clone(),
+        ),
+        Content::Raw(r) => (r.bytes.clone(), r.subject.clone().unwrap_or_default()),
+    };
+    let mut entry = crate::outbox::Entry::new(
+        &bytes,
+        subject,
+        o.recipients.iter().map(|m| m.email.to_string()).collect(),
+    );
+    entry.send_as = o.send_as.as_ref().map(|m| m.email.to_string());
+    entry.no_save_sent = o.no_save_sent;
+    entry.transport = transport;
+    entry.attempts = 1;
+    entry.last_error = Some(cause.what.clone());
+    let outbox = crate::outbox::Outbox::new(&acct.name)?;
+    outbox.add(&entry)?;
+    let flag = if acct.name == "default" {
+        String::new()
+    } else {
+        format!(" --profile {}", acct.name)
+    };
+    let mut fix = format!("`mailer{flag} queue run` sends it (run it from cron)");
+    if let Some(f) = &cause.fix {
+        fix = format!("{f}; then {fix}");
+    }
+    let mut e = Error::temp(format!(
+        "not sent yet, queued as {}: {}",
+        entry.id, cause.what
+    ))
+    .fix(fix);
+    e.why = cause.why;
+    e.json = Some(
+        serde_json::json!({ "status": "queued", "id": entry.id, "error": cause.what, "exit_code": 75 }),
+    );
+    Ok(e)
+}
+
+pub(super) fn describe(o: &Outgoing) -> String {
     let n = o.recipients.len();
     format!(
         "as {} to {n} recipient{}",
@@ -128,7 +204,7 @@ fn envelope(args: &SendArgs, content: &Content) -> Result<Vec<Mailbox>> {
     })
 }
 
-fn dedupe(list: &mut Vec<Mailbox>) {
+pub(super) fn dedupe(list: &mut Vec<Mailbox>) {
     let mut seen = std::collections::HashSet::new();
     list.retain(|m| seen.insert(m.email.to_string().to_ascii_lowercase()));
 }

@@ -33,6 +33,7 @@ pub fn run(g: &Global) -> Result<()> {
             TokenState::LoggedOut
         );
 
+    let (queued, failed) = crate::outbox::Outbox::new(&acct.name)?.counts();
     if out.json {
         let access: serde_json::Map<_, _> = [Transport::Graph, Transport::Smtp]
             .into_iter()
@@ -58,6 +59,7 @@ pub fn run(g: &Global) -> Result<()> {
             "refresh_token_used_at": record.as_ref().and_then(|r| r.refresh_token_used_at),
             "access_tokens": access,
             "ready": ready,
+            "queue": { "queued": queued, "failed": failed },
         }));
     } else if !out.quiet {
         let line = |k: &str, v: &str| println!("{k:<15}{v}");
@@ -103,6 +105,7 @@ pub fn run(g: &Global) -> Result<()> {
                 }
             }
         }
+        line("queue:", &format!("{queued} queued, {failed} failed"));
         line(
             "ready:",
             if ready {

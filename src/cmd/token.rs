@@ -1,5 +1,6 @@
 //! `mailer token`: a valid access token on stdout, for msmtp `passwordeval`, curl and
 //! scripts. The one command that prints a secret, by design; it never starts a login.
+//! `--refresh` is the keepalive: a weekly cron line keeps the refresh token in use.
 
 use super::Loaded;
 use crate::cli::{Global, TokenArgs, TokenFormat};
@@ -12,7 +13,7 @@ pub async fn run(g: &Global, args: TokenArgs) -> Result<()> {
     let acct = loaded.account()?;
     let store = Store::open(acct.profile.token_store, &acct.name)?;
     let transport = args.transport.unwrap_or(acct.profile.transport);
-    let t = crate::auth::access_token(&acct, &store, transport, false).await?;
+    let t = crate::auth::access_token(&acct, &store, transport, args.refresh).await?;
     let user = &acct.profile.user;
     let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
     let out = match args.format {

@@ -136,16 +136,32 @@ pub struct ProfileLock {
 impl ProfileLock {
     const WAIT: Duration = Duration::from_secs(60);
 
-    pub fn acquire(profile: &str) -> Result<ProfileLock> {
+    fn open(name: &str) -> Result<(std::fs::File, PathBuf)> {
         let dir = lock_dir()?;
         crate::fsutil::create_private_dir(&dir).map_err(|e| lock_error(&dir, e))?;
-        let path = dir.join(format!("{profile}.lock"));
+        let path = dir.join(format!("{name}.lock"));
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
             .map_err(|e| lock_error(&path, e))?;
+        Ok((file, path))
+    }
+
+    /// The lock named `name` if nobody holds it, else `None` (for `queue run`: a second
+    /// run at the same time has nothing to do).
+    pub fn try_acquire(name: &str) -> Result<Option<ProfileLock>> {
+        let (file, path) = Self::open(name)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(ProfileLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(lock_error(&path, e)),
+        }
+    }
+
+    pub fn acquire(profile: &str) -> Result<ProfileLock> {
+        let (file, path) = Self::open(profile)?;
         let deadline = std::time::Instant::now() + Self::WAIT;
         loop {
             match file.try_lock() {

@@ -11,3 +11,4 @@ mod login;
 mod send;
 mod smtp_selftest;
 mod tokens;
+mod unattended;

@@ -22,8 +22,18 @@ pub struct Stand {
 
 impl Stand {
     pub fn new(smtp: Option<SmtpOptions>, extra_login: &[&str]) -> Stand {
+        Stand::new_with(smtp, extra_login, |_| {})
+    }
+
+    /// Like [`Stand::new`], with `setup` run on the fake Entra before the login.
+    pub fn new_with(
+        smtp: Option<SmtpOptions>,
+        extra_login: &[&str],
+        setup: impl FnOnce(&FakeEntra),
+    ) -> Stand {
         let env = Env::new();
         let entra = fake();
+        setup(&entra);
         let graph = FakeGraph::start(entra.validator());
         let smtp = smtp.map(|mut o| {
             o.introspect = format!("{}/_test/introspect", entra.authority());

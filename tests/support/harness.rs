@@ -94,7 +94,12 @@ impl Env {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
+        self.command_as(Path::new(BIN), args)
+    }
+
+    /// Like [`Env::command`], running `program` (e.g. a `sendmail` link to the binary).
+    pub fn command_as(&self, program: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(program);
         c.args(args);
         c.env_clear();
         for keep in [
@@ -126,8 +131,12 @@ impl Env {
 
     /// Runs to completion with `stdin` (closed when `None`), bounded by [`RUN_LIMIT`].
     pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = self
-            .command(args)
+        self.run_cmd(self.command(args), stdin)
+    }
+
+    /// Runs a prepared command to completion with `stdin`, bounded by [`RUN_LIMIT`].
+    pub fn run_cmd(&self, mut cmd: Command, stdin: Option<&str>) -> Output {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

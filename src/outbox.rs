@@ -1,0 +1,267 @@
+//! The outbox (SPEC section 7): messages that could not be sent yet, one file each.
+//!
+//! `{data_dir}/mailer/outbox/{profile}/{id}.json` (0600 in a 0700 directory), written
+//! atomically, holding the complete RFC 5322 bytes and the envelope. A message is removed
+//! only after the server accepted it, so a crash at any instant leaves it either here or
+//! sent (at worst sent twice, never lost). Permanent failures move to `failed/` with the
+//! reason, so they are not retried forever but stay visible in `queue list`.
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    pub id: String,
+    /// Unix seconds.
+    pub created: u64,
+    pub subject: String,
+    /// The envelope recipients.
+    pub recipients: Vec<String>,
+    /// `--from` / `sendmail -f`: send as this mailbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_as: Option<String>,
+    #[serde(default)]
+    pub no_save_sent: bool,
+    /// `--transport` given when it was queued; else the profile's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<crate::config::Transport>,
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Why it moved to `failed/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Base64 of the message bytes (JSON cannot hold arbitrary bytes).
+    pub message: String,
+}
+
+impl Entry {
+    pub fn new(message: &[u8], subject: String, recipients: Vec<String>) -> Entry {
+        Entry {
+            id: new_id(),
+            created: crate::auth::now(),
+            subject,
+            recipients,
+            send_as: None,
+            no_save_sent: false,
+            transport: None,
+            attempts: 0,
+            last_error: None,
+            reason: None,
+            message: base64::engine::general_purpose::STANDARD.encode(message),
+        }
+    }
+
+    pub fn bytes(&self) -> Result<Vec<u8>> {
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.message)
+            .map_err(|e| {
+                Error::io(format!("queued message {} is damaged: {e}", self.id))
+                    .fix("remove it with `mailer queue purge`")
+            })
+    }
+
+    /// The `queue list --json` view: everything but the message bytes.
+    pub fn summary(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "id": self.id, "created": self.created, "subject": self.subject, "recipients": self.recipients,
+            "attempts": self.attempts, "last_error": self.last_error,
+        });
+        if let Some(r) = &self.reason {
+            v["reason"] = serde_json::json!(r);
+        }
+        v
+    }
+}
+
+/// Sortable by time (hex nanoseconds), unique by pid and a counter.
+fn new_id() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "{nanos:020x}-{:x}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub struct Outbox {
+    queued: PathBuf,
+    failed: PathBuf,
+}
+
+impl Outbox {
+    pub fn new(profile: &str) -> Result<Outbox> {
+        let base = fsutil::data_dir()
+            .ok_or_else(|| {
+                Error::io("cannot find a data directory for this user")
+                    .fix("set XDG_DATA_HOME (or HOME)")
+            })?
+            .join("outbox")
+            .join(profile);
+        Ok(Outbox {
+            failed: base.join("failed"),
+            queued: base,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.queued
+    }
+
+    fn io(&self, verb: &str, path: &Path, e: std::io::Error) -> Error {
+        Error::io(format!("cannot {verb} {}: {e}", path.display())).fix(format!(
+            "check that {} exists and is writable by you",
+            self.queued.display()
+        ))
+    }
+
+    fn write(&self, dir: &Path, entry: &Entry) -> Result<()> {
+        fsutil::create_private_dir(dir).map_err(|e| self.io("create", dir, e))?;
+        let path = dir.join(format!("{}.json", entry.id));
+        let bytes = serde_json::to_vec(entry)
+            .map_err(|e| Error::internal(format!("cannot serialize a queued message: {e}")))?;
+        fsutil::write_atomic(&path, &bytes, Some(0o600)).map_err(|e| self.io("write", &path, e))
+    }
+
+    /// Keeps a message for a later `queue run`.
+    pub fn add(&self, entry: &Entry) -> Result<()> {
+        self.write(&self.queued, entry)
+    }
+
+    /// Records a failed attempt.
+    pub fn update(&self, entry: &Entry) -> Result<()> {
+        self.write(&self.queued, entry)
+    }
+
+    /// Sent: gone from the outbox.
+    pub fn remove(&self, id: &str) -> Result<()> {
+        let path = self.queued.join(format!("{id}.json"));
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.io("remove", &path, e)),
+        }
+    }
+
+    /// A permanent failure: kept in `failed/` with the reason, out of the retry loop.
+    /// Written there before it leaves the queue, so a crash in between keeps it queued.
+    pub fn fail(&self, entry: &mut Entry, reason: String) -> Result<()> {
+        entry.reason = Some(reason);
+        self.write(&self.failed, entry)?;
+        self.remove(&entry.id)
+    }
+
+    fn read_dir(&self, dir: &Path) -> Result<Vec<Entry>> {
+        let listing = match std::fs::read_dir(dir) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.io("read", dir, e)),
+        };
+        let mut out = Vec::new();
+        for item in listing {
+            let path = item.map_err(|e| self.io("read", dir, e))?.path();
+            // Only finished files: temp files of a write in progress start with '.'.
+            let is_entry = path.extension().is_some_and(|x| x == "json")
+                && !path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if !is_entry {
+                continue;
+            }
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                // Sent and removed by a concurrent run between listing and reading.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.io("read", &path, e)),
+            };
+            let entry: Entry = serde_json::from_slice(&bytes).map_err(|e| {
+                Error::io(format!(
+                    "the queued message {} is damaged: {e}",
+                    path.display()
+                ))
+                .fix(format!("move it out of {} and look at it", dir.display()))
+            })?;
+            out.push(entry);
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    pub fn queued(&self) -> Result<Vec<Entry>> {
+        self.read_dir(&self.queued)
+    }
+
+    pub fn failed(&self) -> Result<Vec<Entry>> {
+        self.read_dir(&self.failed)
+    }
+
+    /// How many are queued and failed, for `status`; counts files without reading them.
+    pub fn counts(&self) -> (usize, usize) {
+        let count = |d: &Path| {
+            std::fs::read_dir(d)
+                .map(|l| {
+                    l.filter_map(|e| e.ok())
+                        .filter(|e| {
+                            let n = e.file_name();
+                            let n = n.to_string_lossy();
+                            n.ends_with(".json") && !n.starts_with('.')
+                        })
+                        .count()
+                })
+                .unwrap_or(0)
+        };
+        (count(&self.queued), count(&self.failed))
+    }
+
+    /// Deletes queued messages (and failed ones with `failed`); returns how many.
+    pub fn purge(&self, queued: bool, failed: bool) -> Result<usize> {
+        let mut n = 0;
+        if queued {
+            for e in self.queued()? {
+                self.remove(&e.id)?;
+                n += 1;
+            }
+        }
+        if failed {
+            for e in self.failed()? {
+                let path = self.failed.join(format!("{}.json", e.id));
+                std::fs::remove_file(&path).map_err(|err| self.io("remove", &path, err))?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_sort_by_time() {
+        let a = new_id();
+        let b = new_id();
+        assert!(a < b, "{a} {b}");
+    }
+
+    #[test]
+    fn entry_round_trip() {
+        let e = Entry::new(
+            b"To: a@example.com\r\n\r\nhi\r\n",
+            "s".into(),
+            vec!["a@example.com".into()],
+        );
+        assert_eq!(e.bytes().unwrap(), b"To: a@example.com\r\n\r\nhi\r\n");
+        let v = e.summary();
+        assert!(v.get("message").is_none());
+        assert_eq!(v["attempts"], 0);
+    }
+}
