@@ -129,6 +129,15 @@ pub struct LoginArgs {
     /// Use the device-code flow (prints a code and a URL, then polls)
     #[arg(long, conflicts_with_all = ["no_browser", "redirect_uri"])]
     pub device_code: bool,
+    /// App-only (client credentials): no user sign-in, no refresh token; sends as --user
+    #[arg(long, conflicts_with_all = ["device_code", "redirect_uri", "login_hint"], requires = "user")]
+    pub app_only: bool,
+    /// App-only with a certificate: its PEM (the key stays in --private-key)
+    #[arg(long, value_name = "PEM", requires_all = ["app_only", "private_key"])]
+    pub certificate: Option<PathBuf>,
+    /// App-only with a certificate: the RSA private key (PEM, PKCS#8 or PKCS#1)
+    #[arg(long, value_name = "PEM", requires_all = ["app_only", "certificate"])]
+    pub private_key: Option<PathBuf>,
     /// Print the login URL but do not open a browser
     #[arg(long)]
     pub no_browser: bool,

@@ -57,6 +57,11 @@ pub struct Profile {
     pub smtp_security: Option<SmtpSecurity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+    /// App-only with a certificate: the certificate and private key (PEM paths).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<PathBuf>,
     /// `login --redirect-uri`: the fixed redirect registered for the app.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_uri: Option<String>,

@@ -124,12 +124,24 @@ pub fn is_loopback(url: &Url) -> bool {
     }
 }
 
+/// The resource SMTP app-only tokens are for (`SMTP.SendAsApp`).
+const SMTP_APP_RESOURCE: &str = "https://outlook.office365.com";
+
 /// The resource (audience) a transport's token is for.
 pub fn resource(p: &Profile, transport: Transport) -> String {
     match transport {
         Transport::Graph => cloud_info(p.cloud).graph.to_owned(),
+        Transport::Smtp if p.flow == crate::config::Flow::ClientCredentials => {
+            SMTP_APP_RESOURCE.to_owned()
+        }
         Transport::Smtp => SMTP_RESOURCE.to_owned(),
     }
+}
+
+/// The one scope of a client-credentials request: the application permissions granted to
+/// the app on that resource.
+pub fn app_scope(p: &Profile, transport: Transport) -> String {
+    format!("{}/.default", resource(p, transport))
 }
 
 fn default_scopes(p: &Profile, transport: Transport) -> Vec<String> {

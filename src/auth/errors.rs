@@ -171,6 +171,12 @@ const KNOWN: &[Known] = &[
         fix: "check --scopes, or log in again without it: {login}",
     },
     Known {
+        codes: &[700027, 700024, 700023],
+        exit: Exit::Config,
+        meaning: "the app's signed client assertion was refused (certificate not registered on the app, key and certificate do not match, or the clock is off)",
+        fix: "upload the certificate (its public part) under Certificates & secrets, pass the matching --certificate and --private-key, and check the system clock; then {login}",
+    },
+    Known {
         codes: &[70000],
         exit: Exit::NoPerm,
         meaning: "the sign-in was declined",

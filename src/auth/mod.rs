@@ -6,6 +6,7 @@
 //! the new access token is used (SPEC section 5). Nothing here prints a token; the one
 //! command that does is `mailer token`.
 
+pub mod app;
 pub mod code;
 pub mod device;
 pub mod errors;
@@ -202,9 +203,16 @@ pub enum TokenState<'a> {
     Fresh(&'a CachedToken),
     /// No usable access token, but a refresh token that can mint one without a human.
     Refreshable(&'a Secret),
+    /// App-only: no usable access token, minted from the app's own credential.
+    Mintable,
 }
 
-pub fn token_state(record: Option<&Record>, transport: Transport, now: u64) -> TokenState<'_> {
+pub fn token_state(
+    record: Option<&Record>,
+    app_only: bool,
+    transport: Transport,
+    now: u64,
+) -> TokenState<'_> {
     let Some(r) = record else {
         return TokenState::LoggedOut;
     };
@@ -215,6 +223,7 @@ pub fn token_state(record: Option<&Record>, transport: Transport, now: u64) -> T
         return TokenState::Fresh(t);
     }
     match &r.refresh_token {
+        _ if app_only => TokenState::Mintable,
         Some(rt) => TokenState::Refreshable(rt),
         None => TokenState::LoggedOut,
     }
@@ -228,9 +237,12 @@ pub async fn access_token(
     transport: Transport,
     force: bool,
 ) -> Result<CachedToken> {
+    let app_only = acct.profile.flow == crate::config::Flow::ClientCredentials;
     if !force {
         // Fast path without the lock: a cron job with a cached token does no locking.
-        if let TokenState::Fresh(t) = token_state(store.load()?.as_ref(), transport, now()) {
+        if let TokenState::Fresh(t) =
+            token_state(store.load()?.as_ref(), app_only, transport, now())
+        {
             tracing::debug!(profile = %acct.name, %transport, "using the cached access token");
             return Ok(t.clone());
         }
@@ -238,7 +250,19 @@ pub async fn access_token(
     let _lock = ProfileLock::acquire(&acct.name)?;
     // Re-read under the lock: another process may have refreshed (and rotated) meanwhile.
     let mut record = store.load()?.ok_or_else(|| acct.not_logged_in(store))?;
-    let refresh_token = match token_state(Some(&record), transport, now()) {
+    if app_only {
+        if let (false, TokenState::Fresh(t)) =
+            (force, token_state(Some(&record), true, transport, now()))
+        {
+            return Ok(t.clone());
+        }
+        tracing::debug!(profile = %acct.name, %transport, "minting an app-only token");
+        let response = app::mint(acct, record.client_secret.as_ref(), transport).await?;
+        let cached = apply_response(&mut record, transport, &response);
+        store.save(&record)?;
+        return Ok(cached);
+    }
+    let refresh_token = match token_state(Some(&record), false, transport, now()) {
         TokenState::Fresh(t) if !force => return Ok(t.clone()),
         TokenState::LoggedOut => return Err(acct.not_logged_in(store)),
         TokenState::Fresh(_) => match &record.refresh_token {
@@ -246,6 +270,7 @@ pub async fn access_token(
             None => return Err(acct.not_logged_in(store)),
         },
         TokenState::Refreshable(rt) => rt.clone(),
+        TokenState::Mintable => return Err(acct.not_logged_in(store)),
     };
     tracing::debug!(profile = %acct.name, %transport, "refreshing the access token");
     let client = acct.oauth_client(record.client_secret.as_ref())?;
@@ -370,7 +395,7 @@ mod tests {
     fn state_transitions() {
         let now = 1_000_000;
         assert!(matches!(
-            token_state(None, Transport::Graph, now),
+            token_state(None, false, Transport::Graph, now),
             TokenState::LoggedOut
         ));
         let mut r = Record {
@@ -378,7 +403,7 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            token_state(Some(&r), Transport::Graph, now),
+            token_state(Some(&r), false, Transport::Graph, now),
             TokenState::Refreshable(_)
         ));
         let tok = |exp| CachedToken {
@@ -389,21 +414,21 @@ mod tests {
         r.access
             .insert("graph".into(), tok(now + EXPIRY_MARGIN + 1));
         assert!(matches!(
-            token_state(Some(&r), Transport::Graph, now),
+            token_state(Some(&r), false, Transport::Graph, now),
             TokenState::Fresh(_)
         ));
         assert!(matches!(
-            token_state(Some(&r), Transport::Smtp, now),
+            token_state(Some(&r), false, Transport::Smtp, now),
             TokenState::Refreshable(_)
         ));
         r.access.insert("graph".into(), tok(now + EXPIRY_MARGIN));
         assert!(matches!(
-            token_state(Some(&r), Transport::Graph, now),
+            token_state(Some(&r), false, Transport::Graph, now),
             TokenState::Refreshable(_)
         ));
         r.refresh_token = None;
         assert!(matches!(
-            token_state(Some(&r), Transport::Graph, now),
+            token_state(Some(&r), false, Transport::Graph, now),
             TokenState::LoggedOut
         ));
     }

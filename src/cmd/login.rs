@@ -20,7 +20,8 @@ pub async fn run(g: &Global, args: LoginArgs) -> Result<()> {
     let out = Out::new(g);
     let existing = loaded.config.profiles.get(&loaded.name).cloned();
     let mut profile = merge(existing.as_ref(), &args)?;
-    if g.non_interactive {
+    // App-only needs no person: it may run anywhere, cron included.
+    if g.non_interactive && profile.flow != Flow::ClientCredentials {
         return Err(Error::login_needed(
             "a login needs a person (a browser or a device code), and --non-interactive forbids it",
         )
@@ -39,61 +40,10 @@ pub async fn run(g: &Global, args: LoginArgs) -> Result<()> {
         // A re-login keeps the secret stored by the previous one.
         None => store.load().ok().flatten().and_then(|r| r.client_secret),
     };
-    let client = acct.oauth_client(secret.as_ref())?;
-    let authorize_scopes = provider::authorize_scopes(&profile);
-    let timeout = Duration::from_secs(args.timeout);
-    let response = if args.device_code {
-        auth::device::login(&acct, &client, &authorize_scopes, timeout).await?
-    } else {
-        let opts = auth::code::Options {
-            redirect_uri: profile.redirect_uri.as_deref(),
-            no_browser: args.no_browser,
-            login_hint: args.login_hint.as_deref(),
-            timeout,
-            quiet: g.quiet,
-        };
-        let token_scopes = provider::token_scopes(&profile, profile.transport);
-        auth::code::login(&acct, client, &authorize_scopes, &token_scopes, &opts).await?
+    let record = match profile.flow {
+        Flow::ClientCredentials => app_only_record(&acct, secret).await?,
+        _ => delegated_record(g, &args, &acct, &mut profile, secret).await?,
     };
-
-    use oauth2::TokenResponse;
-    if response.refresh_token().is_none() {
-        return Err(Error::new(
-            Exit::Unavailable,
-            "the identity provider issued no refresh token",
-        )
-        .why("without one every send would need a new login")
-        .fix("make sure the app may request offline_access (API permissions), then log in again"));
-    }
-    if args.user.is_none() {
-        match response
-            .extra_fields()
-            .id_token
-            .as_ref()
-            .and_then(auth::user_from_id_token)
-        {
-            Some(u) => profile.user = u,
-            None if !profile.user.is_empty() => {}
-            None => {
-                return Err(
-                    Error::config("the sign-in did not say which mailbox to send from")
-                        .why("the id_token has no preferred_username or email claim")
-                        .fix(format!(
-                            "{} --user you@example.com",
-                            auth::login_command(&loaded.name, &profile)
-                        )),
-                );
-            }
-        }
-    }
-
-    let mut record = Record {
-        version: Record::VERSION,
-        client_secret: secret,
-        ..Default::default()
-    };
-    auth::apply_response(&mut record, profile.transport, &response);
-    record.logged_in_at = record.refresh_token_used_at;
     {
         let _lock = ProfileLock::acquire(&loaded.name)?;
         store.save(&record)?;
@@ -133,6 +83,95 @@ pub async fn run(g: &Global, args: LoginArgs) -> Result<()> {
     Ok(())
 }
 
+/// The browser or device-code sign-in: a refresh token, and the mailbox from the id_token.
+async fn delegated_record(
+    g: &Global,
+    args: &LoginArgs,
+    acct: &Account,
+    profile: &mut Profile,
+    secret: Option<Secret>,
+) -> Result<Record> {
+    let client = acct.oauth_client(secret.as_ref())?;
+    let authorize_scopes = provider::authorize_scopes(profile);
+    let timeout = Duration::from_secs(args.timeout);
+    let response = if args.device_code {
+        auth::device::login(acct, &client, &authorize_scopes, timeout).await?
+    } else {
+        let opts = auth::code::Options {
+            redirect_uri: profile.redirect_uri.as_deref(),
+            no_browser: args.no_browser,
+            login_hint: args.login_hint.as_deref(),
+            timeout,
+            quiet: g.quiet,
+        };
+        let token_scopes = provider::token_scopes(profile, profile.transport);
+        auth::code::login(acct, client, &authorize_scopes, &token_scopes, &opts).await?
+    };
+
+    use oauth2::TokenResponse;
+    if response.refresh_token().is_none() {
+        return Err(Error::new(
+            Exit::Unavailable,
+            "the identity provider issued no refresh token",
+        )
+        .why("without one every send would need a new login")
+        .fix("make sure the app may request offline_access (API permissions), then log in again"));
+    }
+    if args.user.is_none() {
+        match response
+            .extra_fields()
+            .id_token
+            .as_ref()
+            .and_then(auth::user_from_id_token)
+        {
+            Some(u) => profile.user = u,
+            None if !profile.user.is_empty() => {}
+            None => {
+                return Err(
+                    Error::config("the sign-in did not say which mailbox to send from")
+                        .why("the id_token has no preferred_username or email claim")
+                        .fix(format!(
+                            "{} --user you@example.com",
+                            auth::login_command(&acct.name, profile)
+                        )),
+                );
+            }
+        }
+    }
+
+    let mut record = Record {
+        version: Record::VERSION,
+        client_secret: secret,
+        ..Default::default()
+    };
+    auth::apply_response(&mut record, profile.transport, &response);
+    record.logged_in_at = record.refresh_token_used_at;
+    Ok(record)
+}
+
+/// App-only: no person, no refresh token. One token is minted now to prove the credentials.
+async fn app_only_record(acct: &Account, secret: Option<Secret>) -> Result<Record> {
+    let p = &acct.profile;
+    if ["common", "organizations", "consumers"].contains(&p.tenant.to_ascii_lowercase().as_str()) {
+        return Err(Error::usage(format!("--app-only needs your tenant, not {}", p.tenant))
+            .why("an app acts in one tenant; Entra refuses client credentials on /common, /organizations and /consumers (AADSTS9001023)")
+            .fix("pass --tenant with your tenant's GUID or domain, e.g. --tenant contoso.onmicrosoft.com"));
+    }
+    if secret.is_none() && p.certificate.is_none() {
+        return Err(Error::usage("--app-only needs a client secret or a certificate")
+            .fix("pipe the secret to --client-secret-stdin (or set MAILER_CLIENT_SECRET), or pass --certificate cert.pem --private-key key.pem"));
+    }
+    let mut record = Record {
+        version: Record::VERSION,
+        client_secret: secret,
+        ..Default::default()
+    };
+    let response = auth::app::mint(acct, record.client_secret.as_ref(), p.transport).await?;
+    auth::apply_response(&mut record, p.transport, &response);
+    record.logged_in_at = record.refresh_token_used_at;
+    Ok(record)
+}
+
 /// The profile this login will create: flags over the existing profile over defaults.
 fn merge(existing: Option<&Profile>, a: &LoginArgs) -> Result<Profile> {
     let client_id = a.client_id.clone().or_else(|| existing.map(|p| p.client_id.clone())).ok_or_else(|| {
@@ -158,11 +197,15 @@ fn merge(existing: Option<&Profile>, a: &LoginArgs) -> Result<Profile> {
             .or(existing.map(|p| p.transport))
             .unwrap_or_default(),
         cloud: a.cloud.or(existing.map(|p| p.cloud)).unwrap_or_default(),
-        flow: if a.device_code {
+        flow: if a.app_only {
+            Flow::ClientCredentials
+        } else if a.device_code {
             Flow::DeviceCode
         } else {
             Flow::AuthorizationCode
         },
+        certificate: a.certificate.as_deref().map(absolute),
+        private_key: a.private_key.as_deref().map(absolute),
         token_store: a
             .token_store
             .or(existing.map(|p| p.token_store))
@@ -202,15 +245,17 @@ fn merge(existing: Option<&Profile>, a: &LoginArgs) -> Result<Profile> {
                 .or_else(|| keep(|p| p.redirect_uri.clone())),
         },
     };
-    if let Some(ca) = &p.ca_file {
-        // Stored absolute, so cron (another working directory) finds it.
-        p.ca_file = Some(std::path::absolute(ca).unwrap_or_else(|_| ca.clone()));
-    }
+    // Stored absolute, so cron (another working directory) finds it.
+    p.ca_file = p.ca_file.as_deref().map(absolute);
     if p.tenant.trim().is_empty() {
         return Err(Error::usage("--tenant is empty")
             .fix("use common, organizations, consumers, a GUID or a domain"));
     }
     Ok(p)
+}
+
+fn absolute(path: &std::path::Path) -> std::path::PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
 }
 
 /// The client secret of a confidential app: `--client-secret-stdin`, else

@@ -29,7 +29,12 @@ pub fn run(g: &Global) -> Result<()> {
     let expired = idle_days.is_some_and(|d| d >= INACTIVITY_LIMIT_DAYS);
     let ready = !expired
         && !matches!(
-            token_state(record.as_ref(), p.transport, now),
+            token_state(
+                record.as_ref(),
+                p.flow == crate::config::Flow::ClientCredentials,
+                p.transport,
+                now,
+            ),
             TokenState::LoggedOut
         );
 

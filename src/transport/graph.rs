@@ -79,10 +79,12 @@ impl<'a> Graph<'a> {
         self.progress = on;
     }
 
-    /// `me`, or `users/{mailbox}` when sending as someone else.
+    /// `me`, or `users/{mailbox}` when sending as someone else or app-only (an app has no
+    /// `me`).
     fn mailbox(&self, out: &Outgoing) -> String {
         let from = out.from_mailbox();
-        if from.email == out.sender.email {
+        let app_only = self.acct.profile.flow == crate::config::Flow::ClientCredentials;
+        if from.email == out.sender.email && !app_only {
             "me".to_owned()
         } else {
             format!("users/{}", percent_encode(from.email.as_ref()))

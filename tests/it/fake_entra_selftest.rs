@@ -252,6 +252,7 @@ fn auth_code_flow_issues_entra_shaped_tokens() {
             user: "ada@contoso.example".into(),
             client_id: APP.into(),
             expired: false,
+            app: false,
         }
     );
     assert!(fake.access_token_info("not-a-token").is_none());
@@ -1039,4 +1040,690 @@ fn drop_stops_the_server() {
         b"",
     );
     assert!(result.is_err(), "server still answering after drop");
+}
+
+// ---- App-only access: the client-credentials grant ----
+
+const SECRET_APP: &str = "0a1b2c3d-0000-4000-8000-0000000000c1";
+const CERT_APP: &str = "0a1b2c3d-0000-4000-8000-0000000000c2";
+const APP_SECRET: &str = "app~secret:+/%&=";
+const GRAPH_DEFAULT: &str = "https://graph.microsoft.com/.default";
+const EXCHANGE_DEFAULT: &str = "https://outlook.office365.com/.default";
+
+/// An RSA key and self-signed certificate made with the `openssl` CLI, as an admin would.
+struct TestCert {
+    key: ring::signature::RsaKeyPair,
+    cert_der: Vec<u8>,
+    /// PKCS#1 RSAPublicKey, DER.
+    public_der: Vec<u8>,
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run the openssl CLI");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn make_cert() -> TestCert {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    #[rustfmt::skip]
+    openssl(d, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem",
+        "-out", "cert.pem", "-days", "2", "-subj", "/CN=mailer-test"]);
+    #[rustfmt::skip]
+    openssl(d, &["rsa", "-in", "key.pem", "-RSAPublicKey_out", "-outform", "DER", "-out", "pub.der"]);
+    #[rustfmt::skip]
+    openssl(d, &["x509", "-in", "cert.pem", "-outform", "DER", "-out", "cert.der"]);
+    let read = |n: &str| std::fs::read(d.join(n)).unwrap();
+    // `req -newkey … -nodes` writes PKCS#8 ("BEGIN PRIVATE KEY"), which ring reads.
+    let pem = String::from_utf8(read("key.pem")).unwrap();
+    let b64: String = pem
+        .lines()
+        .skip_while(|l| *l != "-----BEGIN PRIVATE KEY-----")
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    let pkcs8 = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("PKCS#8 PEM");
+    TestCert {
+        key: ring::signature::RsaKeyPair::from_pkcs8(&pkcs8).expect("PKCS#8 RSA key"),
+        cert_der: read("cert.der"),
+        public_der: read("pub.der"),
+    }
+}
+
+fn b64url(b: impl AsRef<[u8]>) -> String {
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn random_jti() -> String {
+    let mut b = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).unwrap();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn token_url(fake: &FakeEntra, tenant: &str) -> String {
+    format!("{}/{tenant}/oauth2/v2.0/token", fake.authority())
+}
+
+/// The claims MSAL puts in a certificate credential's assertion.
+fn claims(fake: &FakeEntra) -> Value {
+    let now = now_secs();
+    serde_json::json!({
+        "aud": token_url(fake, HOME_TID),
+        "iss": CERT_APP,
+        "sub": CERT_APP,
+        "jti": random_jti(),
+        "nbf": now,
+        "iat": now,
+        "exp": now + 600,
+    })
+}
+
+/// `alg` PS256 or RS256, with the matching thumbprint header of `cert`.
+fn header(cert: &TestCert, alg: &str) -> Value {
+    let mut h = serde_json::json!({"alg": alg, "typ": "JWT"});
+    if alg == "RS256" {
+        h["x5t"] = b64url(ring::digest::digest(
+            &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+            &cert.cert_der,
+        ))
+        .into();
+    } else {
+        h["x5t#S256"] = b64url(ring::digest::digest(&ring::digest::SHA256, &cert.cert_der)).into();
+    }
+    h
+}
+
+/// A compact JWS signed with `cert`'s key (PSS for PS256, PKCS#1 v1.5 otherwise).
+fn sign(cert: &TestCert, header: &Value, claims: &Value) -> String {
+    let input = format!(
+        "{}.{}",
+        b64url(header.to_string()),
+        b64url(claims.to_string())
+    );
+    let padding: &dyn ring::signature::RsaEncoding = if header["alg"] == "PS256" {
+        &ring::signature::RSA_PSS_SHA256
+    } else {
+        &ring::signature::RSA_PKCS1_SHA256
+    };
+    let mut sig = vec![0u8; cert.key.public().modulus_len()];
+    cert.key
+        .sign(
+            padding,
+            &ring::rand::SystemRandom::new(),
+            input.as_bytes(),
+            &mut sig,
+        )
+        .unwrap();
+    format!("{input}.{}", b64url(sig))
+}
+
+fn app_token_with_assertion(fake: &FakeEntra, tenant: &str, jwt: &str, scope: &str) -> Response {
+    token_at(
+        fake,
+        tenant,
+        &[],
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", CERT_APP),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", jwt),
+            ("scope", scope),
+        ],
+    )
+}
+
+fn app_token_with_secret(fake: &FakeEntra, tenant: &str, secret: &str, scope: &str) -> Response {
+    token_at(
+        fake,
+        tenant,
+        &[],
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", SECRET_APP),
+            ("client_secret", secret),
+            ("scope", scope),
+        ],
+    )
+}
+
+/// Checks the app-only success answer (no refresh token, no id_token, no scope) and returns
+/// what the access token stands for.
+fn app_token_info(fake: &FakeEntra, resp: &Response) -> AccessTokenInfo {
+    let v = ok_json(resp);
+    let mut keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["access_token", "expires_in", "ext_expires_in", "token_type"],
+        "{v}"
+    );
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(v["expires_in"], 3599);
+    assert_eq!(v["ext_expires_in"], 3599);
+    fake.access_token_info(str_field(&v, "access_token"))
+        .expect("issued token is known")
+}
+
+#[test]
+fn secret_app_gets_app_only_tokens_without_refresh_token() {
+    let fake = fake();
+    fake.add_app_client_secret(SECRET_APP, APP_SECRET);
+
+    let info = app_token_info(
+        &fake,
+        &app_token_with_secret(&fake, HOME_TID, APP_SECRET, GRAPH_DEFAULT),
+    );
+    assert_eq!(
+        info,
+        AccessTokenInfo {
+            resource: "https://graph.microsoft.com".into(),
+            scopes: vec!["https://graph.microsoft.com/Mail.Send".into()],
+            user: String::new(),
+            client_id: SECRET_APP.into(),
+            expired: false,
+            app: true,
+        }
+    );
+
+    // HTTP Basic works too, and a domain names the tenant as well as its id.
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            crate::support::http::percent_encode(SECRET_APP),
+            crate::support::http::percent_encode(APP_SECRET)
+        ))
+    );
+    let resp = token_at(
+        &fake,
+        "contoso.example",
+        &[("Authorization", &basic)],
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", EXCHANGE_DEFAULT),
+        ],
+    );
+    let info = app_token_info(&fake, &resp);
+    assert_eq!(info.resource, "https://outlook.office365.com");
+    assert_eq!(
+        info.scopes,
+        ["https://outlook.office365.com/SMTP.SendAsApp"]
+    );
+    assert!(info.app && info.user.is_empty());
+
+    // The introspection endpoint (for the SMTP fake) says it is an app token.
+    let v = ok_json(&request(
+        "GET",
+        &format!(
+            "{}/_test/introspect?{}",
+            fake.authority(),
+            form_encode(&[("token", str_field(&resp.json(), "access_token"))])
+        ),
+        &[],
+        b"",
+    ));
+    assert_eq!(v["app"], true, "{v}");
+    assert_eq!(v["user"], "", "{v}");
+    // Delegated tokens say app: false.
+    let code = login(&fake, &all_scopes());
+    let delegated = ok_json(&redeem(&fake, &code, Some(GRAPH_SEND)));
+    let v = ok_json(&request(
+        "GET",
+        &format!(
+            "{}/_test/introspect?{}",
+            fake.authority(),
+            form_encode(&[("token", str_field(&delegated, "access_token"))])
+        ),
+        &[],
+        b"",
+    ));
+    assert_eq!(v["app"], false, "{v}");
+
+    assert_entra_error(
+        &app_token_with_secret(&fake, HOME_TID, "wrong", GRAPH_DEFAULT),
+        401,
+        "invalid_client",
+        7000215,
+    );
+    let resp = token_at(
+        &fake,
+        HOME_TID,
+        &[],
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", SECRET_APP),
+            ("scope", GRAPH_DEFAULT),
+        ],
+    );
+    assert_entra_error(&resp, 401, "invalid_client", 7000218);
+    let resp = token_at(
+        &fake,
+        HOME_TID,
+        &[],
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "nobody"),
+            ("client_secret", "x"),
+            ("scope", GRAPH_DEFAULT),
+        ],
+    );
+    assert_entra_error(&resp, 400, "unauthorized_client", 700016);
+    // Apps registered only for delegated flows do not get app-only tokens from this fake.
+    let resp = token_at(
+        &fake,
+        HOME_TID,
+        &[],
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", WEB_APP),
+            ("client_secret", WEB_SECRET),
+            ("scope", GRAPH_DEFAULT),
+        ],
+    );
+    assert_entra_error(&resp, 400, "unsupported_grant_type", 70003);
+    // An app-only registration has no redirect URI, so no delegated sign-in either.
+    let resp = authorize_raw(
+        &fake,
+        HOME_TID,
+        &authorize_pairs(SECRET_APP, LOOPBACK, &all_scopes()),
+    );
+    assert_eq!(resp.status, 400, "{}", resp.text());
+
+    let stats = fake.stats();
+    assert_eq!(stats.client_credentials_grants, 2);
+    assert_eq!(stats.refresh_grants, 0);
+    let auth: Vec<&str> = stats
+        .token_requests
+        .iter()
+        .filter(|t| t.grant_type == "client_credentials")
+        .map(|t| t.client_auth.as_str())
+        .collect();
+    assert_eq!(auth, ["post", "basic", "post", "none", "post", "post"]);
+    assert!(fake.issued_secrets().iter().any(|s| s == APP_SECRET));
+}
+
+#[test]
+fn certificate_app_with_ps256_or_rs256_assertion_is_accepted() {
+    let fake = fake();
+    let cert = make_cert();
+    fake.add_app_client_certificate(CERT_APP, &cert.cert_der, &cert.public_der);
+
+    let jwt = sign(&cert, &header(&cert, "PS256"), &claims(&fake));
+    let info = app_token_info(
+        &fake,
+        &app_token_with_assertion(&fake, HOME_TID, &jwt, GRAPH_DEFAULT),
+    );
+    assert_eq!(info.resource, "https://graph.microsoft.com");
+    assert_eq!(info.scopes, ["https://graph.microsoft.com/Mail.Send"]);
+    assert_eq!(info.client_id, CERT_APP);
+    assert!(info.app && info.user.is_empty() && !info.expired);
+    assert!(
+        fake.issued_secrets().contains(&jwt),
+        "assertions are secrets"
+    );
+
+    // RS256 names the certificate by its SHA-1 thumbprint (x5t).
+    let jwt = sign(&cert, &header(&cert, "RS256"), &claims(&fake));
+    let info = app_token_info(
+        &fake,
+        &app_token_with_assertion(&fake, HOME_TID, &jwt, EXCHANGE_DEFAULT),
+    );
+    assert_eq!(
+        info.scopes,
+        ["https://outlook.office365.com/SMTP.SendAsApp"]
+    );
+
+    // Both thumbprints at once (MSAL may send both) are fine when both match.
+    let mut h = header(&cert, "PS256");
+    h["x5t"] = header(&cert, "RS256")["x5t"].clone();
+    app_token_info(
+        &fake,
+        &app_token_with_assertion(
+            &fake,
+            HOME_TID,
+            &sign(&cert, &h, &claims(&fake)),
+            GRAPH_DEFAULT,
+        ),
+    );
+
+    // Certificate rollover: a second certificate works alongside the first.
+    let cert2 = make_cert();
+    fake.add_app_client_certificate(CERT_APP, &cert2.cert_der, &cert2.public_der);
+    let jwt = sign(&cert2, &header(&cert2, "PS256"), &claims(&fake));
+    app_token_info(
+        &fake,
+        &app_token_with_assertion(&fake, HOME_TID, &jwt, GRAPH_DEFAULT),
+    );
+
+    let stats = fake.stats();
+    assert_eq!(stats.client_credentials_grants, 4);
+    assert!(
+        stats
+            .token_requests
+            .iter()
+            .all(|t| t.client_auth == "assertion")
+    );
+    // A certificate app has no secret and no public client flows.
+    assert_entra_error(
+        &devicecode(&fake, CERT_APP, GRAPH_SEND),
+        400,
+        "invalid_client",
+        7000218,
+    );
+}
+
+#[test]
+fn client_assertions_are_verified_strictly() {
+    let fake = fake();
+    let cert = make_cert();
+    fake.add_app_client_certificate(CERT_APP, &cert.cert_der, &cert.public_der);
+    let ps = header(&cert, "PS256");
+    let send = |jwt: &str| app_token_with_assertion(&fake, HOME_TID, jwt, GRAPH_DEFAULT);
+    let refused = |jwt: &str, aadsts: u32| {
+        let v = assert_entra_error(&send(jwt), 401, "invalid_client", aadsts);
+        str_field(&v, "error_description").to_string()
+    };
+    let with = |key: &str, value: Value| {
+        let mut c = claims(&fake);
+        c[key] = value;
+        c
+    };
+    let without = |key: &str| {
+        let mut c = claims(&fake);
+        c.as_object_mut().unwrap().remove(key);
+        c
+    };
+
+    // Signature: flipped bit, tampered payload, another key under this certificate's name.
+    let good = sign(&cert, &ps, &claims(&fake));
+    let (input, sig) = good.rsplit_once('.').unwrap();
+    let mut sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+    sig[10] ^= 1;
+    refused(&format!("{input}.{}", b64url(&sig)), 700027);
+    let parts: Vec<&str> = good.split('.').collect();
+    let mut tampered = claims(&fake);
+    tampered["sub"] = "someone-else".into();
+    refused(
+        &format!("{}.{}.{}", parts[0], b64url(tampered.to_string()), parts[2]),
+        700027,
+    );
+    let other = make_cert();
+    refused(&sign(&other, &ps, &claims(&fake)), 700027);
+    // The other certificate is not registered: its thumbprint names no key.
+    let d = refused(
+        &sign(&other, &header(&other, "PS256"), &claims(&fake)),
+        700027,
+    );
+    assert!(d.contains("The key was not found"), "{d}");
+    // A PS256 signature presented as RS256 (and the right x5t) does not verify.
+    let mut rs = header(&cert, "RS256");
+    let ps_sig = sign(&cert, &ps, &claims(&fake));
+    rs["x5t#S256"] = ps["x5t#S256"].clone();
+    let (_, s) = ps_sig.rsplit_once('.').unwrap();
+    let c = claims(&fake);
+    refused(
+        &format!("{}.{}.{s}", b64url(rs.to_string()), b64url(c.to_string())),
+        700027,
+    );
+
+    // Header: unsupported alg, missing or mismatched thumbprints.
+    for alg in ["none", "HS256", "ES256", "PS384"] {
+        let mut h = ps.clone();
+        h["alg"] = alg.into();
+        refused(&sign(&cert, &h, &claims(&fake)), 700027);
+    }
+    let mut h = ps.clone();
+    h.as_object_mut().unwrap().remove("x5t#S256");
+    h["x5t"] = header(&cert, "RS256")["x5t"].clone();
+    refused(&sign(&cert, &h, &claims(&fake)), 700027);
+    let mut h = ps.clone();
+    h["x5t"] = "AAAA".into();
+    refused(&sign(&cert, &h, &claims(&fake)), 700027);
+    let mut h = ps.clone();
+    // Standard base64 instead of base64url (with padding) names no key.
+    h["x5t#S256"] = base64::engine::general_purpose::STANDARD
+        .encode(ring::digest::digest(&ring::digest::SHA256, &cert.cert_der))
+        .into();
+    refused(&sign(&cert, &h, &claims(&fake)), 700027);
+
+    // Shape.
+    for bad in ["a.b", "a.b.c.d", "a..c", &format!("{good}=")] {
+        refused(bad, 700027);
+    }
+    // An empty parameter counts as absent.
+    refused("", 7000218);
+    let unsigned = format!("{}.", good.rsplit_once('.').unwrap().0);
+    refused(&unsigned, 700027);
+
+    // Claims: audience, issuer, subject, jti.
+    for aud in [
+        token_url(&fake, "organizations"),
+        token_url(&fake, "contoso.example"),
+        format!("{}/{HOME_TID}/v2.0", fake.authority()),
+        format!("{}/", token_url(&fake, HOME_TID)),
+    ] {
+        let d = refused(&sign(&cert, &ps, &with("aud", aud.into())), 700027);
+        assert!(d.contains("aud"), "{d}");
+    }
+    refused(
+        &sign(
+            &cert,
+            &ps,
+            &with("aud", serde_json::json!([token_url(&fake, HOME_TID)])),
+        ),
+        700027,
+    );
+    refused(&sign(&cert, &ps, &with("iss", OTHER_APP.into())), 700027);
+    refused(&sign(&cert, &ps, &with("sub", OTHER_APP.into())), 700027);
+    refused(&sign(&cert, &ps, &without("jti")), 700027);
+    refused(&sign(&cert, &ps, &with("jti", "".into())), 700027);
+
+    // Time: expired, not yet valid, too long, missing or non-integer times.
+    let now = now_secs();
+    let mut expired = claims(&fake);
+    expired["nbf"] = (now - 600).into();
+    expired["iat"] = (now - 600).into();
+    expired["exp"] = (now - 1).into();
+    let d = refused(&sign(&cert, &ps, &expired), 700024);
+    assert!(d.contains("not within its valid time range"), "{d}");
+    let mut future = claims(&fake);
+    future["nbf"] = (now + 300).into();
+    future["exp"] = (now + 600).into();
+    refused(&sign(&cert, &ps, &future), 700024);
+    refused(&sign(&cert, &ps, &with("exp", (now + 3600).into())), 700024);
+    let mut old_iat = claims(&fake);
+    old_iat["iat"] = (now - 3000).into();
+    refused(&sign(&cert, &ps, &old_iat), 700024);
+    refused(&sign(&cert, &ps, &without("exp")), 700024);
+    refused(&sign(&cert, &ps, &without("nbf")), 700024);
+    refused(&sign(&cert, &ps, &with("exp", "soon".into())), 700024);
+    // Up to 10 minutes plus a minute of skew is fine; iat is optional.
+    let mut long = without("iat");
+    long["exp"] = (now + 660).into();
+    app_token_info(&fake, &send(&sign(&cert, &ps, &long)));
+
+    // Replay: a jti is single-use, even in an otherwise perfect assertion.
+    let once = sign(&cert, &ps, &claims(&fake));
+    app_token_info(&fake, &send(&once));
+    let d = refused(&once, 700027);
+    assert!(d.contains("replayed"), "{d}");
+    let mut same_jti = claims(&fake);
+    same_jti["jti"] = serde_json::from_str::<Value>(
+        &String::from_utf8(
+            URL_SAFE_NO_PAD
+                .decode(once.split('.').nth(1).unwrap())
+                .unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap()["jti"]
+        .clone();
+    refused(&sign(&cert, &ps, &same_jti), 700027);
+
+    // The request around the assertion.
+    let jwt = sign(&cert, &ps, &claims(&fake));
+    let resp = token_at(
+        &fake,
+        HOME_TID,
+        &[],
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", CERT_APP),
+            ("client_assertion", &jwt),
+            ("scope", GRAPH_DEFAULT),
+        ],
+    );
+    assert_entra_error(&resp, 400, "invalid_request", 900144);
+    let resp = token_at(
+        &fake,
+        HOME_TID,
+        &[],
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", CERT_APP),
+            ("client_assertion_type", "jwt-bearer"),
+            ("client_assertion", &jwt),
+            ("scope", GRAPH_DEFAULT),
+        ],
+    );
+    assert_entra_error(&resp, 400, "invalid_request", 9002313);
+    let resp = token_at(
+        &fake,
+        HOME_TID,
+        &[],
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", CERT_APP),
+            ("client_secret", "also"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", &jwt),
+            ("scope", GRAPH_DEFAULT),
+        ],
+    );
+    assert_entra_error(&resp, 400, "invalid_request", 9002313);
+    // A secret is no credential of a certificate app.
+    let resp = token_at(
+        &fake,
+        HOME_TID,
+        &[],
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", CERT_APP),
+            ("client_secret", "guess"),
+            ("scope", GRAPH_DEFAULT),
+        ],
+    );
+    assert_entra_error(&resp, 401, "invalid_client", 7000215);
+    // The untouched assertion still works: refusals above did not burn its jti.
+    app_token_info(&fake, &send(&jwt));
+    assert_eq!(fake.stats().client_credentials_grants, 3);
+}
+
+#[test]
+fn client_credentials_need_a_tenant_and_one_default_scope() {
+    let fake = fake();
+    fake.add_app_client_secret(SECRET_APP, APP_SECRET);
+    for tenant in ["common", "consumers", "organizations", "Common"] {
+        let v = assert_entra_error(
+            &app_token_with_secret(&fake, tenant, APP_SECRET, GRAPH_DEFAULT),
+            400,
+            "invalid_request",
+            9001023,
+        );
+        assert!(
+            str_field(&v, "error_description")
+                .contains("not supported over the /common or /consumers endpoints"),
+            "{v}"
+        );
+    }
+    for scope in [
+        GRAPH_SEND,
+        "Mail.Send",
+        ".default",
+        "https://graph.microsoft.com/.default offline_access",
+        "https://graph.microsoft.com/.default https://outlook.office365.com/.default",
+        "https://graph.microsoft.com/Mail.Send/.default",
+        "https://graph.microsoft.com/",
+    ] {
+        let v = assert_entra_error(
+            &app_token_with_secret(&fake, HOME_TID, APP_SECRET, scope),
+            400,
+            "invalid_scope",
+            1002012,
+        );
+        assert!(
+            str_field(&v, "error_description").contains("/.default"),
+            "{v}"
+        );
+    }
+    let resp = token_at(
+        &fake,
+        HOME_TID,
+        &[],
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", SECRET_APP),
+            ("client_secret", APP_SECRET),
+        ],
+    );
+    assert_entra_error(&resp, 400, "invalid_request", 900144);
+    assert_entra_error(
+        &app_token_with_secret(&fake, HOME_TID, APP_SECRET, "https://api.example/.default"),
+        400,
+        "invalid_resource",
+        500011,
+    );
+
+    // Roles can be configured per resource; an empty list issues a token without any.
+    fake.set_app_roles(
+        SECRET_APP,
+        "https://graph.microsoft.com",
+        &["Mail.Send", "Mail.ReadWrite"],
+    );
+    fake.set_app_roles(SECRET_APP, "https://api.example", &[]);
+    let info = app_token_info(
+        &fake,
+        &app_token_with_secret(
+            &fake,
+            HOME_TID,
+            APP_SECRET,
+            "HTTPS://Graph.Microsoft.com/.default",
+        ),
+    );
+    assert_eq!(
+        info.scopes,
+        [
+            "https://graph.microsoft.com/Mail.Send",
+            "https://graph.microsoft.com/Mail.ReadWrite"
+        ]
+    );
+    let info = app_token_info(
+        &fake,
+        &app_token_with_secret(&fake, HOME_TID, APP_SECRET, "https://api.example/.default"),
+    );
+    assert!(info.scopes.is_empty() && info.app);
+    assert_eq!(fake.stats().client_credentials_grants, 2);
 }

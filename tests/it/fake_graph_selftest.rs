@@ -836,3 +836,197 @@ fn drop_stops_the_server() {
         crate::support::http::try_request("POST", &format!("{url}/v1.0/me/sendMail"), &[], b"");
     assert!(result.is_err(), "server still answering after drop");
 }
+
+// ---- App-only tokens (client credentials) ----
+
+const DAEMON: &str = "0a1b2c3d-0000-4000-8000-0000000000d1";
+const DAEMON_SECRET: &str = "daemon-secret";
+const TENANT: &str = "6f0c3a1e-2b4d-4e8f-9a7c-5d1e3b2a4c6f";
+
+/// An app-only token for `{resource}/.default` of a secret-authenticated app.
+fn app_token(entra: &FakeEntra, scope: &str) -> String {
+    let resp = post_form(
+        &format!("{}/{TENANT}/oauth2/v2.0/token", entra.authority()),
+        &[],
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", DAEMON),
+            ("client_secret", DAEMON_SECRET),
+            ("scope", scope),
+        ],
+    );
+    assert_eq!(resp.status, 200, "token: {}", resp.text());
+    let v = resp.json();
+    assert!(v.get("refresh_token").is_none(), "{v}");
+    v["access_token"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn app_tokens_send_for_any_mailbox_but_not_me() {
+    let entra = entra();
+    entra.add_app_client_secret(DAEMON, DAEMON_SECRET);
+    let graph = FakeGraph::start(entra.validator());
+    let token = app_token(&entra, "https://graph.microsoft.com/.default");
+    let mail = simple_mail("bob@example.com");
+
+    // There is no signed-in user behind an app token.
+    let msg = assert_graph_error(
+        &post_json(&graph, "/v1.0/me/sendMail", Some(&token), &mail),
+        400,
+        "BadRequest",
+    );
+    assert_eq!(
+        msg,
+        "/me request is only valid with delegated authentication flow."
+    );
+    assert_graph_error(
+        &post_json(
+            &graph,
+            "/v1.0/me/messages",
+            Some(&token),
+            &json!({"subject": "x"}),
+        ),
+        400,
+        "BadRequest",
+    );
+
+    // Application Mail.Send covers every mailbox, without send-as grants.
+    for (path, mailbox) in [
+        ("/v1.0/users/x/sendMail", "x"),
+        (
+            "/v1.0/users/grace%40contoso.example/sendMail",
+            "grace@contoso.example",
+        ),
+        (
+            "/v1.0/Users/noreply@contoso.example/sendMail",
+            "noreply@contoso.example",
+        ),
+    ] {
+        let resp = post_json(&graph, path, Some(&token), &mail);
+        assert_eq!(resp.status, 202, "{path}: {}", resp.text());
+        assert_eq!(graph.delivered().last().unwrap().mailbox, mailbox);
+    }
+    // MIME form too.
+    let auth = format!("Bearer {token}");
+    let mime = STANDARD.encode("To: bob@example.com\r\nSubject: mime\r\n\r\nhi\r\n");
+    let resp = request(
+        "POST",
+        &format!(
+            "{}/v1.0/users/grace%40contoso.example/sendMail",
+            graph.url()
+        ),
+        &[("Content-Type", "text/plain"), ("Authorization", &auth)],
+        mime.as_bytes(),
+    );
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    let d = graph.delivered().last().unwrap().clone();
+    assert_eq!(
+        (d.mailbox.as_str(), d.via.as_str()),
+        ("grace@contoso.example", "mime")
+    );
+
+    // message.from is still the mailbox's own business: send-as rights of {id}.
+    let mut from_shared = mail.clone();
+    from_shared["message"]["from"] = json!({"emailAddress": {"address": "shared@contoso.example"}});
+    let path = "/v1.0/users/grace%40contoso.example/sendMail";
+    assert_graph_error(
+        &post_json(&graph, path, Some(&token), &from_shared),
+        403,
+        "ErrorSendAsDenied",
+    );
+    graph.allow_send_as("grace@contoso.example", "shared@contoso.example");
+    let resp = post_json(&graph, path, Some(&token), &from_shared);
+    assert_eq!(resp.status, 202, "{}", resp.text());
+
+    // Drafts need Mail.ReadWrite, which this app does not have by default.
+    assert_graph_error(
+        &post_json(
+            &graph,
+            "/v1.0/users/grace%40contoso.example/messages",
+            Some(&token),
+            &json!({"subject": "big"}),
+        ),
+        403,
+        "ErrorAccessDenied",
+    );
+    assert_eq!(graph.delivered().len(), 5);
+    assert_eq!(graph.stats().unauthorized, 0);
+}
+
+#[test]
+fn app_tokens_need_graph_audience_and_roles() {
+    let entra = entra();
+    entra.add_app_client_secret(DAEMON, DAEMON_SECRET);
+    let graph = FakeGraph::start(entra.validator());
+    let mail = simple_mail("bob@example.com");
+    let path = "/v1.0/users/grace%40contoso.example/sendMail";
+
+    // An Exchange (SMTP) app token is not a Graph token.
+    let exchange = app_token(&entra, "https://outlook.office365.com/.default");
+    let msg = assert_graph_error(
+        &post_json(&graph, path, Some(&exchange), &mail),
+        401,
+        "InvalidAuthenticationToken",
+    );
+    assert!(msg.contains("audience"), "{msg}");
+
+    // No application permissions at all.
+    entra.set_app_roles(DAEMON, "https://graph.microsoft.com", &[]);
+    let none = app_token(&entra, "https://graph.microsoft.com/.default");
+    assert_graph_error(
+        &post_json(&graph, path, Some(&none), &mail),
+        403,
+        "NoPermissionsInAccessToken",
+    );
+
+    // With Mail.ReadWrite the large-message path works for any mailbox.
+    entra.set_app_roles(
+        DAEMON,
+        "https://graph.microsoft.com",
+        &["Mail.Send", "Mail.ReadWrite"],
+    );
+    let token = app_token(&entra, "https://graph.microsoft.com/.default");
+    let resp = post_json(
+        &graph,
+        "/v1.0/users/grace%40contoso.example/messages",
+        Some(&token),
+        &json!({"subject": "Large", "toRecipients": to("bob@example.com")}),
+    );
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    let draft = resp.json()["id"].as_str().unwrap().to_string();
+    // The draft lives in grace's mailbox only.
+    assert_graph_error(
+        &post_json(
+            &graph,
+            &format!("/v1.0/users/other%40contoso.example/messages/{draft}/send"),
+            Some(&token),
+            &json!({}),
+        ),
+        404,
+        "ErrorItemNotFound",
+    );
+    let resp = post_json(
+        &graph,
+        &format!("/v1.0/users/grace%40contoso.example/messages/{draft}/send"),
+        Some(&token),
+        &json!({}),
+    );
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    let d = graph.delivered();
+    assert_eq!(d.len(), 1);
+    assert_eq!(
+        (d[0].mailbox.as_str(), d[0].via.as_str()),
+        ("grace@contoso.example", "draft")
+    );
+
+    // Delegated behaviour is unchanged next to app tokens: /users/{other} needs send-as.
+    let delegated = full_token(&entra);
+    assert_graph_error(
+        &post_json(&graph, path, Some(&delegated), &mail),
+        403,
+        "ErrorSendAsDenied",
+    );
+    let resp = post_json(&graph, "/v1.0/me/sendMail", Some(&delegated), &mail);
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    assert_eq!(graph.delivered()[1].mailbox, USER);
+}

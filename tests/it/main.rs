@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod app_only;
 mod browser;
 mod fake_entra_selftest;
 mod fake_graph_selftest;

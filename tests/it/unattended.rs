@@ -485,6 +485,37 @@ fn sigkill_at_random_points_never_loses_a_message() {
         ids.len() - unique.len()
     );
     assert_eq!(unique.len(), MESSAGES, "a message was lost");
-    assert!(trials >= 5 && during_kills > 0, "the kills never interrupted a run");
+    assert!(
+        trials >= 5 && during_kills > 0,
+        "the kills never interrupted a run"
+    );
     assert!(queue_json(&s)["queued"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn msmtp_passwordeval_recipe_from_the_readme() {
+    // A real client using `mailer token` as its credential helper, exactly as README shows.
+    let s = Stand::new(Some(SmtpOptions::default()), &[]);
+    let rc = s.env.path("msmtprc");
+    std::fs::write(
+        &rc,
+        format!(
+            "defaults\ntls on\ntls_starttls on\ntls_trust_file {ca}\n\naccount work\nhost 127.0.0.1\nport {port}\nauth xoauth2\nuser ada@contoso.example\nfrom ada@contoso.example\npasswordeval \"{bin} token --transport smtp\"\n\naccount default : work\n",
+            ca = crate::support::smtp::SmtpServer::ca_file().display(),
+            port = s.smtp().port(),
+            bin = crate::support::harness::BIN,
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&rc, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let cmd = s.env.command_as(
+        std::path::Path::new("msmtp"),
+        &["-C", rc.to_str().unwrap(), "ann@example.com"],
+    );
+    let out = s.env.run_cmd(cmd, Some("Subject: via msmtp\n\nhello\n"));
+    assert_eq!(out.code, 0, "{out}");
+    let m = &s.smtp().wait_messages(1, Duration::from_secs(10))[0];
+    assert_eq!(m.user, "ada@contoso.example");
+    assert!(m.text().contains("Subject: via msmtp"));
 }

@@ -13,14 +13,28 @@
 //! `error_description` starting `AADSTSnnn:`, `error_codes`, `timestamp`, `trace_id`,
 //! `correlation_id`, `error_uri`), so the client's error mapping is exercised as well.
 //!
+//!
+//! App-only access (OAuth2 client credentials) for apps registered with
+//! [`FakeEntra::add_app_client_secret`] or [`FakeEntra::add_app_client_certificate`]: a tenant
+//! must be named (not `common`, `consumers` or `organizations`: AADSTS9001023), the client
+//! authenticates with its secret or with a signed JWT assertion (PS256 with `x5t#S256`, or RS256
+//! with `x5t`; signature checked against the registered RSA key; `aud` = the exact token URL,
+//! `iss` = `sub` = client id, `nbf`/`exp` current and at most 10 minutes apart, single-use
+//! `jti`), the scope is exactly one `{resource}/.default` (AADSTS1002012), and the answer has
+//! no refresh token and no id_token. The token carries the app's application permissions
+//! (roles), with an empty user and [`AccessTokenInfo::app`] set.
+//!
 //! Deliberately stricter than Entra: presenting a refresh token that was already rotated counts
 //! as reuse and revokes every token of that sign-in (Entra tolerates the old one for a while).
-//! That catches a client that forgets to store the new refresh token, or races itself.
+//! That catches a client that forgets to store the new refresh token, or races itself. A client
+//! assertion's `jti` is single-use for the fake's lifetime. Only apps registered for app-only
+//! access may use the client-credentials grant (others get `unsupported_grant_type`), and an
+//! unknown resource gets AADSTS500011 unless roles were set with [`FakeEntra::set_app_roles`].
 
 // Shared test support: no single test uses every knob.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,6 +44,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use ring::signature::{
+    RSA_PKCS1_2048_8192_SHA256, RSA_PSS_2048_8192_SHA256, UnparsedPublicKey, VerificationAlgorithm,
+};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tiny_http::{Header, Method, Request, Server};
@@ -57,6 +74,13 @@ const WORKERS: usize = 4;
 const MAX_BODY: u64 = 1 << 20;
 const ACCESS_TOKEN_BYTES: usize = 1400;
 const REFRESH_TOKEN_BYTES: usize = 900;
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Longest a client assertion may be valid (`exp` after `nbf`/`iat`)...
+const ASSERTION_MAX_LIFETIME_SECS: u64 = 600;
+/// ...plus this much clock skew, which also applies to `nbf`/`iat` in the future.
+const ASSERTION_SKEW_SECS: u64 = 60;
+/// Exchange Online, the resource of app-only SMTP/IMAP/POP tokens.
+const EXCHANGE: &str = "https://outlook.office365.com";
 
 /// Counters and logs of what the fake answered.
 #[derive(Clone, Debug, Default)]
@@ -69,6 +93,8 @@ pub struct Stats {
     pub refresh_grants: u32,
     /// Successful device-code redemptions (tokens issued).
     pub device_grants: u32,
+    /// Successful `client_credentials` grants (app-only tokens issued).
+    pub client_credentials_grants: u32,
     /// Every device-code poll, whatever the answer.
     pub device_polls: u32,
     pub slow_downs: u32,
@@ -86,7 +112,8 @@ pub struct Stats {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TokenRequestLog {
     pub grant_type: String,
-    /// `"none"`, `"post"` (client_secret in the body) or `"basic"` (Authorization header).
+    /// `"none"`, `"post"` (client_secret in the body), `"basic"` (Authorization header) or
+    /// `"assertion"` (client_assertion in the body).
     pub client_auth: String,
     pub scope: Option<String>,
 }
@@ -101,9 +128,13 @@ pub struct AccessTokenInfo {
     pub resource: String,
     /// Full scope strings, e.g. `https://graph.microsoft.com/Mail.Send`.
     pub scopes: Vec<String>,
+    /// The signed-in user; empty for app-only tokens.
     pub user: String,
     pub client_id: String,
     pub expired: bool,
+    /// An app-only token (client credentials): `scopes` are the app's application permissions
+    /// (roles), `user` is empty.
+    pub app: bool,
 }
 
 /// The PKCE S256 challenge for a verifier: base64url(sha256(verifier)), unpadded.
@@ -132,9 +163,35 @@ impl Shared {
 }
 
 struct Client {
-    /// `None` = public client ("Mobile and desktop"); `Some` = confidential ("Web").
+    /// `None` = public client ("Mobile and desktop"), unless `app` has certificates;
+    /// `Some` = confidential ("Web").
     secret: Option<String>,
     redirect_uris: Vec<String>,
+    /// `Some` = registered for app-only access (the client-credentials grant).
+    app: Option<AppRegistration>,
+}
+
+impl Client {
+    fn confidential(&self) -> bool {
+        self.secret.is_some() || self.app.is_some()
+    }
+}
+
+#[derive(Default)]
+struct AppRegistration {
+    certificates: Vec<Certificate>,
+    /// Application permissions per resource (`https://graph.microsoft.com` → `["Mail.Send"]`),
+    /// overriding the defaults of [`default_roles`].
+    roles: HashMap<String, Vec<String>>,
+}
+
+struct Certificate {
+    /// base64url(SHA-1(DER)): the `x5t` header of RS256 assertions.
+    x5t: String,
+    /// base64url(SHA-256(DER)): the `x5t#S256` header of PS256 assertions.
+    x5t_s256: String,
+    /// PKCS#1 `RSAPublicKey`, DER.
+    public_key: Vec<u8>,
 }
 
 /// A (resource, permission) pair the user consented to, e.g. (`https://graph.microsoft.com`,
@@ -221,6 +278,8 @@ struct State {
     stats: Stats,
     secrets: Vec<String>,
     last_authorize: Option<Vec<(String, String)>>,
+    /// `(client_id, jti)` of every accepted client assertion.
+    used_jtis: HashSet<(String, String)>,
 }
 
 /// An Entra error answer before it is rendered.
@@ -260,6 +319,125 @@ fn malformed() -> OAuthError {
     invalid_request(9002313, "Invalid request. Request is malformed or invalid.")
 }
 
+fn no_credential() -> OAuthError {
+    oauth_error(
+        401,
+        "invalid_client",
+        7000218,
+        "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+    )
+}
+
+fn invalid_secret(client_id: &str) -> OAuthError {
+    oauth_error(
+        401,
+        "invalid_client",
+        7000215,
+        format!(
+            "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+        ),
+    )
+}
+
+fn unknown_client(client_id: &str) -> OAuthError {
+    oauth_error(
+        400,
+        "unauthorized_client",
+        700016,
+        format!(
+            "Application with identifier '{client_id}' was not found in the directory. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant."
+        ),
+    )
+}
+
+/// A client assertion that does not verify: bad shape, header, key, signature or claims.
+fn bad_assertion(reason: impl std::fmt::Display) -> OAuthError {
+    oauth_error(
+        401,
+        "invalid_client",
+        700027,
+        format!("Client assertion failed signature validation. [Reason - {reason}]"),
+    )
+}
+
+fn assertion_time(reason: impl std::fmt::Display) -> OAuthError {
+    oauth_error(
+        401,
+        "invalid_client",
+        700024,
+        format!("Client assertion is not within its valid time range. [Reason - {reason}]"),
+    )
+}
+
+/// HTTP Basic client credentials (RFC 6749 2.3.1): `None` without an Authorization header.
+fn parse_basic(authorization: Option<&str>) -> Result<Option<(String, String)>, OAuthError> {
+    let Some(h) = authorization else {
+        return Ok(None);
+    };
+    let (scheme, cred) = h.trim().split_once(' ').ok_or_else(malformed)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(malformed());
+    }
+    let decoded = STANDARD.decode(cred.trim()).map_err(|_| malformed())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+    // Both halves are form-urlencoded before base64 (RFC 6749 2.3.1).
+    let id = super::http::percent_decode(id).ok_or_else(malformed)?;
+    let secret = super::http::percent_decode(secret).ok_or_else(malformed)?;
+    Ok(Some((id, secret)))
+}
+
+/// The resource (`scheme://host`, lower-cased) of a client-credentials scope, which must be
+/// exactly one `{resource}/.default`.
+fn app_scope_resource(scope: &str) -> Option<String> {
+    let mut words = scope.split(' ').filter(|w| !w.is_empty());
+    let (Some(word), None) = (words.next(), words.next()) else {
+        return None;
+    };
+    // Scope values are case-insensitive.
+    let cut = word.len().checked_sub("/.default".len())?;
+    let base = word
+        .get(cut..)
+        .filter(|s| s.eq_ignore_ascii_case("/.default"))
+        .and(word.get(..cut))?;
+    let (scheme, host) = base.split_once("://")?;
+    if scheme.is_empty() || host.is_empty() || host.contains('/') {
+        return None;
+    }
+    Some(format!(
+        "{}://{}",
+        scheme.to_ascii_lowercase(),
+        host.to_ascii_lowercase()
+    ))
+}
+
+/// Application permissions an app-only registration has by default for a resource.
+fn default_roles(resource: &str) -> Option<Vec<String>> {
+    match resource {
+        GRAPH => Some(vec!["Mail.Send".to_string()]),
+        EXCHANGE => Some(vec!["SMTP.SendAsApp".to_string()]),
+        _ => None,
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// One base64url (unpadded, canonical) JWT segment holding a JSON object.
+fn jwt_json(segment: &str, what: &str) -> Result<serde_json::Map<String, Value>, OAuthError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| bad_assertion(format!("The {what} is not valid base64url.")))?;
+    match serde_json::from_slice(&bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(bad_assertion(format!("The {what} is not a JSON object."))),
+    }
+}
+
 impl FakeEntra {
     /// Starts the fake on `127.0.0.1:<ephemeral port>` with no clients registered.
     pub fn start() -> FakeEntra {
@@ -288,6 +466,7 @@ impl FakeEntra {
                 stats: Stats::default(),
                 secrets: Vec::new(),
                 last_authorize: None,
+                used_jtis: HashSet::new(),
             }),
         });
         let stop = Arc::new(AtomicBool::new(false));
@@ -321,6 +500,7 @@ impl FakeEntra {
             Client {
                 secret: None,
                 redirect_uris: redirect_uris.iter().map(|s| s.to_string()).collect(),
+                app: None,
             },
         );
     }
@@ -334,8 +514,60 @@ impl FakeEntra {
             Client {
                 secret: Some(secret.to_string()),
                 redirect_uris: redirect_uris.iter().map(|s| s.to_string()).collect(),
+                app: None,
             },
         );
+    }
+
+    /// Registers (or extends) a confidential app allowed the client-credentials grant,
+    /// authenticating with `secret` (in the body or HTTP Basic). It has no redirect URIs, so
+    /// no delegated flow works for it.
+    pub fn add_app_client_secret(&self, client_id: &str, secret: &str) {
+        let mut st = self.shared.lock();
+        st.secrets.push(secret.to_string());
+        let client = st.app_client(client_id);
+        client.secret = Some(secret.to_string());
+    }
+
+    /// Registers (or extends, e.g. for a certificate rollover) an app allowed the
+    /// client-credentials grant with a certificate credential: `cert_der` is the X.509
+    /// certificate (its thumbprints name the key in assertions), `rsa_public_key_pkcs1_der` its
+    /// RSA public key as PKCS#1 `RSAPublicKey` DER (`openssl rsa -RSAPublicKey_out -outform DER`).
+    pub fn add_app_client_certificate(
+        &self,
+        client_id: &str,
+        cert_der: &[u8],
+        rsa_public_key_pkcs1_der: &[u8],
+    ) {
+        let certificate = Certificate {
+            x5t: URL_SAFE_NO_PAD.encode(ring::digest::digest(
+                &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+                cert_der,
+            )),
+            x5t_s256: URL_SAFE_NO_PAD.encode(Sha256::digest(cert_der)),
+            public_key: rsa_public_key_pkcs1_der.to_vec(),
+        };
+        let mut st = self.shared.lock();
+        let client = st.app_client(client_id);
+        if let Some(app) = client.app.as_mut() {
+            app.certificates.push(certificate);
+        }
+    }
+
+    /// The application permissions app-only tokens of `client_id` get for `resource`
+    /// (e.g. `https://graph.microsoft.com`, `["Mail.Send", "Mail.ReadWrite"]`); an empty list
+    /// issues tokens without any. Defaults: Graph `Mail.Send`, `https://outlook.office365.com`
+    /// `SMTP.SendAsApp`, other resources unknown (AADSTS500011). Registers the app for app-only
+    /// access if it was not.
+    pub fn set_app_roles(&self, client_id: &str, resource: &str, roles: &[&str]) {
+        let mut st = self.shared.lock();
+        let client = st.app_client(client_id);
+        if let Some(app) = client.app.as_mut() {
+            app.roles.insert(
+                resource.trim_end_matches('/').to_ascii_lowercase(),
+                roles.iter().map(|r| r.to_string()).collect(),
+            );
+        }
     }
 
     /// The user who signs in from now on (default `ada@contoso.example`).
@@ -561,7 +793,7 @@ fn handle(shared: &Shared, mut req: Request) {
                     200,
                     &json!({
                         "resource": info.resource, "scopes": info.scopes, "user": info.user,
-                        "client_id": info.client_id, "expired": info.expired,
+                        "client_id": info.client_id, "expired": info.expired, "app": info.app,
                     }),
                 ),
                 None => Reply::json(404, &json!({"error": "unknown token"})),
@@ -1095,22 +1327,7 @@ impl State {
         form: &Form,
         authorization: Option<&str>,
     ) -> Result<String, OAuthError> {
-        let basic = match authorization {
-            None => None,
-            Some(h) => {
-                let (scheme, cred) = h.trim().split_once(' ').ok_or_else(malformed)?;
-                if !scheme.eq_ignore_ascii_case("basic") {
-                    return Err(malformed());
-                }
-                let decoded = STANDARD.decode(cred.trim()).map_err(|_| malformed())?;
-                let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
-                let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
-                // Both halves are form-urlencoded before base64 (RFC 6749 2.3.1).
-                let id = super::http::percent_decode(id).ok_or_else(malformed)?;
-                let secret = super::http::percent_decode(secret).ok_or_else(malformed)?;
-                Some((id, secret))
-            }
-        };
+        let basic = parse_basic(authorization)?;
         let body_id = param(form, "client_id");
         let body_secret = param(form, "client_secret");
         if param(form, "client_assertion").is_some() {
@@ -1144,36 +1361,20 @@ impl State {
             self.secrets.push(s.clone());
         }
         let Some(client) = self.clients.get(&client_id) else {
-            return Err(oauth_error(
-                400,
-                "unauthorized_client",
-                700016,
-                format!(
-                    "Application with identifier '{client_id}' was not found in the directory. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant."
-                ),
-            ));
+            return Err(unknown_client(&client_id));
         };
         match (&client.secret, &secret) {
+            // An app whose only credential is a certificate: a secret is simply wrong.
+            (None, Some(_)) if client.confidential() => Err(invalid_secret(&client_id)),
+            (None, None) if client.confidential() => Err(no_credential()),
             (None, Some(_)) => Err(oauth_error(
                 401,
                 "invalid_client",
                 700025,
                 "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.",
             )),
-            (Some(_), None) => Err(oauth_error(
-                401,
-                "invalid_client",
-                7000218,
-                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
-            )),
-            (Some(expected), Some(given)) if expected != given => Err(oauth_error(
-                401,
-                "invalid_client",
-                7000215,
-                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '".to_string()
-                    + &client_id
-                    + "'.",
-            )),
+            (Some(_), None) => Err(no_credential()),
+            (Some(expected), Some(given)) if expected != given => Err(invalid_secret(&client_id)),
             _ => Ok(client_id),
         }
     }
@@ -1190,6 +1391,11 @@ impl State {
             .is_some_and(|f| param(f, "client_secret").is_some())
         {
             "post"
+        } else if form
+            .as_ref()
+            .is_some_and(|f| param(f, "client_assertion").is_some())
+        {
+            "assertion"
         } else {
             "none"
         };
@@ -1215,6 +1421,9 @@ impl State {
         }
         let grant_type = need(&form, "grant_type")?;
         const DEVICE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+        if grant_type == "client_credentials" {
+            return self.client_credentials_grant(authority, req, &form);
+        }
         if !matches!(grant_type, "authorization_code" | "refresh_token" | DEVICE) {
             return Err(oauth_error(
                 400,
@@ -1464,6 +1673,153 @@ impl State {
         }
     }
 
+    /// `grant_type=client_credentials`: app-only tokens for apps registered for it.
+    fn client_credentials_grant(
+        &mut self,
+        authority: &str,
+        req: &FormRequest,
+        form: &Form,
+    ) -> Result<Value, OAuthError> {
+        let basic = parse_basic(req.authorization)?;
+        let body_id = param(form, "client_id");
+        let body_secret = param(form, "client_secret");
+        let assertion = param(form, "client_assertion");
+        let methods = [basic.is_some(), body_secret.is_some(), assertion.is_some()];
+        if methods.iter().filter(|m| **m).count() > 1 {
+            return Err(invalid_request(
+                9002313,
+                "Invalid request. The client used more than one authentication method (client_secret, client_assertion, Authorization header).",
+            ));
+        }
+        let (client_id, secret) = match basic {
+            Some((id, secret)) => {
+                if body_id.is_some_and(|b| b != id) {
+                    return Err(invalid_request(
+                        9002313,
+                        "Invalid request. client_id in the body differs from the one in the Authorization header.",
+                    ));
+                }
+                (id, (!secret.is_empty()).then_some(secret))
+            }
+            None => (
+                body_id.ok_or_else(|| missing("client_id"))?.to_string(),
+                body_secret.map(str::to_string),
+            ),
+        };
+        if let Some(s) = &secret {
+            self.secrets.push(s.clone());
+        }
+        if let Some(a) = assertion {
+            self.secrets.push(a.to_string());
+        }
+        let Some(client) = self.clients.get(&client_id) else {
+            return Err(unknown_client(&client_id));
+        };
+        if client.app.is_none() {
+            return Err(oauth_error(
+                400,
+                "unsupported_grant_type",
+                70003,
+                format!(
+                    "The app requested an unsupported grant type 'client_credentials': application '{client_id}' is not registered for app-only access."
+                ),
+            ));
+        }
+        let tenant = req.tenant;
+        if ["common", "consumers", "organizations"]
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(tenant))
+        {
+            return Err(invalid_request(
+                9001023,
+                format!(
+                    "The grant type is not supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint. (client_credentials needs the tenant id or domain, not '/{tenant}'.)"
+                ),
+            ));
+        }
+        match (secret, assertion) {
+            (Some(given), None) => match &client.secret {
+                Some(expected) if *expected == given => {}
+                _ => return Err(invalid_secret(&client_id)),
+            },
+            (None, Some(jwt)) => {
+                match param(form, "client_assertion_type") {
+                    None => return Err(missing("client_assertion_type")),
+                    Some(JWT_BEARER) => {}
+                    Some(other) => {
+                        return Err(invalid_request(
+                            9002313,
+                            format!(
+                                "Invalid request. client_assertion_type '{other}' is not supported; use '{JWT_BEARER}'."
+                            ),
+                        ));
+                    }
+                }
+                let token_url = format!("{authority}/{tenant}/oauth2/v2.0/token");
+                let jti = verify_assertion(client, &client_id, jwt, &token_url)?;
+                if !self.used_jtis.insert((client_id.clone(), jti.clone())) {
+                    return Err(bad_assertion(format!(
+                        "The client assertion was replayed: jti '{jti}' was already used."
+                    )));
+                }
+            }
+            _ => return Err(no_credential()),
+        }
+
+        let scope = need(form, "scope")?;
+        let resource = app_scope_resource(scope).ok_or_else(|| {
+            oauth_error(
+                400,
+                "invalid_scope",
+                1002012,
+                format!(
+                    "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+                ),
+            )
+        })?;
+        let configured = self
+            .clients
+            .get(&client_id)
+            .and_then(|c| c.app.as_ref())
+            .and_then(|a| a.roles.get(&resource).cloned());
+        let roles = configured
+            .or_else(|| default_roles(&resource))
+            .ok_or_else(|| {
+                oauth_error(
+                    400,
+                    "invalid_resource",
+                    500011,
+                    format!(
+                        "The resource principal named {resource} was not found in the tenant named {tenant}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."
+                    ),
+                )
+            })?;
+        let lifetime = self.access_token_lifetime;
+        let access_token = random_token(ACCESS_TOKEN_BYTES);
+        self.secrets.push(access_token.clone());
+        self.access_tokens.insert(
+            access_token.clone(),
+            AccessToken {
+                info: AccessTokenInfo {
+                    scopes: roles.iter().map(|r| format!("{resource}/{r}")).collect(),
+                    resource,
+                    user: String::new(),
+                    client_id,
+                    expired: false,
+                    app: true,
+                },
+                expires: Instant::now() + Duration::from_secs(lifetime),
+            },
+        );
+        self.stats.client_credentials_grants += 1;
+        Ok(json!({
+            "token_type": "Bearer",
+            "expires_in": lifetime,
+            "ext_expires_in": lifetime,
+            "access_token": access_token,
+        }))
+    }
+
     fn issue(
         &mut self,
         authority: &str,
@@ -1493,6 +1849,7 @@ impl State {
                     user: user.clone(),
                     client_id: client_id.clone(),
                     expired: false,
+                    app: false,
                 },
                 expires: Instant::now() + Duration::from_secs(lifetime),
             },
@@ -1579,7 +1936,7 @@ impl State {
                 ),
             ));
         };
-        if client.secret.is_some() {
+        if client.confidential() {
             // A "Web" app has no public client flows: Entra insists on client credentials.
             return Err(oauth_error(
                 400,
@@ -1651,6 +2008,21 @@ impl State {
         }
     }
 
+    /// The client registered as `client_id`, created (without credentials) if needed, and
+    /// marked for app-only access.
+    fn app_client(&mut self, client_id: &str) -> &mut Client {
+        let client = self
+            .clients
+            .entry(client_id.to_string())
+            .or_insert_with(|| Client {
+                secret: None,
+                redirect_uris: Vec::new(),
+                app: None,
+            });
+        client.app.get_or_insert_with(AppRegistration::default);
+        client
+    }
+
     fn introspect(&self, token: &str) -> Option<AccessTokenInfo> {
         let at = self.access_tokens.get(token)?;
         let mut info = at.info.clone();
@@ -1680,6 +2052,147 @@ impl State {
             )
         }
     }
+}
+
+/// The verification algorithm of a client assertion's `alg`, the header naming the certificate
+/// for it, and the other thumbprint header (which must match too when present).
+fn assertion_alg(
+    alg: &str,
+) -> Option<(
+    &'static dyn VerificationAlgorithm,
+    &'static str,
+    &'static str,
+)> {
+    match alg {
+        "PS256" => Some((&RSA_PSS_2048_8192_SHA256, "x5t#S256", "x5t")),
+        "RS256" => Some((&RSA_PKCS1_2048_8192_SHA256, "x5t", "x5t#S256")),
+        _ => None,
+    }
+}
+
+/// Verifies a client assertion (RFC 7523, Entra's certificate credential rules) for `client`;
+/// returns its `jti` (the caller enforces single use).
+fn verify_assertion(
+    client: &Client,
+    client_id: &str,
+    jwt: &str,
+    token_url: &str,
+) -> Result<String, OAuthError> {
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let [header_b64, payload_b64, signature_b64] = parts.as_slice() else {
+        return Err(bad_assertion(
+            "The client assertion is not a JWS in compact serialization (three base64url parts).",
+        ));
+    };
+    let header = jwt_json(header_b64, "JWT header")?;
+    let payload = jwt_json(payload_b64, "JWT payload")?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature_b64)
+        .map_err(|_| bad_assertion("The signature is not valid base64url."))?;
+    if signature.is_empty() {
+        return Err(bad_assertion("The client assertion is not signed."));
+    }
+    let text = |m: &serde_json::Map<String, Value>, k: &str| {
+        m.get(k).and_then(Value::as_str).map(str::to_string)
+    };
+
+    let alg = text(&header, "alg").unwrap_or_default();
+    let Some((algorithm, thumbprint_header, other_header)) = assertion_alg(&alg) else {
+        return Err(bad_assertion(format!(
+            "The algorithm '{alg}' is not supported: use PS256 (with x5t#S256) or RS256 (with x5t)."
+        )));
+    };
+    let Some(thumbprint) = text(&header, thumbprint_header) else {
+        return Err(bad_assertion(format!(
+            "The key was not found: an {alg} client assertion must name its certificate in the '{thumbprint_header}' header."
+        )));
+    };
+    let of = |c: &Certificate, h: &str| {
+        if h == "x5t" {
+            c.x5t.clone()
+        } else {
+            c.x5t_s256.clone()
+        }
+    };
+    let certificates = client
+        .app
+        .as_ref()
+        .map(|a| a.certificates.as_slice())
+        .unwrap_or_default();
+    let Some(cert) = certificates
+        .iter()
+        .find(|c| of(c, thumbprint_header) == thumbprint)
+    else {
+        return Err(bad_assertion(format!(
+            "The key was not found., Thumbprint of key used by client: '{thumbprint}'. No certificate of application '{client_id}' has it."
+        )));
+    };
+    if header.contains_key(other_header)
+        && text(&header, other_header) != Some(of(cert, other_header))
+    {
+        return Err(bad_assertion(format!(
+            "The '{other_header}' header does not match the certificate named by '{thumbprint_header}'."
+        )));
+    }
+    let signing_input = format!("{header_b64}.{payload_b64}");
+    UnparsedPublicKey::new(algorithm, &cert.public_key)
+        .verify(signing_input.as_bytes(), &signature)
+        .map_err(|_| {
+            bad_assertion(format!(
+                "The {alg} signature does not verify with the key of the certificate '{thumbprint}'."
+            ))
+        })?;
+
+    match payload.get("aud").and_then(Value::as_str) {
+        Some(aud) if aud == token_url => {}
+        other => {
+            return Err(bad_assertion(format!(
+                "The audience (aud) of the client assertion is {other:?}; it must be the token endpoint '{token_url}'."
+            )));
+        }
+    }
+    for claim in ["iss", "sub"] {
+        if text(&payload, claim).as_deref() != Some(client_id) {
+            return Err(bad_assertion(format!(
+                "The '{claim}' claim of the client assertion must be the client id '{client_id}'."
+            )));
+        }
+    }
+    let jti = text(&payload, "jti")
+        .filter(|j| !j.is_empty())
+        .ok_or_else(|| bad_assertion("The client assertion has no 'jti' claim."))?;
+    // Present and a non-negative integer: Some(Some(n)); present but not: Some(None).
+    let number = |k: &str| payload.get(k).map(Value::as_u64);
+    let (exp, nbf, iat) = match (number("exp"), number("nbf"), number("iat")) {
+        (Some(Some(exp)), Some(Some(nbf)), iat @ (None | Some(Some(_)))) => {
+            (exp, nbf, iat.flatten())
+        }
+        _ => {
+            return Err(assertion_time(
+                "The client assertion needs integer 'exp' and 'nbf' claims ('iat' optional, an integer too).",
+            ));
+        }
+    };
+    let now = now_secs();
+    if exp <= now {
+        return Err(assertion_time(format!(
+            "The client assertion expired at {exp}; the time is {now}."
+        )));
+    }
+    for (claim, start) in [("nbf", Some(nbf)), ("iat", iat)] {
+        let Some(start) = start else { continue };
+        if start > now + ASSERTION_SKEW_SECS {
+            return Err(assertion_time(format!(
+                "'{claim}' {start} is in the future; the time is {now}."
+            )));
+        }
+        if exp < start || exp - start > ASSERTION_MAX_LIFETIME_SECS + ASSERTION_SKEW_SECS {
+            return Err(assertion_time(format!(
+                "'exp' {exp} must be after '{claim}' {start} by at most {ASSERTION_MAX_LIFETIME_SECS} seconds."
+            )));
+        }
+    }
+    Ok(jti)
 }
 
 /// Unguessable bytes: the kernel CSPRNG, or (off Linux) SHA-256 over time, a counter and the

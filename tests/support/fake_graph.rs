@@ -18,14 +18,21 @@
 //! (`{"error":{"code","message","innerError":{"date","request-id","client-request-id"}}}`) and
 //! every answer carries a fresh `request-id`, so the client's error reporting is exercised too.
 //!
+//! App-only tokens (client credentials, `AccessTokenInfo::app`) carry application permissions:
+//! `/me` is refused (400 `BadRequest`, there is no signed-in user), `/users/{id}/…` works for
+//! any mailbox with the right permission (`Mail.Send`, or `Mail.ReadWrite` for drafts), and
+//! `message.from` other than `{id}` needs `{id}`'s send-as rights ([`FakeGraph::allow_send_as`]
+//! with `{id}` as the delegate).
+//!
 //! It also measures what Graph throttles: requests in flight per mailbox (the client promises at
 //! most 4), and can inject throttling (`429`/`503` with `Retry-After`) or any other error.
 //!
 //! Deliberately stricter than Graph: `send` on a draft whose upload session is not complete is
-//! refused (Graph would send it without that attachment); a token scope of `.default` grants
-//! nothing (the fake Entra does not expand it to the app's permissions); `/users/{id}` must
-//! name the mailbox by address (a Graph object id counts as someone else's mailbox); drafts can
-//! only be created from JSON (Graph also takes MIME there).
+//! refused (Graph would send it without that attachment); a delegated token scope of
+//! `.default` grants nothing (the fake Entra does not expand it to the app's permissions);
+//! `/users/{id}` must name the mailbox by address (a Graph object id counts as someone else's
+//! mailbox, for delegated tokens); drafts can only be created from JSON (Graph also takes MIME
+//! there).
 
 // Shared test support: no single test uses every knob.
 #![allow(dead_code)]
@@ -77,7 +84,8 @@ pub type Recipient = (Option<String>, String);
 /// One message Graph accepted for delivery.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Delivered {
-    /// The mailbox that sent: the token's user for `/me`, the decoded `{id}` of `/users/{id}`.
+    /// The mailbox that sent: the token's user for `/me`, the decoded `{id}` of `/users/{id}`
+    /// (for app-only tokens always the latter).
     pub mailbox: String,
     /// `"json"` (sendMail with a message object), `"mime"` (sendMail, base64 MIME) or
     /// `"draft"` (`…/messages/{id}/send`).
@@ -709,7 +717,7 @@ fn graph(shared: &Shared, req: &mut Request, owner: Owner, op: Op) -> Result<Rep
     // Counted from the start: /me is attributed to the token's user even when the token will
     // be refused, which only matters for the measurement, not the answer.
     let mailbox = match &owner {
-        Owner::Me => info.as_ref().map(|i| i.user.clone()),
+        Owner::Me => info.as_ref().filter(|i| !i.app).map(|i| i.user.clone()),
         Owner::User(id) => Some(id.clone()),
     };
     let _flight = mailbox.as_deref().map(|m| InFlight::enter(shared, m));
@@ -728,6 +736,13 @@ fn graph(shared: &Shared, req: &mut Request, owner: Owner, op: Op) -> Result<Rep
         }
         (Some(_), Some(i)) => i,
     };
+    if info.app && matches!(owner, Owner::Me) {
+        return Err(Reply::error(
+            400,
+            "BadRequest",
+            "/me request is only valid with delegated authentication flow.",
+        ));
+    }
     let mailbox = mailbox.unwrap_or_else(|| info.user.clone());
     if !has_permission(&info, op.permission()) {
         let graph_scopes = info.scopes.iter().any(|s| s.starts_with(GRAPH));
@@ -741,7 +756,8 @@ fn graph(shared: &Shared, req: &mut Request, owner: Owner, op: Op) -> Result<Rep
             )
         });
     }
-    if !shared.lock().may_act_as(&info.user, &mailbox) {
+    // Application permissions cover every mailbox of the tenant.
+    if !info.app && !shared.lock().may_act_as(&info.user, &mailbox) {
         return Err(match op {
             Op::SendMail => send_as_denied(),
             _ => access_denied(),
@@ -768,6 +784,11 @@ fn graph(shared: &Shared, req: &mut Request, owner: Owner, op: Op) -> Result<Rep
         Op::CreateUploadSession(id) => create_upload_session(shared, req, &mailbox, &id),
         Op::Send(id) => send_draft(shared, req, &info, &mailbox, &id),
     }
+}
+
+/// Who acts on the mailbox: the signed-in user, or for app-only tokens the mailbox itself.
+fn principal<'a>(info: &'a AccessTokenInfo, mailbox: &'a str) -> &'a str {
+    if info.app { mailbox } else { &info.user }
 }
 
 fn send_as_denied() -> Reply {
@@ -917,7 +938,7 @@ fn check_from(
     match &message.from {
         Some(from)
             if !from.eq_ignore_ascii_case(mailbox)
-                && !shared.lock().may_act_as(&info.user, from) =>
+                && !shared.lock().may_act_as(principal(info, mailbox), from) =>
         {
             Err(send_as_denied())
         }
@@ -1125,7 +1146,7 @@ fn send_draft(
     }
     if let Some(from) = from
         && !from.eq_ignore_ascii_case(mailbox)
-        && !st.may_act_as(&info.user, &from)
+        && !st.may_act_as(principal(info, mailbox), &from)
     {
         return Err(send_as_denied());
     }

@@ -35,6 +35,8 @@ const outDir = opts.outDir || null;
 
 const SMTP_RESOURCE = 'https://outlook.office.com';
 const SMTP_SCOPE = 'https://outlook.office.com/SMTP.Send';
+const SMTP_APP_RESOURCE = 'https://outlook.office365.com';
+const SMTP_APP_SCOPE = 'https://outlook.office365.com/SMTP.SendAsApp';
 const AUTH_FAILED = '5.7.3 Authentication unsuccessful';
 const AUTH_DISABLED =
   '5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. ' +
@@ -111,11 +113,17 @@ async function tokenIsGood(user, token) {
   } catch (_e) {
     return false;
   }
+  if (info.expired !== false || !Array.isArray(info.scopes)) {
+    return false;
+  }
+  // An app-only token (client credentials) carries no user: Exchange lets an app with
+  // SMTP.SendAsApp authenticate as any mailbox it was granted; the fake grants all.
+  if (info.app === true) {
+    return info.resource === SMTP_APP_RESOURCE && info.scopes.includes(SMTP_APP_SCOPE);
+  }
   return (
     info.resource === SMTP_RESOURCE &&
-    Array.isArray(info.scopes) &&
     info.scopes.includes(SMTP_SCOPE) &&
-    info.expired === false &&
     typeof info.user === 'string' &&
     info.user.toLowerCase() === String(user).toLowerCase()
   );

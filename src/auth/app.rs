@@ -1,0 +1,139 @@
+//! App-only login: the OAuth2 client-credentials grant (SPEC section 1, `--app-only`).
+//!
+//! No person and no refresh token: each token is minted from the app's own credential, a
+//! client secret (kept in the token store) or a certificate whose private key signs a
+//! client assertion (a JWT, PS256 with `x5t#S256`, valid for 10 minutes, audience the
+//! token URL, as Entra documents). Tokens are for `{resource}/.default`: the application
+//! permissions an admin granted. The key is read from its file each time and never copied.
+
+use super::{Account, EntraTokenResponse};
+use crate::config::Transport;
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+use base64::Engine;
+use oauth2::Scope;
+use std::path::Path;
+
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+const ASSERTION_LIFETIME: u64 = 600;
+
+pub async fn mint(
+    acct: &Account,
+    secret: Option<&Secret>,
+    transport: Transport,
+) -> Result<EntraTokenResponse> {
+    let client = acct.oauth_client(secret)?;
+    let mut request =
+        client
+            .exchange_client_credentials()
+            .add_scope(Scope::new(crate::provider::app_scope(
+                &acct.profile,
+                transport,
+            )));
+    if secret.is_none() {
+        let assertion = assertion(acct)?;
+        request = request
+            .add_extra_param("client_assertion_type", ASSERTION_TYPE)
+            .add_extra_param("client_assertion", assertion.expose().to_owned());
+    }
+    request
+        .request_async(&acct.http()?)
+        .await
+        .map_err(|e| super::request_error(acct, e, "getting an app-only token"))
+}
+
+/// The signed client assertion.
+fn assertion(acct: &Account) -> Result<Secret> {
+    let p = &acct.profile;
+    let (Some(cert_path), Some(key_path)) = (&p.certificate, &p.private_key) else {
+        return Err(Error::config(
+            "this app-only profile has neither a client secret nor a certificate",
+        )
+        .fix(format!(
+            "log in again with one: {} --client-secret-stdin",
+            acct.login_command()
+        )));
+    };
+    let cert = pem_block(cert_path, &["CERTIFICATE"])?;
+    let (label, key) = pem_labeled(key_path, &["PRIVATE KEY", "RSA PRIVATE KEY"])?;
+    let pair = match label.as_str() {
+        "PRIVATE KEY" => ring::signature::RsaKeyPair::from_pkcs8(&key),
+        _ => ring::signature::RsaKeyPair::from_der(&key),
+    }
+    .map_err(|e| {
+        Error::config(format!(
+            "{} is not a usable RSA private key: {e}",
+            key_path.display()
+        ))
+        .fix("pass the certificate's RSA key as PEM (openssl pkey -in key -out key.pem)")
+    })?;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let thumbprint = b64.encode(ring::digest::digest(&ring::digest::SHA256, &cert));
+    let now = super::now();
+    let jti = {
+        let mut bytes = [0u8; 16];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+            .map_err(|_| Error::internal("no randomness for the client assertion"))?;
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let header = serde_json::json!({ "alg": "PS256", "typ": "JWT", "x5t#S256": thumbprint });
+    let claims = serde_json::json!({
+        "aud": acct.endpoints.token_url(&p.tenant)?.as_str(),
+        "iss": p.client_id, "sub": p.client_id, "jti": jti,
+        "nbf": now, "iat": now, "exp": now + ASSERTION_LIFETIME,
+    });
+    let signing_input = format!(
+        "{}.{}",
+        b64.encode(header.to_string()),
+        b64.encode(claims.to_string())
+    );
+    let mut signature = vec![0u8; pair.public().modulus_len()];
+    pair.sign(
+        &ring::signature::RSA_PSS_SHA256,
+        &ring::rand::SystemRandom::new(),
+        signing_input.as_bytes(),
+        &mut signature,
+    )
+    .map_err(|_| Error::internal("signing the client assertion failed"))?;
+    Ok(Secret::new(format!(
+        "{signing_input}.{}",
+        b64.encode(signature)
+    )))
+}
+
+fn pem_block(path: &Path, labels: &[&str]) -> Result<Vec<u8>> {
+    pem_labeled(path, labels).map(|(_, der)| der)
+}
+
+/// The first PEM block with one of `labels`, decoded; the label found.
+fn pem_labeled(path: &Path, labels: &[&str]) -> Result<(String, Vec<u8>)> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::config(format!("cannot read {}: {e}", path.display()))
+            .fix("check --certificate / --private-key")
+    })?;
+    for label in labels {
+        let begin = format!("-----BEGIN {label}-----");
+        let end = format!("-----END {label}-----");
+        if let Some(start) = text.find(&begin) {
+            let rest = &text[start + begin.len()..];
+            let Some(stop) = rest.find(&end) else { break };
+            let body: String = rest[..stop]
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .map_err(|e| {
+                    Error::config(format!("{} holds a damaged PEM block: {e}", path.display()))
+                        .fix("export it again")
+                })?;
+            return Ok((label.to_string(), der));
+        }
+    }
+    Err(Error::config(format!(
+        "{} holds no {} PEM block",
+        path.display(),
+        labels.join(" or ")
+    ))
+    .fix("pass PEM files: the certificate (BEGIN CERTIFICATE) and its key (BEGIN PRIVATE KEY)"))
+}
