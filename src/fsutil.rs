@@ -47,3 +47,19 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 pub fn data_dir() -> Option<std::path::PathBuf> {
     dirs::data_dir().map(|d| d.join("mailer"))
 }
+
+/// A process-unique id that sorts by creation time: hex nanoseconds, pid, counter. Names
+/// outbox files and the left part of Message-IDs.
+pub fn unique_id() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "{nanos:020x}-{:x}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}

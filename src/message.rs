@@ -312,18 +312,7 @@ pub fn check_line(v: &str, what: &str) -> Result<()> {
 
 /// A new Message-ID in the sender's domain.
 pub fn new_message_id(sender: &Mailbox) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!(
-        "<{nanos:x}.{:x}.{}@{}>",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed),
-        sender.email.domain()
-    )
+    format!("<{}@{}>", crate::fsutil::unique_id(), sender.email.domain())
 }
 
 /// A complete message taken from stdin (`--raw`, sendmail).

@@ -41,7 +41,7 @@ pub struct Entry {
 impl Entry {
     pub fn new(message: &[u8], subject: String, recipients: Vec<String>) -> Entry {
         Entry {
-            id: new_id(),
+            id: fsutil::unique_id(),
             created: crate::auth::now(),
             subject,
             recipients,
@@ -75,21 +75,6 @@ impl Entry {
         }
         v
     }
-}
-
-/// Sortable by time (hex nanoseconds), unique by pid and a counter.
-fn new_id() -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!(
-        "{nanos:020x}-{:x}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 pub struct Outbox {
@@ -247,8 +232,8 @@ mod tests {
 
     #[test]
     fn ids_sort_by_time() {
-        let a = new_id();
-        let b = new_id();
+        let a = fsutil::unique_id();
+        let b = fsutil::unique_id();
         assert!(a < b, "{a} {b}");
     }
 

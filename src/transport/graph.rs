@@ -52,6 +52,12 @@ enum Payload {
     Json(Vec<u8>),
     Mime(Vec<u8>),
     Empty,
+    /// A chunk for a pre-authorized upload URL: no bearer token goes with it (Graph
+    /// refuses one there).
+    Chunk {
+        bytes: bytes::Bytes,
+        range: String,
+    },
 }
 
 struct Answer {
@@ -99,7 +105,8 @@ impl<'a> Graph<'a> {
         Ok(self.token.clone().expect("token set above"))
     }
 
-    /// One authenticated request with Graph's retry rules.
+    /// One request with Graph's retry rules: bearer token (refreshed once on a 401) except
+    /// for upload chunks, 429/503 retried after `Retry-After`, at most 4 in flight.
     async fn call(
         &mut self,
         method: Method,
@@ -111,17 +118,21 @@ impl<'a> Graph<'a> {
         let mut refreshed = false;
         let mut attempt = 0;
         loop {
-            let token = self.token(false).await?;
-            let mut req = self
-                .http
-                .request(method.clone(), url)
-                .bearer_auth(token.expose());
+            let authed = !matches!(payload, Payload::Chunk { .. });
+            let mut req = self.http.request(method.clone(), url);
+            if authed {
+                req = req.bearer_auth(self.token(false).await?.expose());
+            }
             req = match payload {
                 Payload::Json(b) => req
                     .header("Content-Type", "application/json")
                     .body(b.clone()),
                 Payload::Mime(b) => req.header("Content-Type", "text/plain").body(b.clone()),
                 Payload::Empty => req.header("Content-Length", "0"),
+                Payload::Chunk { bytes, range } => req
+                    .header("Content-Range", range)
+                    .header("Content-Type", "application/octet-stream")
+                    .body(bytes.clone()),
             };
             let response = {
                 let _permit = self
@@ -143,7 +154,7 @@ impl<'a> Graph<'a> {
             if status.is_success() {
                 return Ok(Answer { body, request_id });
             }
-            if status == StatusCode::UNAUTHORIZED && !refreshed {
+            if status == StatusCode::UNAUTHORIZED && authed && !refreshed {
                 tracing::debug!("Graph answered 401: refreshing the token once");
                 refreshed = true;
                 self.token = Some(
@@ -321,7 +332,13 @@ impl<'a> Graph<'a> {
             file.seek(SeekFrom::Start(offset))
                 .and_then(|_| file.read_exact(&mut chunk))
                 .map_err(|e| unreadable(f, &e))?;
-            self.put_chunk(&upload_url, offset, chunk, f.size).await?;
+            let range = format!("bytes {}-{}/{}", offset, offset + len as u64 - 1, f.size);
+            let chunk = Payload::Chunk {
+                bytes: chunk.into(),
+                range,
+            };
+            self.call(Method::PUT, &upload_url, &chunk, "uploading an attachment")
+                .await?;
             offset += len as u64;
             if self.progress {
                 eprint!(
@@ -337,69 +354,6 @@ impl<'a> Graph<'a> {
             eprintln!();
         }
         Ok(())
-    }
-
-    /// One chunk to the pre-authorized upload URL: no Authorization header (Graph refuses
-    /// one there), same throttling rules.
-    async fn put_chunk(
-        &mut self,
-        url: &str,
-        offset: u64,
-        chunk: Vec<u8>,
-        total: u64,
-    ) -> Result<()> {
-        let range = format!(
-            "bytes {}-{}/{total}",
-            offset,
-            offset + chunk.len() as u64 - 1
-        );
-        let body = bytes::Bytes::from(chunk);
-        let started = Instant::now();
-        let mut attempt = 0;
-        loop {
-            let response = {
-                let _permit = self
-                    .limiter
-                    .acquire()
-                    .await
-                    .expect("semaphore is never closed");
-                self.http
-                    .put(url)
-                    .header("Content-Range", &range)
-                    .header("Content-Type", "application/octet-stream")
-                    .body(body.clone())
-                    .send()
-                    .await
-                    .map_err(|e| self.network_error("uploading an attachment", &e))?
-            };
-            let status = response.status();
-            let retry_after =
-                header(&response, "Retry-After").and_then(|v| v.trim().parse::<u64>().ok());
-            let request_id = header(&response, "request-id");
-            let answer = response
-                .bytes()
-                .await
-                .map_err(|e| self.network_error("uploading an attachment", &e))?;
-            if status.is_success() {
-                return Ok(());
-            }
-            if matches!(status.as_u16(), 429 | 503) && attempt < MAX_RETRIES {
-                let wait = backoff(retry_after, attempt);
-                if started.elapsed() + wait <= MAX_RETRY_WAIT {
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                    continue;
-                }
-            }
-            return Err(graph_error(
-                status,
-                request_id,
-                &answer,
-                "uploading an attachment",
-                self.acct,
-                attempt,
-            ));
-        }
     }
 }
 
