@@ -53,6 +53,14 @@ impl Error {
         self.fix = Some(fix.into());
         self
     }
+    /// What `--json` prints for this error, when the command has a better object than the
+    /// generic one (a status report, a queued message).
+    pub fn with_json(mut self, json: Option<serde_json::Value>) -> Self {
+        if json.is_some() {
+            self.json = json;
+        }
+        self
+    }
     pub fn usage(what: impl Into<String>) -> Self {
         Error::new(Exit::Usage, what)
     }

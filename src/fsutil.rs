@@ -32,15 +32,20 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: Option<u32>) -> std::io::Res
     Ok(())
 }
 
-/// Creates `dir` (and parents) and, on Unix, makes it private (0700).
+/// Creates `dir` (and parents) private (0700 on Unix). An existing directory keeps its
+/// permissions: callers that need it private check and refuse, rather than silently fix.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
     }
-    Ok(())
+    builder.create(dir)
 }
 
 /// The per-user data directory: `{data_dir}/mailer` (`~/.local/share/mailer` on Linux).

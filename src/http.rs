@@ -1,4 +1,5 @@
-//! The HTTP client every request to the identity provider (and later Graph) goes through.
+//! The HTTP client every request to the identity provider and Graph goes through, and the
+//! `ca_file` reader SMTP's TLS shares.
 //!
 //! rustls with the platform's roots plus the profile's `ca_file`; verification cannot be
 //! turned off (SPEC section 9). Redirects are never followed: a token request that is
@@ -25,24 +26,64 @@ pub fn client(ca_file: Option<&Path>) -> Result<reqwest::Client> {
         .map_err(|e| Error::internal(format!("cannot set up the HTTP client: {e}")))
 }
 
+pub const CA_FIX: &str =
+    "point --ca-file (or ca_file in the config) at a PEM file of CA certificates";
+
 fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>> {
-    let fix = "point --ca-file (or ca_file in the config) at a PEM file of CA certificates";
+    ca_pem_blocks(path)?
+        .iter()
+        .map(|block| {
+            reqwest::Certificate::from_pem(block).map_err(|e| {
+                Error::config(format!(
+                    "the CA file {} is not valid PEM: {e}",
+                    path.display()
+                ))
+                .fix(CA_FIX)
+            })
+        })
+        .collect()
+}
+
+/// The certificates of a PEM bundle, one PEM block each (lettre takes them one at a time).
+pub fn ca_pem_blocks(path: &Path) -> Result<Vec<Vec<u8>>> {
     let pem = std::fs::read(path).map_err(|e| {
-        Error::config(format!("cannot read the CA file {}: {e}", path.display())).fix(fix)
+        Error::config(format!("cannot read the CA file {}: {e}", path.display())).fix(CA_FIX)
     })?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-        Error::config(format!(
-            "the CA file {} is not valid PEM: {e}",
-            path.display()
-        ))
-        .fix(fix)
-    })?;
-    if certs.is_empty() {
+    let blocks = pem_blocks(&pem);
+    if blocks.is_empty() {
         return Err(Error::config(format!(
             "the CA file {} holds no certificate",
             path.display()
         ))
-        .fix(fix));
+        .fix(CA_FIX));
     }
-    Ok(certs)
+    Ok(blocks)
+}
+
+fn pem_blocks(pem: &[u8]) -> Vec<Vec<u8>> {
+    let text = String::from_utf8_lossy(pem);
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        if line.starts_with("-----BEGIN CERTIFICATE-----") {
+            current.clear();
+        }
+        current.push_str(line);
+        current.push('\n');
+        if line.starts_with("-----END CERTIFICATE-----") {
+            out.push(std::mem::take(&mut current).into_bytes());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn splits_pem_bundles() {
+        let pem = b"junk\n-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----\n";
+        let blocks = super::pem_blocks(pem);
+        assert_eq!(blocks.len(), 2);
+        assert!(String::from_utf8_lossy(&blocks[1]).contains("BBB"));
+    }
 }

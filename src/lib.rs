@@ -2,8 +2,10 @@
 //!
 //! The contract is SPEC.md (commands, config, token storage, exit codes, security rules).
 //! Map: [`cli`] parses, [`cmd`] runs one command per file, [`auth`] logs in and keeps tokens
-//! fresh, [`store`] keeps them, [`config`] and [`provider`] say where requests go,
-//! [`message`] builds what is sent and [`transport`] sends it.
+//! fresh, [`store`] keeps them (secrets wrapped in [`secret::Secret`]), [`config`] and
+//! [`provider`] say where requests go, [`message`] builds what is sent, [`transport`] sends
+//! it, [`outbox`] keeps what could not be sent yet, and [`sendmail`] speaks sendmail's
+//! command line.
 
 pub mod auth;
 pub mod cli;
@@ -31,7 +33,7 @@ pub fn init_logging(verbose: u8, quiet: bool) {
             (false, 0) => "mailer=warn",
             (false, 1) => "mailer=info",
             (false, 2) => "mailer=debug",
-            (false, _) => "mailer=trace,reqwest=debug",
+            (false, _) => "mailer=trace",
         }),
     };
     let _ = tracing_subscriber::fmt()

@@ -403,26 +403,23 @@ impl Raw {
             .map(|(_, v)| v)
     }
 
-    /// The bytes with a `Bcc:` field naming `extra`, for a transport that delivers to the
-    /// header recipients only (Graph MIME send): nobody of the envelope is dropped.
+    /// The bytes with one `Bcc:` field naming the message's Bcc recipients plus `extra`,
+    /// for a transport that delivers to the header recipients only (Graph MIME send):
+    /// nobody of the envelope is dropped, and there is never a second Bcc field.
     pub fn with_bcc(&self, extra: &[Mailbox]) -> Vec<u8> {
         if extra.is_empty() {
             return self.bytes.clone();
         }
-        let eol: &[u8] = if self.bytes.windows(2).any(|w| w == b"\r\n") {
-            b"\r\n"
-        } else {
-            b"\n"
-        };
-        let list = extra
-            .iter()
-            .map(|m| m.email.to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut out = format!("Bcc: {list}").into_bytes();
-        out.extend_from_slice(eol);
-        out.extend_from_slice(&self.bytes);
-        out
+        let mut all = Mailboxes::new();
+        for m in self.bcc.iter().chain(extra) {
+            all.push(m.clone());
+        }
+        let mut copy = self.clone();
+        copy.set_field(
+            "Bcc",
+            &encoded_field(lettre::message::header::Bcc::from(all)),
+        );
+        copy.bytes
     }
 }
 
@@ -583,8 +580,16 @@ mod tests {
         assert!(stripped.starts_with(
             "From: me@example.com\r\nTo: a@example.com,\r\n\tb@example.com\r\nSubject: hi\r\n\r\n"
         ));
-        let added = r.with_bcc(&["x@example.com".parse().unwrap()]);
-        assert!(added.starts_with(b"Bcc: x@example.com\r\nFrom:"));
+        let added = String::from_utf8(r.with_bcc(&["x@example.com".parse().unwrap()])).unwrap();
+        assert!(
+            added.starts_with("Bcc: secret@example.com, other@example.com, x@example.com\r\nFrom:"),
+            "{added}"
+        );
+        assert_eq!(
+            added.matches("Bcc:").count(),
+            2,
+            "one header field plus the body line: {added}"
+        );
         assert_eq!(Raw::parse(b"  \n".to_vec()).unwrap_err().code(), 64);
         assert_eq!(
             Raw::parse(b"To: not an address\n\nx".to_vec())

@@ -19,8 +19,6 @@ pub struct Options {
     /// `-F NAME`: the sender's full name, for a From header mailer adds.
     pub full_name: Option<String>,
     pub recipients: Vec<String>,
-    /// `-v`: more output.
-    pub verbose: bool,
 }
 
 /// Options taking a value we do not use (the value may be attached or the next argument).
@@ -53,9 +51,12 @@ pub fn parse(args: &[String]) -> Result<Options> {
         let flag = chars.next().expect("non-empty");
         let rest = chars.as_str();
         match flag {
-            't' if rest.is_empty() => o.extract = true,
-            'i' if rest.is_empty() => o.ignore_dots = true,
-            'v' => o.verbose = true,
+            // Bundled flags, e.g. -ti (mailx, some PHP setups).
+            't' | 'i' if opt.chars().all(|c| c == 't' || c == 'i') => {
+                o.extract |= opt.contains('t');
+                o.ignore_dots |= opt.contains('i');
+            }
+            'v' => {}
             'f' | 'r' => o.from = Some(value(&mut it, rest, flag)?),
             'F' => o.full_name = Some(value(&mut it, rest, flag)?),
             // -oi is -i; every other -oX (-oem, -odi, -oQ…) is a sendmail.cf setting.
@@ -156,7 +157,17 @@ mod tests {
 
     #[test]
     fn unsupported_modes_and_unknown_options_are_usage_errors() {
-        for args in [&["-bs"][..], &["-bp"], &["-q"], &["-q1h"], &["-Z"], &["-f"]] {
+        let o = p(&["-ti"]).unwrap();
+        assert!(o.extract && o.ignore_dots);
+        for args in [
+            &["-bs"][..],
+            &["-bp"],
+            &["-q"],
+            &["-q1h"],
+            &["-Z"],
+            &["-f"],
+            &["-tx"],
+        ] {
             assert_eq!(p(args).unwrap_err().code(), 64, "{args:?}");
         }
     }

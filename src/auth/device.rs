@@ -75,7 +75,7 @@ pub async fn login(
                 Exit::Unavailable,
                 "the identity provider sent an unreadable answer while polling",
             )
-            .why(e.to_string())
+            .why(format!("unexpected JSON at `{}`", e.path()))
             .fix("check --authority"),
             RequestTokenError::Other(msg) => Error::temp(format!(
                 "no sign-in arrived within {} s ({msg})",

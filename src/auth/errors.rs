@@ -138,7 +138,7 @@ const KNOWN: &[Known] = &[
         codes: &[700025],
         exit: Exit::Config,
         meaning: "this app is a public client, which must not send a client secret",
-        fix: "log in without --client-secret-stdin and with MAILER_CLIENT_SECRET unset",
+        fix: "run `mailer logout` (it drops the stored secret), then log in without --client-secret-stdin and with MAILER_CLIENT_SECRET unset",
     },
     Known {
         codes: &[7000215],

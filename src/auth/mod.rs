@@ -139,8 +139,21 @@ pub fn login_command(name: &str, p: &Profile) -> String {
     if p.transport != Transport::Graph {
         add("--transport", Some(p.transport.to_string()));
     }
-    if p.flow == Flow::DeviceCode {
-        add("--device-code", None);
+    match p.flow {
+        Flow::DeviceCode => add("--device-code", None),
+        Flow::ClientCredentials => {
+            add("--app-only", None);
+            add("--user", Some(p.user.clone()));
+            match (&p.certificate, &p.private_key) {
+                (Some(c), Some(k)) => {
+                    add("--certificate", Some(c.display().to_string()));
+                    add("--private-key", Some(k.display().to_string()));
+                }
+                // The secret is never written anywhere a command line could show it.
+                _ => add("--client-secret-stdin", None),
+            }
+        }
+        Flow::AuthorizationCode => {}
     }
     if p.token_store != TokenStoreKind::Keyring {
         add("--token-store", Some(p.token_store.to_string()));
@@ -330,12 +343,13 @@ pub fn request_error<RE: std::error::Error + 'static>(
         RequestTokenError::ServerResponse(e) => errors::explain(&e, action, &ctx),
         RequestTokenError::Request(e) => network_error(acct, action, &e),
         RequestTokenError::Parse(e, _body) => {
-            // The body may hold tokens: never shown.
+            // Neither the body nor serde's message (which may quote a value) is shown: both
+            // can hold a token. The JSON path says where it went wrong.
             Error::new(
                 crate::error::Exit::Unavailable,
                 format!("{action} failed: the identity provider sent an answer mailer cannot read"),
             )
-            .why(format!("{e}"))
+            .why(format!("unexpected JSON at `{}`", e.path()))
             .fix(format!(
                 "check --authority ({}): a proxy or captive portal may be answering instead",
                 acct.endpoints.authority
@@ -430,6 +444,21 @@ mod tests {
         assert!(matches!(
             token_state(Some(&r), false, Transport::Graph, now),
             TokenState::LoggedOut
+        ));
+    }
+
+    #[test]
+    fn login_command_for_app_only() {
+        let mut p = profile();
+        p.flow = crate::config::Flow::ClientCredentials;
+        assert_eq!(
+            login_command("default", &p),
+            "mailer login --tenant contoso.com --client-id abc --app-only --user a@contoso.com --client-secret-stdin"
+        );
+        p.certificate = Some("/etc/m/c.pem".into());
+        p.private_key = Some("/etc/m/k.pem".into());
+        assert!(login_command("default", &p).ends_with(
+            "--app-only --user a@contoso.com --certificate /etc/m/c.pem --private-key /etc/m/k.pem"
         ));
     }
 

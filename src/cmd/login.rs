@@ -37,6 +37,8 @@ pub async fn run(g: &Global, args: LoginArgs) -> Result<()> {
     store.check_writable()?;
     let secret = match client_secret(&args)? {
         Some(s) => Some(s),
+        // A certificate login must not silently keep authenticating with an old secret.
+        None if profile.certificate.is_some() => None,
         // A re-login keeps the secret stored by the previous one.
         None => store.load().ok().flatten().and_then(|r| r.client_secret),
     };
@@ -204,8 +206,16 @@ fn merge(existing: Option<&Profile>, a: &LoginArgs) -> Result<Profile> {
         } else {
             Flow::AuthorizationCode
         },
-        certificate: a.certificate.as_deref().map(absolute),
-        private_key: a.private_key.as_deref().map(absolute),
+        certificate: a.certificate.as_deref().map(absolute).or_else(|| {
+            existing
+                .filter(|_| a.app_only)
+                .and_then(|p| p.certificate.clone())
+        }),
+        private_key: a.private_key.as_deref().map(absolute).or_else(|| {
+            existing
+                .filter(|_| a.app_only)
+                .and_then(|p| p.private_key.clone())
+        }),
         token_store: a
             .token_store
             .or(existing.map(|p| p.token_store))

@@ -82,6 +82,15 @@ impl Loaded {
     }
 }
 
+/// The profile's mailbox as an address; a bad `user` is a configuration error (78).
+pub fn profile_mailbox(name: &str, p: &crate::config::Profile) -> Result<lettre::message::Mailbox> {
+    crate::message::parse_mailbox(&p.user, "the profile's user").map_err(|e| {
+        Error::config(format!("profile \"{name}\" has user {:?}, which is not an address", p.user))
+            .why(e.what)
+            .fix(format!("log in again with --user you@example.com, or set user in the [profiles.{name}] section of the config"))
+    })
+}
+
 /// Profile names become file and keyring entry names.
 fn check_profile_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()

@@ -86,7 +86,7 @@ fn outgoing(entry: &Entry, acct: &Account) -> Result<Outgoing> {
         .collect::<Result<Vec<_>>>()?;
     dedupe(&mut recipients);
     Ok(Outgoing {
-        sender: message::parse_mailbox(&acct.profile.user, "the profile's user")?,
+        sender: super::profile_mailbox(&acct.name, &acct.profile)?,
         recipients,
         message_id: raw.message_id.clone(),
         content: Content::Raw(raw),
@@ -100,7 +100,8 @@ fn outgoing(entry: &Entry, acct: &Account) -> Result<Outgoing> {
 }
 
 async fn send_all(out: &Out, acct: &Account, outbox: &Outbox) -> Result<()> {
-    let Some(_lock) = ProfileLock::try_acquire(&format!("{}.outbox", acct.name))? else {
+    // Its own directory: profile names cannot contain '/', so no profile lock collides.
+    let Some(_lock) = ProfileLock::try_acquire(&format!("outbox/{}", acct.name))? else {
         out.say("another `mailer queue run` is working on this outbox; nothing to do");
         return Ok(());
     };

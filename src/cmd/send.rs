@@ -8,6 +8,7 @@
 use super::{Loaded, Out};
 use crate::auth::Account;
 use crate::cli::{Global, SendArgs};
+use crate::config::Transport as Kind;
 use crate::error::{Error, Exit, Result};
 use crate::message::{self, Draft, FilePart, Raw};
 use crate::store::Store;
@@ -36,14 +37,7 @@ pub async fn run(g: &Global, args: SendArgs) -> Result<()> {
 
     let profile = loaded.config.profiles.get(&loaded.name);
     let sender = match (profile, &send_as) {
-        (Some(p), _) => message::parse_mailbox(&p.user, "the profile's user").map_err(|e| {
-            Error::config(format!("the profile's user {:?} is not an address", p.user))
-                .why(e.what)
-                .fix(format!(
-                    "set user = \"you@example.com\" in {}",
-                    loaded.path.display()
-                ))
-        })?,
+        (Some(p), _) => super::profile_mailbox(&loaded.name, p)?,
         (None, Some(f)) if args.dry_run => f.clone(),
         // No profile: the account lookup explains which login is missing.
         (None, _) => {
@@ -89,8 +83,11 @@ pub async fn run(g: &Global, args: SendArgs) -> Result<()> {
     deliver(g, &acct, outgoing, args.transport, queue).await
 }
 
-/// Sends one message; with `queue`, a temporary failure (or a login that needs a human)
-/// keeps it in the outbox and exits 75 with its id. Shared by `send` and `sendmail`.
+/// Sends one message. With `queue`, the message is written to the outbox *before* the
+/// send (write-ahead), so a crash at any instant leaves it queued or sent; it is removed
+/// once the server accepted it, kept on a temporary failure (exit 75 with its id), and
+/// dropped on a permanent one (reported as the error it is). Shared by `send` and
+/// `sendmail`.
 pub async fn deliver(
     g: &Global,
     acct: &Account,
@@ -101,6 +98,14 @@ pub async fn deliver(
     let out = Out::new(g);
     let store = Store::open(acct.profile.token_store, &acct.name)?;
     let kind = transport.unwrap_or(acct.profile.transport);
+    let outbox = crate::outbox::Outbox::new(&acct.name)?;
+    let mut entry = match queue {
+        true => queue_entry(&outgoing, transport, kind)?,
+        false => None,
+    };
+    if let Some(e) = &entry {
+        outbox.add(e)?;
+    }
     let result = match AnyTransport::open(kind, acct, &store) {
         Ok(mut t) => {
             if let AnyTransport::Graph(graph) = &mut t {
@@ -112,10 +117,23 @@ pub async fn deliver(
         }
         Err(e) => Err(e),
     };
-    let receipt = match result {
-        Ok(r) => r,
-        Err(e) if queue && queueable(&e) => return Err(enqueue(acct, &outgoing, transport, e)?),
-        Err(e) => return Err(e),
+    let receipt = match (result, entry.as_mut()) {
+        (Ok(r), Some(e)) => {
+            outbox.remove(&e.id)?;
+            r
+        }
+        (Ok(r), None) => r,
+        (Err(cause), Some(e)) if queueable(&cause) => {
+            e.attempts = 1;
+            e.last_error = Some(cause.what.clone());
+            outbox.update(e)?;
+            return Err(queued_error(acct, &e.id, cause));
+        }
+        (Err(cause), Some(e)) => {
+            outbox.remove(&e.id)?;
+            return Err(cause);
+        }
+        (Err(cause), None) => return Err(cause),
     };
     if out.json {
         out.print_json(&serde_json::json!({
@@ -136,13 +154,14 @@ pub(super) fn queueable(e: &Error) -> bool {
     matches!(e.exit, Exit::TempFail | Exit::NoPerm)
 }
 
-/// Writes the message to the outbox and returns the exit-75 error that reports it.
-fn enqueue(
-    acct: &Account,
+/// The outbox copy of a message: its complete bytes and envelope. `None` when a later
+/// `queue run` could never send it: the outbox holds MIME, and Graph takes MIME only up
+/// to its ~4 MB request limit (a large built message needs the draft path, from files).
+fn queue_entry(
     o: &Outgoing,
-    transport: Option<crate::config::Transport>,
-    cause: Error,
-) -> Result<Error> {
+    transport: Option<Kind>,
+    kind: Kind,
+) -> Result<Option<crate::outbox::Entry>> {
     let (bytes, subject) = match &o.content {
         Content::Built(d) => (
             d.to_mime(&o.sender, o.message_id.as_deref().unwrap_or_default())?
@@ -151,6 +170,10 @@ fn enqueue(
         ),
         Content::Raw(r) => (r.bytes.clone(), r.subject.clone().unwrap_or_default()),
     };
+    if kind == Kind::Graph && !crate::transport::graph::fits_mime_send(bytes.len()) {
+        tracing::warn!("the message is too large to queue for Graph; sending without the outbox");
+        return Ok(None);
+    }
     let mut entry = crate::outbox::Entry::new(
         &bytes,
         subject,
@@ -159,10 +182,11 @@ fn enqueue(
     entry.send_as = o.send_as.as_ref().map(|m| m.email.to_string());
     entry.no_save_sent = o.no_save_sent;
     entry.transport = transport;
-    entry.attempts = 1;
-    entry.last_error = Some(cause.what.clone());
-    let outbox = crate::outbox::Outbox::new(&acct.name)?;
-    outbox.add(&entry)?;
+    Ok(Some(entry))
+}
+
+/// The exit-75 error that reports a queued message.
+fn queued_error(acct: &Account, id: &str, cause: Error) -> Error {
     let flag = if acct.name == "default" {
         String::new()
     } else {
@@ -172,16 +196,12 @@ fn enqueue(
     if let Some(f) = &cause.fix {
         fix = format!("{f}; then {fix}");
     }
-    let mut e = Error::temp(format!(
-        "not sent yet, queued as {}: {}",
-        entry.id, cause.what
-    ))
-    .fix(fix);
+    let mut e = Error::temp(format!("not sent yet, queued as {id}: {}", cause.what)).fix(fix);
     e.why = cause.why;
     e.json = Some(
-        serde_json::json!({ "status": "queued", "id": entry.id, "error": cause.what, "exit_code": 75 }),
+        serde_json::json!({ "status": "queued", "id": id, "error": cause.what, "exit_code": 75 }),
     );
-    Ok(e)
+    e
 }
 
 pub(super) fn describe(o: &Outgoing) -> String {

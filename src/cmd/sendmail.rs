@@ -38,7 +38,7 @@ pub async fn run(g: &Global, args: Vec<String>) -> Result<()> {
     }
     let loaded = Loaded::new(g)?;
     let acct = loaded.account()?;
-    let user = message::parse_mailbox(&acct.profile.user, "the profile's user")?;
+    let user = super::profile_mailbox(&acct.name, &acct.profile)?;
     let send_as = o
         .from
         .as_deref()

@@ -21,24 +21,24 @@ pub fn run(g: &Global) -> Result<()> {
     let store = Store::open(p.token_store, &acct.name)?;
     let record = store.load()?;
     let now = now();
+    let app_only = p.flow == crate::config::Flow::ClientCredentials;
+    // App-only profiles have no refresh token to expire: they mint from their credential.
     let idle_days = record
         .as_ref()
+        .filter(|_| !app_only)
         .and_then(|r| r.refresh_token_used_at)
         .map(|t| now.saturating_sub(t) / 86_400);
     // Past the inactivity limit the refresh token is dead, whatever is stored.
     let expired = idle_days.is_some_and(|d| d >= INACTIVITY_LIMIT_DAYS);
     let ready = !expired
         && !matches!(
-            token_state(
-                record.as_ref(),
-                p.flow == crate::config::Flow::ClientCredentials,
-                p.transport,
-                now,
-            ),
+            token_state(record.as_ref(), app_only, p.transport, now),
             TokenState::LoggedOut
         );
 
     let (queued, failed) = crate::outbox::Outbox::new(&acct.name)?.counts();
+    // With --json the status object is the one document on stdout, ready or not.
+    let mut json = None;
     if out.json {
         let access: serde_json::Map<_, _> = [Transport::Graph, Transport::Smtp]
             .into_iter()
@@ -50,7 +50,7 @@ pub fn run(g: &Global) -> Result<()> {
                 ))
             })
             .collect();
-        out.print_json(&serde_json::json!({
+        json = Some(serde_json::json!({
             "profile": acct.name,
             "user": p.user,
             "tenant": p.tenant,
@@ -59,7 +59,7 @@ pub fn run(g: &Global) -> Result<()> {
             "flow": p.flow.as_str(),
             "transport": p.transport.as_str(),
             "token_store": { "kind": store.kind().as_str(), "location": store.describe() },
-            "logged_in": record.as_ref().is_some_and(|r| r.refresh_token.is_some()),
+            "logged_in": record.as_ref().is_some_and(|r| app_only || r.refresh_token.is_some()),
             "logged_in_at": record.as_ref().and_then(|r| r.logged_in_at),
             "refresh_token_used_at": record.as_ref().and_then(|r| r.refresh_token_used_at),
             "access_tokens": access,
@@ -120,6 +120,9 @@ pub fn run(g: &Global) -> Result<()> {
             },
         );
     }
+    if let Some(v) = json.as_ref().filter(|_| ready) {
+        out.print_json(v);
+    }
     if expired {
         return Err(crate::error::Error::login_needed(format!(
             "the login of profile \"{}\" has expired: its refresh token was last used {} days ago",
@@ -129,16 +132,17 @@ pub fn run(g: &Global) -> Result<()> {
         .why(format!(
             "Entra expires refresh tokens after {INACTIVITY_LIMIT_DAYS} days without use"
         ))
-        .fix(acct.login_command()));
+        .fix(acct.login_command())
+        .with_json(json));
     }
     if let Some(days) = idle_days.filter(|d| *d >= WARN_AFTER_DAYS) {
         eprintln!(
-            "warning: the refresh token was last used {days} days ago; Entra expires it after {INACTIVITY_LIMIT_DAYS} days unused. Run `mailer token` (or a send) to renew it."
+            "warning: the refresh token was last used {days} days ago; Entra expires it after {INACTIVITY_LIMIT_DAYS} days unused. Run `mailer token --refresh` to renew it (weekly from cron keeps it alive)."
         );
     }
     if ready {
         Ok(())
     } else {
-        Err(acct.not_logged_in(&store))
+        Err(acct.not_logged_in(&store).with_json(json))
     }
 }

@@ -45,6 +45,7 @@ impl FileStore {
 
     pub fn write(&self, data: &[u8]) -> Result<()> {
         crate::fsutil::create_private_dir(self.dir()).map_err(|e| self.io_error("create", e))?;
+        check_private(self.dir(), 0o700)?;
         crate::fsutil::write_atomic(&self.path, data, Some(0o600))
             .map_err(|e| self.io_error("write", e))
     }

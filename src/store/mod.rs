@@ -137,9 +137,9 @@ impl ProfileLock {
     const WAIT: Duration = Duration::from_secs(60);
 
     fn open(name: &str) -> Result<(std::fs::File, PathBuf)> {
-        let dir = lock_dir()?;
-        crate::fsutil::create_private_dir(&dir).map_err(|e| lock_error(&dir, e))?;
-        let path = dir.join(format!("{name}.lock"));
+        let path = lock_dir()?.join(format!("{name}.lock"));
+        let dir = path.parent().expect("lock path has a parent");
+        crate::fsutil::create_private_dir(dir).map_err(|e| lock_error(dir, e))?;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)

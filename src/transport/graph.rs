@@ -8,8 +8,8 @@
 //! token), then the draft is sent. That path needs Mail.ReadWrite.
 //!
 //! 429 and 503 are retried after `Retry-After` (bounded in count and total time, with
-//! jitter), at most 4 requests are in flight per mailbox, and a 401 refreshes the token
-//! once. Every failure names Graph's error code, a fix, and the `request-id`.
+//! jitter), and a 401 refreshes the token once. Requests are made one at a time, well
+//! under Graph's 4 concurrent requests per mailbox (a `queue run` sends in order too). Every failure names Graph's error code, a fix, and the `request-id`.
 
 use super::{Content, Outgoing, Receipt, Transport};
 use crate::auth::{self, Account};
@@ -23,7 +23,6 @@ use lettre::message::Mailbox;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::io::{IsTerminal, Read, Seek, SeekFrom};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Graph rejects request bodies over about 4 MB; keep a margin for the JSON around them.
@@ -35,15 +34,12 @@ const CHUNK: usize = 12 * 320 * 1024;
 const MAX_ATTACHMENT: u64 = 150 * 1024 * 1024;
 const MAX_RETRIES: u32 = 4;
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(120);
-/// Graph allows 4 concurrent requests per app and mailbox.
-const IN_FLIGHT: usize = 4;
 
 pub struct Graph<'a> {
     acct: &'a Account,
     store: &'a Store,
     http: reqwest::Client,
     base: String,
-    limiter: Arc<tokio::sync::Semaphore>,
     token: Option<Secret>,
     progress: bool,
 }
@@ -75,7 +71,6 @@ impl<'a> Graph<'a> {
                 "{}/v1.0",
                 acct.endpoints.graph.as_str().trim_end_matches('/')
             ),
-            limiter: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT)),
             token: None,
             progress: std::io::stderr().is_terminal(),
         })
@@ -106,7 +101,7 @@ impl<'a> Graph<'a> {
     }
 
     /// One request with Graph's retry rules: bearer token (refreshed once on a 401) except
-    /// for upload chunks, 429/503 retried after `Retry-After`, at most 4 in flight.
+    /// for upload chunks, 429/503 retried after `Retry-After`.
     async fn call(
         &mut self,
         method: Method,
@@ -134,14 +129,7 @@ impl<'a> Graph<'a> {
                     .header("Content-Type", "application/octet-stream")
                     .body(bytes.clone()),
             };
-            let response = {
-                let _permit = self
-                    .limiter
-                    .acquire()
-                    .await
-                    .expect("semaphore is never closed");
-                req.send().await.map_err(|e| self.network_error(what, &e))?
-            };
+            let response = req.send().await.map_err(|e| self.network_error(what, &e))?;
             let status = response.status();
             let retry_after =
                 header(&response, "Retry-After").and_then(|v| v.trim().parse::<u64>().ok());
@@ -187,6 +175,10 @@ impl<'a> Graph<'a> {
             why.push_str(&s.to_string());
             src = s.source();
         }
+        // reqwest names the URL, and an upload URL carries a pre-authorized token.
+        if let Some(url) = e.url() {
+            why = why.replace(url.as_str(), "<url>");
+        }
         Error::temp(format!(
             "{what} failed: cannot reach Microsoft Graph at {}",
             self.base
@@ -218,14 +210,14 @@ impl<'a> Graph<'a> {
     }
 
     async fn send_mime(&mut self, out: &Outgoing, bytes: &[u8]) -> Result<Receipt> {
-        let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
-        if encoded.len() as u64 > REQUEST_LIMIT {
+        if !fits_mime_send(bytes.len()) {
             return Err(Error::new(Exit::DataErr, format!(
                 "the message is {} MB, over the ~3 MB Graph accepts for a MIME send",
                 bytes.len() / 1_000_000
             ))
             .fix("send it with --transport smtp, or as a built message (send --attach) that can use an upload session"));
         }
+        let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
         let url = format!("{}/{}/sendMail", self.base, self.mailbox(out));
         let a = self
             .call(
@@ -361,8 +353,22 @@ impl Transport for Graph<'_> {
     async fn send(&mut self, out: &Outgoing) -> Result<Receipt> {
         match &out.content {
             Content::Raw(raw) => {
-                // Graph delivers to the header recipients only: envelope recipients the
-                // headers lack become Bcc, so nobody is silently dropped.
+                // Graph delivers to the header recipients, not to an envelope: a header
+                // recipient outside the envelope would get mail SMTP would not send them.
+                let stray: Vec<String> = raw
+                    .recipients()
+                    .filter(|h| !out.recipients.iter().any(|r| r.email == h.email))
+                    .map(|m| m.email.to_string())
+                    .collect();
+                if !stray.is_empty() {
+                    return Err(Error::new(
+                        Exit::DataErr,
+                        format!("the message names recipients this send leaves out: {}", stray.join(", ")),
+                    )
+                    .why("Graph delivers a MIME message to everyone in its To/Cc/Bcc headers; it takes no separate envelope")
+                    .fix("add them to the recipients, or send with --transport smtp, which delivers to the envelope only"));
+                }
+                // Envelope recipients the headers lack become Bcc, so nobody is dropped.
                 let named: Vec<&Mailbox> = raw.recipients().collect();
                 let extra: Vec<Mailbox> = out
                     .recipients
@@ -415,6 +421,11 @@ impl Transport for Graph<'_> {
     }
 
     async fn close(&mut self) {}
+}
+
+/// Whether a message of `len` bytes fits Graph's MIME send (base64 inside one request).
+pub fn fits_mime_send(len: usize) -> bool {
+    (len as u64).div_ceil(3) * 4 <= REQUEST_LIMIT
 }
 
 fn header(r: &reqwest::Response, name: &str) -> Option<String> {
@@ -530,7 +541,7 @@ fn graph_error(
     let login = acct.login_command();
     let (exit, meaning, fix): (Exit, String, String) = match (status.as_u16(), code.as_str()) {
         (_, "ErrorSendAsDenied") => (Exit::Unavailable, format!("{user} may not send as that mailbox"),
-            "ask an Exchange admin to grant Send As or Send on Behalf (Add-RecipientPermission / Set-Mailbox -GrantSendOnBehalfTo), or drop --from".into()),
+            "ask an Exchange admin to grant Send As or Send on Behalf (Add-RecipientPermission / Set-Mailbox -GrantSendOnBehalfTo) and give the app the delegated Mail.Send.Shared permission (then log in again), or drop --from".into()),
         (_, "ErrorAccessDenied") => (Exit::Unavailable, "access to the mailbox was denied".into(),
             format!("check the app's Mail.Send permission and admin consent, and any application access policy for {user}; then {login}")),
         (_, "NoPermissionsInAccessToken") => (Exit::NoPerm, "the token carries no mail permission".into(),

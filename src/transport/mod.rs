@@ -1,5 +1,5 @@
 //! Transports: how a message leaves (SPEC section 6). One trait, one file per transport,
-//! one arm of [`AnyTransport`] each; a new transport is one new file plus one enum arm.
+//! and one variant of [`AnyTransport`] each (plus its name in `config::Transport`).
 //!
 //! A transport owns its connection and its retries, and asks [`crate::auth`] for tokens
 //! (refreshing once when the server rejects one). It never decides what the message is:

@@ -60,25 +60,13 @@ impl<'a> Smtp<'a> {
         })?;
         let mut tls = TlsParameters::builder(host.clone());
         if let Some(path) = &acct.profile.ca_file {
-            let fix = "point --ca-file at a PEM file of CA certificates";
-            let pem = std::fs::read(path).map_err(|e| {
-                Error::config(format!("cannot read the CA file {}: {e}", path.display())).fix(fix)
-            })?;
-            let blocks = pem_blocks(&pem);
-            if blocks.is_empty() {
-                return Err(Error::config(format!(
-                    "the CA file {} holds no certificate",
-                    path.display()
-                ))
-                .fix(fix));
-            }
-            for block in blocks {
+            for block in crate::http::ca_pem_blocks(path)? {
                 let cert = Certificate::from_pem(&block).map_err(|e| {
                     Error::config(format!(
                         "the CA file {} is not valid PEM: {e}",
                         path.display()
                     ))
-                    .fix(fix)
+                    .fix(crate::http::CA_FIX)
                 })?;
                 tls = tls.add_root_certificate(cert);
             }
@@ -326,24 +314,6 @@ fn data(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Splits a PEM bundle into single-certificate blocks (lettre takes one at a time).
-fn pem_blocks(pem: &[u8]) -> Vec<Vec<u8>> {
-    let text = String::from_utf8_lossy(pem);
-    let mut out = Vec::new();
-    let mut current = String::new();
-    for line in text.lines() {
-        if line.starts_with("-----BEGIN CERTIFICATE-----") {
-            current.clear();
-        }
-        current.push_str(line);
-        current.push('\n');
-        if line.starts_with("-----END CERTIFICATE-----") {
-            out.push(std::mem::take(&mut current).into_bytes());
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,13 +328,5 @@ mod tests {
         ] {
             assert_eq!(data(input), expected);
         }
-    }
-
-    #[test]
-    fn splits_pem_bundles() {
-        let pem = b"junk\n-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----\n";
-        let blocks = pem_blocks(pem);
-        assert_eq!(blocks.len(), 2);
-        assert!(String::from_utf8_lossy(&blocks[1]).contains("BBB"));
     }
 }

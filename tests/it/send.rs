@@ -224,7 +224,7 @@ fn graph_raw_mime_send_adds_envelope_recipients_as_bcc() {
             "--to",
             "ann@example.com",
             "--bcc",
-            "extra@example.com",
+            "extra@example.com,hidden@example.com",
         ],
         Some(raw),
     );
@@ -232,15 +232,20 @@ fn graph_raw_mime_send_adds_envelope_recipients_as_bcc() {
     let d = &s.graph.delivered()[0];
     assert_eq!(d.via, "mime");
     let mime = String::from_utf8(d.mime.clone().unwrap()).unwrap();
-    assert!(mime.ends_with(raw), "original bytes changed: {mime}");
-    assert!(mime.starts_with("Bcc: extra@example.com\r\n"), "{mime}");
-    // Bcc is never stripped on this path: Graph delivers to header recipients only.
-    assert!(mime.contains("Bcc: hidden@example.com"));
+    // One Bcc field with both; the rest of the message unchanged.
+    assert!(mime.starts_with("Bcc: hidden@example.com, extra@example.com\r\nFrom: ada@contoso.example\r\nTo: ann@example.com\r\nSubject: raw one\r\n\r\nbody\r\n"), "{mime}");
+    assert_eq!(mime.matches("Bcc:").count(), 1);
     let bcc: Vec<_> = d.bcc.iter().map(|r| r.1.as_str()).collect();
+    assert_eq!(bcc, ["hidden@example.com", "extra@example.com"]);
+
+    // Graph would deliver to header recipients the envelope leaves out: refused, explained.
+    let out = s.send(&["--raw", "--to", "ann@example.com"], Some(raw));
+    assert_eq!(out.code, 65, "{out}");
     assert!(
-        bcc.contains(&"extra@example.com") && bcc.contains(&"hidden@example.com"),
-        "{bcc:?}"
+        out.stderr.contains("hidden@example.com") && out.stderr.contains("--transport smtp"),
+        "{out}"
     );
+    assert_eq!(s.graph.delivered().len(), 1);
 }
 
 #[test]

@@ -276,6 +276,13 @@ fn logout_deletes_tokens_and_forget_drops_the_profile() {
     assert!(out.stderr.contains("deleted its tokens"), "{out}");
     let out = env.run(&["token"], None);
     assert_eq!(out.code, 77, "{out}");
+    // status --json: one JSON document on stdout even when a login is needed.
+    let status = env.run(&["status", "--json"], None);
+    assert_eq!(status.code, 77, "{status}");
+    let v: serde_json::Value =
+        serde_json::from_str(status.stdout.trim()).expect("one JSON document");
+    assert_eq!(v["ready"], false);
+    assert_eq!(v["logged_in"], false);
     let listed = env.run(&["profiles", "--json"], None);
     assert!(listed.stdout.contains(&env.profile), "{listed}");
     // Nothing of ours is left in the keyring for this profile.

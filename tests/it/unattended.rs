@@ -519,3 +519,58 @@ fn msmtp_passwordeval_recipe_from_the_readme() {
     assert_eq!(m.user, "ada@contoso.example");
     assert!(m.text().contains("Subject: via msmtp"));
 }
+
+#[test]
+fn sendmail_killed_mid_send_leaves_the_message_queued() {
+    // The outbox copy is written before the send: kill the process while Graph holds the
+    // request (which it then refuses), and only the outbox can still have the message.
+    let s = Stand::new(None, &[]);
+    s.graph.set_request_delay(Duration::from_millis(400));
+    const N: usize = 5;
+    for i in 0..N {
+        s.graph
+            .fail_next(1, 500, None, "ErrorInternalServerError", "down");
+        let before = s.graph.stats().requests;
+        let mut child = s
+            .env
+            .command(&["sendmail", "-i", "ann@example.com"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(format!("To: ann@example.com\nSubject: k{i}\n\nbody\n").as_bytes())
+            .unwrap();
+        drop(stdin);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while s.graph.stats().requests == before {
+            assert!(Instant::now() < deadline, "the send never reached Graph");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = child.kill(); // SIGKILL while the request is in flight
+        let _ = child.wait();
+    }
+    assert!(s.graph.delivered().is_empty());
+    assert_eq!(
+        queue_json(&s)["queued"].as_array().unwrap().len(),
+        N,
+        "a killed send lost its message"
+    );
+    s.graph.set_request_delay(Duration::ZERO);
+    let out = s.env.run(&["queue", "run"], None);
+    assert_eq!(out.code, 0, "{out}");
+    let mut subjects: Vec<_> = s
+        .graph
+        .delivered()
+        .iter()
+        .map(|d| d.subject.clone())
+        .collect();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        (0..N).map(|i| format!("k{i}")).collect::<Vec<_>>()
+    );
+}
