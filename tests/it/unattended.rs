@@ -574,3 +574,86 @@ fn sendmail_killed_mid_send_leaves_the_message_queued() {
         (0..N).map(|i| format!("k{i}")).collect::<Vec<_>>()
     );
 }
+
+fn tool(name: &str) -> bool {
+    std::process::Command::new(name)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn mutt_and_git_send_email_recipes_from_the_readme() {
+    // The README's recipes, run as a new user would: real mutt and real git send-email with
+    // mailer as their sendmail. scripts/test installs both.
+    assert!(
+        tool("mutt") && tool("git"),
+        "mutt and git (with git-email) are needed: run scripts/test"
+    );
+    let s = Stand::new(None, &[]);
+    let bin = crate::support::harness::BIN;
+
+    let muttrc = s.env.path("muttrc");
+    std::fs::write(
+        &muttrc,
+        format!("set sendmail = \"{bin} sendmail\"\nset use_envelope_from = yes\nset from = \"Ada <ada@contoso.example>\"\nset record = \"\"\nset folder = \"{}\"\n", s.env.path("Mail").display()),
+    )
+    .unwrap();
+    let cmd = s.env.command_as(
+        std::path::Path::new("mutt"),
+        &[
+            "-n",
+            "-F",
+            muttrc.to_str().unwrap(),
+            "-s",
+            "from mutt",
+            "--",
+            "ann@example.com",
+        ],
+    );
+    let out = s.env.run_cmd(cmd, Some("sent by mutt\n"));
+    assert_eq!(out.code, 0, "mutt: {out}");
+    let d = s.graph.delivered();
+    assert_eq!(
+        d.last().map(|d| d.subject.as_str()),
+        Some("from mutt"),
+        "{d:?}"
+    );
+    assert_eq!(d.last().unwrap().to[0].1, "ann@example.com");
+
+    let repo = s.env.path("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = |args: &[&str]| {
+        let mut c = s.env.command_as(std::path::Path::new("git"), args);
+        c.current_dir(&repo)
+            .env("GIT_AUTHOR_NAME", "Ada")
+            .env("GIT_AUTHOR_EMAIL", "ada@contoso.example")
+            .env("GIT_COMMITTER_NAME", "Ada")
+            .env("GIT_COMMITTER_EMAIL", "ada@contoso.example");
+        let out = s.env.run_cmd(c, None);
+        assert_eq!(out.code, 0, "git {args:?}: {out}");
+        out
+    };
+    git(&["init", "-q"]);
+    std::fs::write(repo.join("README"), "hello\n").unwrap();
+    git(&["add", "README"]);
+    git(&["commit", "-q", "-m", "Add a README"]);
+    git(&["format-patch", "-1", "-o", "out"]);
+    git(&[
+        "config",
+        "sendemail.sendmailCmd",
+        &format!("{bin} sendmail"),
+    ]);
+    git(&[
+        "send-email",
+        "--to=ann@example.com",
+        "--confirm=never",
+        "--suppress-cc=all",
+        "--from=Ada <ada@contoso.example>",
+        "out",
+    ]);
+    let d = s.graph.delivered();
+    let last = d.last().unwrap();
+    assert!(last.subject.contains("Add a README"), "{last:?}");
+    assert_eq!(last.via, "mime");
+}
