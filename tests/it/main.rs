@@ -1,6 +1,9 @@
 //! Integration tests: the real `mailer` binary against strict loopback fakes, the real
 //! gnome-keyring (scripts/with-keyring) and, for one login, real headless Chromium.
 
+// The tests drive Unix tools (gnome-keyring, symlinks, node, msmtp).
+#![cfg(unix)]
+
 #[path = "../support/mod.rs"]
 mod support;
 
