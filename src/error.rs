@@ -114,6 +114,18 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// An error and its sources, `outer: inner: …`, for the "why" of network failures.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -362,13 +362,7 @@ pub fn request_error<RE: std::error::Error + 'static>(
 }
 
 pub fn network_error(acct: &Account, action: &str, e: &dyn std::error::Error) -> Error {
-    let mut why = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        why.push_str(": ");
-        why.push_str(&s.to_string());
-        src = s.source();
-    }
+    let why = crate::error::chain(e);
     Error::temp(format!(
         "{action} failed: cannot reach the identity provider at {}",
         acct.endpoints.authority

@@ -215,12 +215,18 @@ pub(super) fn describe(o: &Outgoing) -> String {
 
 /// To, Cc and Bcc for the envelope: the flags, else (raw) the message's headers.
 fn envelope(args: &SendArgs, content: &Content) -> Result<Vec<Mailbox>> {
-    let mut flags = message::parse_mailboxes(&args.to, "--to")?;
-    flags.extend(message::parse_mailboxes(&args.cc, "--cc")?);
-    flags.extend(message::parse_mailboxes(&args.bcc, "--bcc")?);
     Ok(match content {
-        Content::Raw(r) if flags.is_empty() => r.recipients().cloned().collect(),
-        _ => flags,
+        // The draft parsed --to/--cc/--bcc already.
+        Content::Built(d) => d.recipients().cloned().collect(),
+        Content::Raw(r) => {
+            let mut flags = message::parse_mailboxes(&args.to, "--to")?;
+            flags.extend(message::parse_mailboxes(&args.cc, "--cc")?);
+            flags.extend(message::parse_mailboxes(&args.bcc, "--bcc")?);
+            match flags.is_empty() {
+                true => r.recipients().cloned().collect(),
+                false => flags,
+            }
+        }
     })
 }
 
@@ -250,9 +256,6 @@ fn draft(a: &SendArgs) -> Result<Draft> {
         importance: a.importance,
         ..Default::default()
     };
-    if d.recipients().next().is_none() {
-        return Err(Error::usage("no recipient").fix("name at least one with --to, --cc or --bcc"));
-    }
     d.attachments = a
         .attach
         .iter()

@@ -168,13 +168,7 @@ impl<'a> Graph<'a> {
     }
 
     fn network_error(&self, what: &str, e: &reqwest::Error) -> Error {
-        let mut why = e.to_string();
-        let mut src = std::error::Error::source(e);
-        while let Some(s) = src {
-            why.push_str(": ");
-            why.push_str(&s.to_string());
-            src = s.source();
-        }
+        let mut why = crate::error::chain(e);
         // reqwest names the URL, and an upload URL carries a pre-authorized token.
         if let Some(url) = e.url() {
             why = why.replace(url.as_str(), "<url>");
@@ -251,16 +245,11 @@ impl<'a> Graph<'a> {
                 "creating the draft",
             )
             .await?;
-        let id = serde_json::from_slice::<Value>(&created.body)
-            .ok()
-            .and_then(|v| v.get("id")?.as_str().map(str::to_owned))
-            .ok_or_else(|| {
-                Error::new(
-                    Exit::Unavailable,
-                    "Graph created a draft but did not say its id",
-                )
-                .fix("try again")
-            })?;
+        let id = answer_field(
+            &created.body,
+            "id",
+            "Graph created a draft but did not say its id",
+        )?;
         let draft_url = format!("{}/{mailbox}/messages/{}", self.base, percent_encode(&id));
         for f in d.attachments.iter().chain(&d.inline) {
             if f.size >= UPLOAD_SESSION_FROM {
@@ -306,16 +295,11 @@ impl<'a> Graph<'a> {
                 "starting an upload session",
             )
             .await?;
-        let upload_url = serde_json::from_slice::<Value>(&session.body)
-            .ok()
-            .and_then(|v| v.get("uploadUrl")?.as_str().map(str::to_owned))
-            .ok_or_else(|| {
-                Error::new(
-                    Exit::Unavailable,
-                    "Graph opened an upload session without an upload URL",
-                )
-                .fix("try again")
-            })?;
+        let upload_url = answer_field(
+            &session.body,
+            "uploadUrl",
+            "Graph opened an upload session without an upload URL",
+        )?;
         let mut file = std::fs::File::open(&f.path).map_err(|e| unreadable(f, &e))?;
         let mut offset = 0u64;
         while offset < f.size {
@@ -421,6 +405,14 @@ impl Transport for Graph<'_> {
     }
 
     async fn close(&mut self) {}
+}
+
+/// A string field of a Graph JSON answer, or an error saying it was missing.
+fn answer_field(body: &[u8], field: &str, missing: &str) -> Result<String> {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get(field)?.as_str().map(str::to_owned))
+        .ok_or_else(|| Error::new(Exit::Unavailable, missing).fix("try again"))
 }
 
 /// Whether a message of `len` bytes fits Graph's MIME send (base64 inside one request).
