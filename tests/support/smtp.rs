@@ -43,6 +43,9 @@ pub struct SmtpOptions {
     pub reject: Option<(&'static str, u32)>,
     /// Every AUTH gets `535 5.7.139 … SmtpClientAuthentication is disabled for the Tenant …`.
     pub disabled: bool,
+    /// `Some(ms)`: wait this long before the greeting instead of smtp-server's fixed 100 ms
+    /// early-talker delay (benchmarks use 0 so that only the client's cost is measured).
+    pub greeting_delay_ms: Option<u32>,
 }
 
 /// One accepted message.
@@ -111,6 +114,9 @@ impl SmtpServer {
             "disabled": opts.disabled,
             "outDir": out.path(),
         });
+        if let Some(ms) = opts.greeting_delay_ms {
+            config["greetingDelayMs"] = json!(ms);
+        }
         if let Some((style, count)) = opts.reject {
             config["reject"] = json!({ "style": style, "count": count });
         }

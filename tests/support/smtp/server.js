@@ -18,6 +18,8 @@
 //                       answers an empty line, then `535 5.7.3 Authentication unsuccessful`.
 //   disabled    bool    every AUTH gets Exchange's "SmtpClientAuthentication is disabled" 535.
 //   outDir      string  where accepted messages (<n>.eml, then <n>.json) and stats.json go.
+//   greetingDelayMs  number  smtp-server waits 100 ms before its greeting to catch early
+//                       talkers; benchmarks set 0 so that the client's own cost is measured.
 // Recipients whose local part starts with "tempfail" get 451, "reject" get 550.
 //
 // Prints exactly one line to stdout, `PORT <n>`, once listening on 127.0.0.1. Exits when stdin
@@ -28,6 +30,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { SMTPServer } = require('smtp-server');
 const SASL = require('smtp-server/lib/sasl.js');
+const { SMTPConnection } = require('smtp-server/lib/smtp-connection.js');
 
 const opts = JSON.parse(process.argv[2] || '{}');
 const certs = path.join(__dirname, '..', 'certs');
@@ -61,6 +64,18 @@ SASL.XOAUTH2_error = function (_line, callback) {
   this.send(535, AUTH_FAILED);
   return callback();
 };
+
+if (opts.greetingDelayMs !== undefined) {
+  // smtp-connection's init() hard-codes the 100 ms early-talker wait; this is the same
+  // method with the wait taken from the options.
+  const delay = Number(opts.greetingDelayMs);
+  SMTPConnection.prototype.init = function () {
+    this._setListeners(() => {
+      const timer = setTimeout(() => this.connectionReady(), delay);
+      timer.unref();
+    });
+  };
+}
 
 const stats = { connections: 0, auth_ok: 0, auth_failed: 0, messages: 0 };
 let messageSeq = 0;
