@@ -1,4 +1,4 @@
-//! Command-line surface: every command, flag and environment variable of SPEC section 1.
+//! Command-line surface: every command, flag and environment variable mailer has.
 //!
 //! Parsing only. Nothing here touches the network, the token store or the config file, so
 //! `--help`, completions and the man page stay instant and side-effect free.
@@ -98,7 +98,7 @@ pub struct LoginArgs {
     pub client_auth: Option<ClientAuth>,
     /// Default transport of the profile [default: graph]
     #[arg(long, value_enum)]
-    pub transport: Option<Transport>,
+    pub transport: Option<TransportKind>,
     /// Resource scopes to request instead of the defaults (space or comma separated)
     #[arg(long)]
     pub scopes: Option<String>,
@@ -210,7 +210,7 @@ pub struct SendArgs {
     pub raw: bool,
     /// Transport for this message instead of the profile's
     #[arg(long, value_enum)]
-    pub transport: Option<Transport>,
+    pub transport: Option<TransportKind>,
     /// Print the MIME message and exit: no network, no token
     #[arg(long)]
     pub dry_run: bool,
@@ -226,7 +226,7 @@ pub struct TokenArgs {
     pub format: TokenFormat,
     /// Token for this transport's resource instead of the profile's default
     #[arg(long, value_enum)]
-    pub transport: Option<Transport>,
+    pub transport: Option<TransportKind>,
     /// Refresh even if the cached token is still valid: keeps a rarely used login alive
     /// (Entra expires refresh tokens after 90 days unused; run it weekly from cron)
     #[arg(long)]
@@ -262,7 +262,7 @@ pub enum TokenFormat {
     Json,
 }
 
-pub use crate::config::{ClientAuth, Cloud, SmtpSecurity, TokenStoreKind, Transport};
+pub use crate::config::{ClientAuth, Cloud, SmtpSecurity, TokenStoreKind, TransportKind};
 
 #[cfg(test)]
 mod tests {
@@ -285,7 +285,7 @@ mod tests {
 
     #[test]
     fn no_secret_flag_exists() {
-        // A secret as a flag value shows in `ps`; SPEC section 1 forbids it.
+        // A secret as a flag value shows in `ps` to every user of the machine.
         assert!(Cli::try_parse_from(["mailer", "login", "--client-secret", "x"]).is_err());
     }
 }

@@ -1,9 +1,12 @@
-//! The config file (SPEC section 2): profiles, their endpoints and choices. Never secrets.
+//! The config file: profiles, their endpoints and choices. Never secrets (those live in the
+//! token store).
 //!
-//! TOML at `--config` / `$MAILER_CONFIG`, else `{config_dir}/mailer/config.toml`. Unknown keys
-//! are an error naming the key and the file (exit 78), as cargo and msmtp do, because a typo
-//! that is silently ignored sends mail the wrong way. Written by `login` atomically; a
-//! person's edits survive as values (comments do not: the file is re-serialized).
+//! TOML at `--config` / `$MAILER_CONFIG`, else `{config_dir}/mailer/config.toml` (README,
+//! "Config file"). Unknown keys are an error naming the key and the file (exit 78), as cargo
+//! and msmtp do, because a typo that is silently ignored sends mail the wrong way. Written by
+//! `login` atomically; a person's edits survive as values (comments do not: the file is
+//! re-serialized). Profile names become file and keyring entry names, so they are checked
+//! here too.
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -19,16 +22,16 @@ pub struct Config {
     pub profiles: BTreeMap<String, Profile>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     #[serde(default)]
-    pub provider: Provider,
+    pub provider: ProviderKind,
     pub tenant: String,
     pub client_id: String,
     pub user: String,
     #[serde(default)]
-    pub transport: Transport,
+    pub transport: TransportKind,
     #[serde(default)]
     pub cloud: Cloud,
     #[serde(default)]
@@ -96,8 +99,8 @@ macro_rules! string_enum {
     };
 }
 
-string_enum!(Provider { Microsoft = "microsoft" } default Microsoft);
-string_enum!(Transport { Graph = "graph", Smtp = "smtp" } default Graph);
+string_enum!(ProviderKind { Microsoft = "microsoft" } default Microsoft);
+string_enum!(TransportKind { Graph = "graph", Smtp = "smtp" } default Graph);
 string_enum!(Cloud { Global = "global", UsGov = "usgov", UsGovDod = "usgov-dod", China = "china" } default Global);
 string_enum!(Flow { AuthorizationCode = "authorization_code", DeviceCode = "device_code", ClientCredentials = "client_credentials" } default AuthorizationCode);
 string_enum!(TokenStoreKind { Keyring = "keyring", File = "file" } default Keyring);
@@ -161,11 +164,27 @@ impl Config {
     }
 }
 
+/// Profile names become file and keyring entry names: letters, digits, `.`, `_`, `-`.
+pub fn check_profile_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::usage(format!("invalid profile name {name:?}"))
+            .fix("use letters, digits, '.', '_' and '-' (at most 64, not starting with '.')"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const SPEC_EXAMPLE: &str = r#"
+    const README_EXAMPLE: &str = r#"
 default_profile = "work"
 
 [profiles.work]
@@ -187,7 +206,7 @@ ca_file = "/etc/ssl/corp-root.pem"
 
     #[test]
     fn parses_the_spec_example() {
-        let c = Config::parse(SPEC_EXAMPLE).unwrap();
+        let c = Config::parse(README_EXAMPLE).unwrap();
         let p = &c.profiles["work"];
         assert_eq!(c.default_profile.as_deref(), Some("work"));
         assert_eq!(p.user, "ops@contoso.com");
@@ -197,7 +216,7 @@ ca_file = "/etc/ssl/corp-root.pem"
 
     #[test]
     fn round_trips() {
-        let c = Config::parse(SPEC_EXAMPLE).unwrap();
+        let c = Config::parse(README_EXAMPLE).unwrap();
         let text = toml::to_string_pretty(&c).unwrap();
         assert_eq!(Config::parse(&text).unwrap(), c);
     }
@@ -225,6 +244,20 @@ ca_file = "/etc/ssl/corp-root.pem"
             err.contains("fax") || err.contains("unknown variant"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn profile_names() {
+        for (name, ok) in [
+            ("work", true),
+            ("a.b-c_1", true),
+            ("", false),
+            (".x", false),
+            ("a/b", false),
+            ("a b", false),
+        ] {
+            assert_eq!(check_profile_name(name).is_ok(), ok, "{name}");
+        }
     }
 
     #[test]

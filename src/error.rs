@@ -1,28 +1,63 @@
-//! The one error type every command returns, and its sysexits exit code (SPEC section 8).
+//! The one error type every command returns, and the class that decides its exit code.
 //!
-//! An error carries three things a user needs: what happened, why (when known), and the
-//! command or setting that fixes it. It must never carry a secret: callers put tokens and
-//! secrets in [`crate::secret::Secret`], whose `Display` redacts, before formatting a message.
+//! An error carries what a user needs: what happened, why (when known), and the command or
+//! setting that fixes it, each written where the error is made. Its [`Class`] says what kind
+//! of failure it is; `main.rs` maps the class to a sysexits code and delivery decides from
+//! it whether a message is worth keeping. An error must never carry a secret: callers put
+//! tokens in [`crate::secret::Secret`], whose `Display` redacts, before formatting a message.
 
 use std::fmt;
 
-/// Exit codes from sysexits.h, as msmtp and sendmail use them.
+/// What kind of failure an error is. Exit codes follow sysexits.h, as msmtp and sendmail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Exit {
-    Usage = 64,
-    DataErr = 65,
-    NoInput = 66,
-    Unavailable = 69,
-    Software = 70,
-    IoErr = 74,
-    TempFail = 75,
-    NoPerm = 77,
-    Config = 78,
+pub enum Class {
+    /// Bad flags or arguments.
+    Usage,
+    /// Bad message data: an invalid address or header, a message too large.
+    BadData,
+    /// An input file (body, attachment) cannot be read.
+    NoInput,
+    /// The address's domain has no Microsoft 365 / Entra tenant.
+    NoTenant,
+    /// The service refused for good: access denied, SMTP AUTH disabled, send-as denied.
+    Refused,
+    /// A bug in mailer.
+    Internal,
+    /// Local I/O: the token store, the outbox.
+    Io,
+    /// Try again later: the network, a server error, throttling.
+    Temporary,
+    /// A login, or a permission a login grants, is needed.
+    LoginNeeded,
+    /// The configuration is wrong.
+    Config,
+    /// Whoever read our output stopped reading (`mailer … | head -1`). Not a failure: the
+    /// command ends quietly with status 0, as ripgrep does.
+    OutputClosed,
+}
+
+impl Class {
+    /// The stable name `--json` shows.
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Usage => "usage",
+            Class::BadData => "bad-data",
+            Class::NoInput => "no-input",
+            Class::NoTenant => "no-tenant",
+            Class::Refused => "refused",
+            Class::Internal => "internal",
+            Class::Io => "io",
+            Class::Temporary => "temporary",
+            Class::LoginNeeded => "login-needed",
+            Class::Config => "config",
+            Class::OutputClosed => "output-closed",
+        }
+    }
 }
 
 #[derive(Debug)]
 pub struct Error {
-    pub exit: Exit,
+    pub class: Class,
     /// What happened, one line.
     pub what: String,
     /// Why it happened, when that is known and adds something.
@@ -36,9 +71,9 @@ pub struct Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub fn new(exit: Exit, what: impl Into<String>) -> Self {
+    pub fn new(class: Class, what: impl Into<String>) -> Self {
         Error {
-            exit,
+            class,
             what: what.into(),
             why: None,
             fix: None,
@@ -62,36 +97,48 @@ impl Error {
         self
     }
     pub fn usage(what: impl Into<String>) -> Self {
-        Error::new(Exit::Usage, what)
+        Error::new(Class::Usage, what)
+    }
+    pub fn bad_data(what: impl Into<String>) -> Self {
+        Error::new(Class::BadData, what)
     }
     pub fn config(what: impl Into<String>) -> Self {
-        Error::new(Exit::Config, what)
+        Error::new(Class::Config, what)
     }
     pub fn io(what: impl Into<String>) -> Self {
-        Error::new(Exit::IoErr, what)
+        Error::new(Class::Io, what)
     }
     pub fn temp(what: impl Into<String>) -> Self {
-        Error::new(Exit::TempFail, what)
+        Error::new(Class::Temporary, what)
+    }
+    pub fn refused(what: impl Into<String>) -> Self {
+        Error::new(Class::Refused, what)
     }
     pub fn login_needed(what: impl Into<String>) -> Self {
-        Error::new(Exit::NoPerm, what)
+        Error::new(Class::LoginNeeded, what)
     }
     pub fn internal(what: impl Into<String>) -> Self {
-        Error::new(Exit::Software, what)
+        Error::new(Class::Internal, what)
+    }
+    pub fn output_closed() -> Self {
+        Error::new(Class::OutputClosed, "the reader of our output went away")
     }
 
-    pub fn code(&self) -> i32 {
-        self.exit as i32
-    }
-
-    /// The machine-readable form for `--json`.
-    pub fn to_json(&self) -> serde_json::Value {
+    /// The machine-readable form for `--json`, given the exit code `main` chose.
+    pub fn to_json(&self, exit_code: u8) -> serde_json::Value {
         if let Some(v) = &self.json {
-            return v.clone();
+            let mut v = v.clone();
+            if let Some(object) = v.as_object_mut() {
+                object
+                    .entry("exit_code")
+                    .or_insert_with(|| serde_json::json!(exit_code));
+            }
+            return v;
         }
         serde_json::json!({
             "status": "error",
-            "exit_code": self.code(),
+            "class": self.class.name(),
+            "exit_code": exit_code,
             "error": self.what,
             "why": self.why,
             "fix": self.fix,
@@ -139,23 +186,7 @@ mod tests {
             e.to_string(),
             "mailer: no login for profile work\n  why: nothing is stored\n  fix: mailer login --profile work"
         );
-        assert_eq!(e.code(), 77);
-    }
-
-    #[test]
-    fn codes_match_sysexits() {
-        for (exit, code) in [
-            (Exit::Usage, 64),
-            (Exit::DataErr, 65),
-            (Exit::NoInput, 66),
-            (Exit::Unavailable, 69),
-            (Exit::Software, 70),
-            (Exit::IoErr, 74),
-            (Exit::TempFail, 75),
-            (Exit::NoPerm, 77),
-            (Exit::Config, 78),
-        ] {
-            assert_eq!(exit as i32, code);
-        }
+        assert_eq!(e.class, Class::LoginNeeded);
+        assert_eq!(e.to_json(77)["class"], "login-needed");
     }
 }

@@ -1,4 +1,5 @@
-//! Small file-system helpers shared by the config, the file token store and the locks.
+//! Small file-system helpers shared by the config, the file token store, the outbox and the
+//! locks.
 //!
 //! Writes are atomic (temp file in the same directory, then rename), so a crash or a
 //! concurrent reader never sees half a file.
@@ -67,4 +68,49 @@ pub fn unique_id() -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// An exclusive advisory lock (`flock`) on a file, held until the guard drops. The kernel
+/// releases it when the process dies, so a crash never leaves a stale lock behind.
+pub struct LockFile {
+    _file: std::fs::File,
+}
+
+impl LockFile {
+    fn open(path: &Path) -> std::io::Result<std::fs::File> {
+        if let Some(dir) = path.parent() {
+            create_private_dir(dir)?;
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+    }
+
+    /// The lock if nobody holds it, else `None`.
+    pub fn try_acquire(path: &Path) -> std::io::Result<Option<LockFile>> {
+        let file = Self::open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(LockFile { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    /// Waits for the lock up to `wait`; `Ok(None)` when someone still holds it then.
+    pub fn acquire(path: &Path, wait: std::time::Duration) -> std::io::Result<Option<LockFile>> {
+        let file = Self::open(path)?;
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Some(LockFile { _file: file })),
+                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(15));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            }
+        }
+    }
 }

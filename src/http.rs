@@ -2,7 +2,7 @@
 //! `ca_file` reader SMTP's TLS shares.
 //!
 //! rustls with the platform's roots plus the profile's `ca_file`; verification cannot be
-//! turned off (SPEC section 9). Redirects are never followed: a token request that is
+//! turned off (README, "Security"). Redirects are never followed: a token request that is
 //! redirected would carry a code or a refresh token to a host we did not choose.
 
 use crate::error::{Error, Result};

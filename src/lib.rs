@@ -1,25 +1,37 @@
 //! mailer: send mail as a Microsoft 365 / Outlook.com user over OAuth2.
 //!
-//! The contract is SPEC.md (commands, config, token storage, exit codes, security rules).
-//! Map: [`cli`] parses, [`cmd`] runs one command per file, [`auth`] logs in and keeps tokens
-//! fresh, [`store`] keeps them (secrets wrapped in [`secret::Secret`]), [`config`] and
-//! [`provider`] say where requests go, [`message`] builds what is sent, [`transport`] sends
-//! it, [`outbox`] keeps what could not be sent yet, and [`sendmail`] speaks sendmail's
-//! command line.
+//! How a command runs: [`cli`] parses, [`context`] resolves the flags and the config once,
+//! [`cmd`] runs one command per file, and [`output`] prints. Underneath, one module per
+//! concept:
+//!
+//! - [`auth`] signs in (one file per OAuth flow) and resolves a profile into an
+//!   [`auth::Account`]; [`provider`] says what is particular to an identity provider;
+//! - [`tokens`] is the token lifecycle (state, refresh, cache), [`store`] where tokens rest;
+//! - [`message`] builds what is sent, [`deliver`] decides how it is delivered and what a
+//!   failure means, [`transport`] sends it (Graph, SMTP), [`outbox`] keeps what waits;
+//! - [`error`] is the one error type and its classes, [`explain`] what servers' codes mean;
+//! - [`config`], [`secret`], [`http`], [`fsutil`] and [`sendmail_args`] are the small parts.
+//!
+//! README.md ("How the code is laid out") has the same map with one line per module.
 
 pub mod auth;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod context;
+pub mod deliver;
 pub mod error;
+pub mod explain;
 pub mod fsutil;
 pub mod http;
 pub mod message;
 pub mod outbox;
+pub mod output;
 pub mod provider;
 pub mod secret;
-pub mod sendmail;
+pub mod sendmail_args;
 pub mod store;
+pub mod tokens;
 pub mod transport;
 
 /// Logging goes to stderr. Without `RUST_LOG`, only mailer's own events are shown, so a

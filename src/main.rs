@@ -1,8 +1,8 @@
-//! Entry point: parse, run, map errors to sysexits codes (SPEC section 8). Nothing else.
+//! Entry point: parse, run, and map the error's class to a sysexits code. Nothing else.
 
 use clap::Parser;
 use mailer::cli::Cli;
-use mailer::error::Error;
+use mailer::error::{Class, Error};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -17,40 +17,57 @@ fn main() -> ExitCode {
     }
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
+        // --help and --version; a closed pipe is no reason to complain.
         Err(e) if !e.use_stderr() => {
-            // --help and --version
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(mailer::error::Exit::Usage as u8);
+            return ExitCode::from(exit_code(Class::Usage));
         }
     };
     mailer::init_logging(cli.global.verbose, cli.global.quiet);
     let json = cli.global.json;
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            return report(
-                Error::internal(format!("cannot start the async runtime: {e}")),
-                json,
-            );
-        }
-    };
-    match runtime.block_on(mailer::cmd::run(cli)) {
+        .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))
+        .and_then(|rt| rt.block_on(mailer::cmd::run(cli)));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => report(e, json),
     }
 }
 
-fn report(e: Error, json: bool) -> ExitCode {
-    eprintln!("{e}");
-    if json {
-        println!("{}", e.to_json());
+/// sysexits.h, as msmtp and sendmail use them.
+fn exit_code(class: Class) -> u8 {
+    match class {
+        Class::OutputClosed => 0,
+        Class::Usage => 64,
+        Class::BadData => 65,
+        Class::NoInput => 66,
+        Class::NoTenant => 68,
+        Class::Refused => 69,
+        Class::Internal => 70,
+        Class::Io => 74,
+        Class::Temporary => 75,
+        Class::LoginNeeded => 77,
+        Class::Config => 78,
     }
-    ExitCode::from(e.code() as u8)
+}
+
+/// The one place an error reaches the user: its text on stderr and, with `--json`, its
+/// object on stdout. A reader that went away hears nothing more.
+fn report(e: Error, json: bool) -> ExitCode {
+    let code = exit_code(e.class);
+    if e.class == Class::OutputClosed {
+        return ExitCode::from(code);
+    }
+    mailer::output::report(&e.to_string());
+    if json {
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "{}", e.to_json(code));
+    }
+    ExitCode::from(code)
 }

@@ -1,13 +1,19 @@
-//! The outbox (SPEC section 7): messages that could not be sent yet, one file each.
+//! The outbox: messages that could not be sent yet, one file each, and the locks that say
+//! who may touch them.
 //!
 //! `{data_dir}/mailer/outbox/{profile}/{id}.json` (0600 in a 0700 directory), written
 //! atomically, holding the complete RFC 5322 bytes and the envelope. A message is removed
 //! only after the server accepted it, so a crash at any instant leaves it either here or
 //! sent (at worst sent twice, never lost). Permanent failures move to `failed/` with the
 //! reason, so they are not retried forever but stay visible in `queue list`.
+//!
+//! Two guards: an [`OutboxLock`] for the one `queue run` at a time per profile, and a
+//! [`Claim`] on each message being sent, so that a `queue run` never sends a message a
+//! `send` process wrote ahead and is still sending. Both are advisory file locks the kernel
+//! drops when a process dies. What to send and when is [`crate::deliver`]'s to decide.
 
 use crate::error::{Error, Result};
-use crate::fsutil;
+use crate::fsutil::{self, LockFile};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -27,7 +33,7 @@ pub struct Entry {
     pub no_save_sent: bool,
     /// `--transport` given when it was queued; else the profile's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transport: Option<crate::config::Transport>,
+    pub transport: Option<crate::config::TransportKind>,
     pub attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
@@ -42,7 +48,7 @@ impl Entry {
     pub fn new(message: &[u8], subject: String, recipients: Vec<String>) -> Entry {
         Entry {
             id: fsutil::unique_id(),
-            created: crate::auth::now(),
+            created: crate::tokens::now(),
             subject,
             recipients,
             send_as: None,
@@ -82,6 +88,23 @@ pub struct Outbox {
     failed: PathBuf,
 }
 
+/// The right to run through this profile's outbox; one `queue run` at a time.
+pub struct OutboxLock {
+    _file: LockFile,
+}
+
+/// One message being sent by this process: nobody else sends it meanwhile.
+pub struct Claim {
+    id: String,
+    _file: std::fs::File,
+}
+
+impl Claim {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 impl Outbox {
     pub fn new(profile: &str) -> Result<Outbox> {
         let base = fsutil::data_dir()
@@ -116,19 +139,60 @@ impl Outbox {
         fsutil::write_atomic(&path, &bytes, Some(0o600)).map_err(|e| self.io("write", &path, e))
     }
 
-    /// Keeps a message for a later `queue run`.
-    pub fn add(&self, entry: &Entry) -> Result<()> {
-        self.write(&self.queued, entry)
+    /// The outbox to oneself, or `None` when another `queue run` has it.
+    pub fn lock(&self) -> Result<Option<OutboxLock>> {
+        let path = self.queued.join(".run.lock");
+        LockFile::try_acquire(&path)
+            .map(|l| l.map(|file| OutboxLock { _file: file }))
+            .map_err(|e| self.io("lock", &path, e))
     }
 
-    /// Records a failed attempt.
-    pub fn update(&self, entry: &Entry) -> Result<()> {
+    fn path(&self, id: &str) -> PathBuf {
+        self.queued.join(format!("{id}.json"))
+    }
+
+    /// Writes a message ahead of its first attempt, claimed by this process.
+    pub fn add(&self, entry: &Entry) -> Result<Claim> {
+        self.write(&self.queued, entry)?;
+        self.claim(entry)?.ok_or_else(|| {
+            Error::internal(format!(
+                "the new outbox message {} is claimed by someone else",
+                entry.id
+            ))
+        })
+    }
+
+    /// Claims a queued message for sending; `None` when another process is sending it or
+    /// it is gone (sent meanwhile).
+    pub fn claim(&self, entry: &Entry) -> Result<Option<Claim>> {
+        let path = self.path(&entry.id);
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.io("open", &path, e)),
+        };
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Claim {
+                id: entry.id.clone(),
+                _file: file,
+            })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(self.io("lock", &path, e)),
+        }
+    }
+
+    /// Records a failed attempt of a claimed message.
+    pub fn update(&self, _claim: &Claim, entry: &Entry) -> Result<()> {
         self.write(&self.queued, entry)
     }
 
     /// Sent: gone from the outbox.
-    pub fn remove(&self, id: &str) -> Result<()> {
-        let path = self.queued.join(format!("{id}.json"));
+    pub fn remove(&self, claim: Claim) -> Result<()> {
+        self.remove_id(&claim.id)
+    }
+
+    fn remove_id(&self, id: &str) -> Result<()> {
+        let path = self.path(id);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -138,10 +202,10 @@ impl Outbox {
 
     /// A permanent failure: kept in `failed/` with the reason, out of the retry loop.
     /// Written there before it leaves the queue, so a crash in between keeps it queued.
-    pub fn fail(&self, entry: &mut Entry, reason: String) -> Result<()> {
+    pub fn fail(&self, claim: Claim, entry: &mut Entry, reason: String) -> Result<()> {
         entry.reason = Some(reason);
         self.write(&self.failed, entry)?;
-        self.remove(&entry.id)
+        self.remove(claim)
     }
 
     fn read_dir(&self, dir: &Path) -> Result<Vec<Entry>> {
@@ -206,13 +270,16 @@ impl Outbox {
         (count(&self.queued), count(&self.failed))
     }
 
-    /// Deletes queued messages (and failed ones with `failed`); returns how many.
+    /// Deletes queued messages (and failed ones with `failed`); returns how many. A message
+    /// some process is sending right now is left alone.
     pub fn purge(&self, queued: bool, failed: bool) -> Result<usize> {
         let mut n = 0;
         if queued {
             for e in self.queued()? {
-                self.remove(&e.id)?;
-                n += 1;
+                if let Some(claim) = self.claim(&e)? {
+                    self.remove(claim)?;
+                    n += 1;
+                }
             }
         }
         if failed {

@@ -1,4 +1,5 @@
-//! The authorization-code flow with PKCE (S256) and a loopback redirect (SPEC section 4).
+//! The authorization-code flow with PKCE (S256, RFC 7636) and a loopback redirect
+//! (RFC 8252 section 7.3).
 //!
 //! A `tiny_http` listener on 127.0.0.1 (and [::1] on the same port where possible) answers
 //! exactly one callback whose `state` matches; a wrong or missing `state` is refused and the
@@ -7,66 +8,87 @@
 //! always printed, so it can be opened on another machine. The code and the verifier are
 //! secrets and are never logged.
 
-use super::errors::EntraError;
-use super::{Account, EntraClient, EntraTokenResponse};
+use super::errors::TokenError;
+use super::login::Options;
+use super::{Account, TokenAnswer};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use oauth2::url::Url;
 use oauth2::{AuthorizationCode, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope};
 use std::time::{Duration, Instant};
 
-pub struct Options<'a> {
-    pub redirect_uri: Option<&'a str>,
-    pub no_browser: bool,
-    pub login_hint: Option<&'a str>,
-    pub timeout: Duration,
-    pub quiet: bool,
-}
-
-pub async fn login(
+pub async fn sign_in(
     acct: &Account,
-    client: EntraClient,
-    authorize_scopes: &[String],
-    token_scopes: &[String],
+    secret: Option<&Secret>,
     opts: &Options<'_>,
-) -> Result<EntraTokenResponse> {
-    let listener = Listener::bind(opts.redirect_uri)?;
-    let redirect = RedirectUrl::from_url(listener.redirect.clone());
-    let client = client.set_redirect_uri(redirect);
+) -> Result<TokenAnswer> {
+    let p = &acct.profile;
+    let listener = Listener::bind(p.redirect_uri.as_deref(), acct.provider.redirect_host())?;
+    let client = acct
+        .oauth_client(secret)?
+        .set_redirect_uri(RedirectUrl::from_url(listener.redirect.clone()));
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request = client
         .authorize_url(CsrfToken::new_random)
-        .add_scopes(authorize_scopes.iter().cloned().map(Scope::new))
+        .add_scopes(
+            acct.provider
+                .authorize_scopes(p)
+                .into_iter()
+                .map(Scope::new),
+        )
         .set_pkce_challenge(challenge);
+    for (k, v) in acct.provider.authorize_params(p) {
+        request = request.add_extra_param(k, v);
+    }
     if let Some(hint) = opts.login_hint {
         request = request.add_extra_param("login_hint", hint);
     }
     let (url, state) = request.url();
     let state = Secret::new(state.secret().clone());
 
-    eprintln!("Open this URL in a browser to sign in (it is valid for one login):\n\n  {url}\n");
+    let printer = opts.printer;
+    printer.tell(format!(
+        "Open this URL in a browser to sign in (it is valid for one login):\n\n  {url}\n"
+    ));
     if !opts.no_browser {
         match webbrowser::open(url.as_str()) {
-            Ok(()) => {
-                if !opts.quiet {
-                    eprintln!(
-                        "Opened your browser; waiting up to {} s for the sign-in…",
-                        opts.timeout.as_secs()
-                    );
-                }
-            }
-            Err(e) => eprintln!("Could not open a browser ({e}); open the URL above yourself."),
+            Ok(()) => printer.say(format!(
+                "Opened your browser; waiting up to {} s for the sign-in…",
+                opts.timeout.as_secs()
+            )),
+            Err(e) => printer.tell(format!(
+                "Could not open a browser ({e}); open the URL above yourself."
+            )),
         }
     }
 
-    let code = listener.wait(&state, opts.timeout, acct)?;
+    let code = listener
+        .wait(&state, opts.timeout)
+        .map_err(|e| e.explain(acct))?;
+    let token_scopes = acct.provider.token_scopes(p, p.transport);
     client
         .exchange_code(AuthorizationCode::new(code.expose().to_owned()))
         .set_pkce_verifier(verifier)
         .add_extra_param("scope", token_scopes.join(" "))
-        .request_async(&acct.http()?)
+        .request_async(acct.http()?)
         .await
         .map_err(|e| super::request_error(acct, e, "redeeming the sign-in code"))
+}
+
+/// Why the wait for the browser ended without a code.
+enum WaitError {
+    /// The identity provider redirected back with an error.
+    Provider(TokenError),
+    Other(Error),
+}
+
+impl WaitError {
+    fn explain(self, acct: &Account) -> Error {
+        match self {
+            WaitError::Provider(e) => acct.provider.explain(&e, "signing in", &acct.fill()),
+            WaitError::Other(e) => e,
+        }
+    }
 }
 
 struct Listener {
@@ -78,7 +100,7 @@ impl Listener {
     /// Binds the loopback listener. Without `--redirect-uri` the port is ephemeral and the
     /// redirect is `http://localhost:{port}/`, as MSAL does (Entra ignores the port of a
     /// loopback redirect).
-    fn bind(redirect_uri: Option<&str>) -> Result<Listener> {
+    fn bind(redirect_uri: Option<&str>, host: &str) -> Result<Listener> {
         let (mut redirect, port) = match redirect_uri {
             Some(text) => {
                 let url = Url::parse(text).map_err(|e| {
@@ -95,7 +117,11 @@ impl Listener {
                 };
                 (url, port)
             }
-            None => (Url::parse("http://localhost/").expect("static URL"), 0),
+            None => (
+                Url::parse(&format!("http://{host}/"))
+                    .map_err(|e| Error::internal(format!("bad loopback host {host}: {e}")))?,
+                0,
+            ),
         };
         let v4 = tiny_http::Server::http(("127.0.0.1", port)).map_err(|e| {
             Error::temp(format!(
@@ -125,7 +151,7 @@ impl Listener {
     }
 
     /// Waits for the one callback with our `state`, until `timeout`.
-    fn wait(&self, state: &Secret, timeout: Duration, acct: &Account) -> Result<Secret> {
+    fn wait(&self, state: &Secret, timeout: Duration) -> Result<Secret, WaitError> {
         let deadline = Instant::now() + timeout;
         let slice = Duration::from_millis(if self.servers.len() > 1 { 50 } else { 200 });
         while Instant::now() < deadline {
@@ -134,21 +160,13 @@ impl Listener {
                     continue;
                 };
                 if let Some(outcome) = self.handle(request, state) {
-                    return outcome.map_err(|e| {
-                        let (login, client_id, tenant) = acct.error_context();
-                        let ctx = super::errors::Context {
-                            login_command: &login,
-                            client_id: &client_id,
-                            tenant: &tenant,
-                        };
-                        super::errors::explain(&e, "signing in", &ctx)
-                    });
+                    return outcome.map_err(WaitError::Provider);
                 }
             }
         }
-        Err(Error::temp(format!("no sign-in arrived within {} s", timeout.as_secs()))
+        Err(WaitError::Other(Error::temp(format!("no sign-in arrived within {} s", timeout.as_secs()))
             .why(format!("mailer waited on {} for the browser to come back", self.redirect))
-            .fix("run the login again (--timeout SECS gives more time; --no-browser prints the URL for another machine; --device-code needs no local browser)"))
+            .fix("run the login again (--timeout SECS gives more time; --no-browser prints the URL for another machine; --device-code needs no local browser)")))
     }
 
     /// Answers one request. `Some` ends the wait with a code or the provider's error.
@@ -156,27 +174,37 @@ impl Listener {
         &self,
         request: tiny_http::Request,
         state: &Secret,
-    ) -> Option<Result<Secret, EntraError>> {
-        let from_loopback = request
-            .remote_addr()
-            .map(|a| a.ip().is_loopback())
-            .unwrap_or(false);
+    ) -> Option<Result<Secret, TokenError>> {
+        let (verdict, status, title, text) = self.judge(&request, state);
+        respond(request, status, title, &text);
+        verdict
+    }
+
+    /// What a request means for the wait, and the page that answers it.
+    fn judge(
+        &self,
+        request: &tiny_http::Request,
+        state: &Secret,
+    ) -> (
+        Option<Result<Secret, TokenError>>,
+        u16,
+        &'static str,
+        String,
+    ) {
+        let from_loopback = request.remote_addr().is_some_and(|a| a.ip().is_loopback());
         if !from_loopback {
-            respond(
-                request,
+            return (
+                None,
                 403,
                 "Forbidden",
-                "Only this machine may complete the sign-in.",
+                "Only this machine may complete the sign-in.".into(),
             );
-            return None;
         }
         let Ok(url) = Url::parse(&format!("http://localhost{}", request.url())) else {
-            respond(request, 400, "Bad request", "Malformed request.");
-            return None;
+            return (None, 400, "Bad request", "Malformed request.".into());
         };
         if url.path() != self.redirect.path() || *request.method() != tiny_http::Method::Get {
-            respond(request, 404, "Not found", "Nothing here.");
-            return None;
+            return (None, 404, "Not found", "Nothing here.".into());
         }
         let param = |name: &str| {
             url.query_pairs()
@@ -185,43 +213,27 @@ impl Listener {
         };
         if param("state").as_deref() != Some(state.expose()) {
             tracing::warn!("ignored a sign-in callback whose state does not match this login");
-            respond(
-                request,
-                400,
-                "Sign-in not accepted",
-                "This response does not belong to the sign-in mailer is waiting for (state mismatch). It was ignored; mailer is still waiting.",
-            );
-            return None;
+            return (None, 400, "Sign-in not accepted", "This response does not belong to the sign-in mailer is waiting for (state mismatch). It was ignored; mailer is still waiting.".into());
         }
         if let Some(error) = param("error") {
-            let e = EntraError::new(&error, param("error_description").as_deref());
-            respond(
-                request,
-                400,
-                "Sign-in failed",
-                &format!("{e}. Return to the terminal for what to do next."),
-            );
-            return Some(Err(e));
+            let e = TokenError::new(&error, param("error_description").as_deref());
+            let text = format!("{e}. Return to the terminal for what to do next.");
+            return (Some(Err(e)), 400, "Sign-in failed", text);
         }
         match param("code") {
-            Some(code) => {
-                respond(
-                    request,
-                    200,
-                    "Signed in",
-                    "mailer received the sign-in. You can close this tab and return to the terminal.",
-                );
-                Some(Ok(Secret::new(code)))
-            }
-            None => {
-                respond(
-                    request,
-                    400,
-                    "Sign-in not accepted",
-                    "The response carries no code; mailer is still waiting.",
-                );
-                None
-            }
+            Some(code) => (
+                Some(Ok(Secret::new(code))),
+                200,
+                "Signed in",
+                "mailer received the sign-in. You can close this tab and return to the terminal."
+                    .into(),
+            ),
+            None => (
+                None,
+                400,
+                "Sign-in not accepted",
+                "The response carries no code; mailer is still waiting.".into(),
+            ),
         }
     }
 }
@@ -264,10 +276,10 @@ mod tests {
 
     #[test]
     fn redirect_uri_rules() {
-        assert!(Listener::bind(Some("https://localhost:8400/cb")).is_err());
-        assert!(Listener::bind(Some("http://example.com:8400/cb")).is_err());
-        assert!(Listener::bind(Some("http://localhost/cb")).is_err());
-        let l = Listener::bind(None).unwrap();
+        assert!(Listener::bind(Some("https://localhost:8400/cb"), "localhost").is_err());
+        assert!(Listener::bind(Some("http://example.com:8400/cb"), "localhost").is_err());
+        assert!(Listener::bind(Some("http://localhost/cb"), "localhost").is_err());
+        let l = Listener::bind(None, "localhost").unwrap();
         assert_eq!(l.redirect.host_str(), Some("localhost"));
         assert_eq!(l.redirect.path(), "/");
         assert_ne!(l.redirect.port(), Some(0));

@@ -3,53 +3,50 @@
 //! Entra has no revocation endpoint for a public client, so logging out is deleting the
 //! local tokens (as `gh auth logout` does for hosts without revocation).
 
-use super::{Loaded, Out};
-use crate::cli::{Global, LogoutArgs};
+use crate::cli::LogoutArgs;
+use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::store::Store;
 
-pub fn run(g: &Global, args: LogoutArgs) -> Result<()> {
-    let mut loaded = Loaded::new(g)?;
-    let out = Out::new(g);
-    let Some(profile) = loaded.config.profiles.get(&loaded.name).cloned() else {
+pub fn run(ctx: &mut Context, args: LogoutArgs) -> Result<()> {
+    if ctx.profile().is_none() {
         return Err(Error::usage(format!(
             "no profile \"{}\" in {}",
-            loaded.name,
-            loaded.path.display()
+            ctx.profile_name,
+            ctx.config_path.display()
         ))
         .fix("see `mailer profiles` for the names"));
-    };
-    let store = Store::open(profile.token_store, &loaded.name)?;
+    }
+    let acct = ctx.account()?;
     let deleted = {
-        let _lock = crate::store::ProfileLock::acquire(&loaded.name)?;
-        store.delete()?
+        let _lock = crate::store::ProfileLock::acquire(&acct.name)?;
+        acct.cache.clear();
+        acct.store.delete()?
     };
     if args.forget {
-        loaded.config.profiles.remove(&loaded.name);
-        if loaded.config.default_profile.as_deref() == Some(loaded.name.as_str()) {
-            loaded.config.default_profile = None;
+        let name = ctx.profile_name.clone();
+        ctx.config.profiles.remove(&name);
+        if ctx.config.default_profile.as_deref() == Some(name.as_str()) {
+            ctx.config.default_profile = None;
         }
-        loaded.config.save(&loaded.path)?;
+        ctx.save_config()?;
     }
-    if out.json {
-        out.print_json(&serde_json::json!({
-            "status": "logged_out", "profile": loaded.name, "tokens_deleted": deleted, "forgotten": args.forget,
-        }));
-    }
+    ctx.printer.json_only(&serde_json::json!({
+        "status": "logged_out", "profile": acct.name, "tokens_deleted": deleted, "forgotten": args.forget,
+    }))?;
     let what = if deleted {
         "deleted its tokens from"
     } else {
         "no tokens were stored in"
     };
-    out.say(format!(
+    ctx.printer.say(format!(
         "Logged out of profile \"{}\": {what} {}.",
-        loaded.name,
-        store.describe()
+        acct.name,
+        acct.store.describe()
     ));
     if args.forget {
-        out.say(format!(
+        ctx.printer.say(format!(
             "Removed the profile from {}.",
-            loaded.path.display()
+            ctx.config_path.display()
         ));
     }
     Ok(())

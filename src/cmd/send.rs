@@ -1,24 +1,20 @@
-//! `mailer send`: build a message from flags, files and stdin, then send it through the
-//! profile's transport (or `--transport`).
+//! `mailer send`: build a message from flags, files and stdin, then hand it to delivery
+//! through the profile's transport (or `--transport`).
 //!
 //! Everything the user typed is validated before a token or the network is touched, so a
 //! typo costs nothing and exits 64/65/66. `--dry-run` stops after building: it prints the
 //! MIME message and never opens the token store.
 
-use super::{Loaded, Out};
-use crate::auth::Account;
-use crate::cli::{Global, SendArgs};
-use crate::config::Transport as Kind;
-use crate::error::{Error, Exit, Result};
+use crate::cli::SendArgs;
+use crate::context::Context;
+use crate::deliver::{self, Request};
+use crate::error::{Class, Error, Result};
 use crate::message::{self, Draft, FilePart, Raw};
-use crate::store::Store;
-use crate::transport::{AnyTransport, Content, Outgoing, Transport};
+use crate::transport::{Content, Outgoing};
 use lettre::message::Mailbox;
 use std::io::{IsTerminal, Read};
 
-pub async fn run(g: &Global, args: SendArgs) -> Result<()> {
-    let out = Out::new(g);
-    let loaded = Loaded::new(g)?;
+pub async fn run(ctx: &Context, args: SendArgs) -> Result<()> {
     let content = if args.raw {
         Content::Raw(read_raw()?)
     } else {
@@ -33,19 +29,17 @@ pub async fn run(g: &Global, args: SendArgs) -> Result<()> {
     if recipients.is_empty() {
         return Err(Error::usage("no recipient").fix("name at least one with --to, --cc or --bcc"));
     }
-    dedupe(&mut recipients);
+    message::dedupe(&mut recipients);
 
-    let profile = loaded.config.profiles.get(&loaded.name);
-    let sender = match (profile, &send_as) {
-        (Some(p), _) => super::profile_mailbox(&loaded.name, p)?,
-        (None, Some(f)) if args.dry_run => f.clone(),
-        // No profile: the account lookup explains which login is missing.
-        (None, _) => {
-            return Err(loaded
-                .account()
-                .err()
-                .unwrap_or_else(|| Error::internal("profile vanished")));
-        }
+    // A dry run needs no profile: --from names the sender then.
+    let acct = match (ctx.profile(), &send_as) {
+        (None, Some(_)) if args.dry_run => None,
+        _ => Some(ctx.account()?),
+    };
+    let sender = match (&acct, &send_as) {
+        (Some(a), _) => a.mailbox()?,
+        (None, Some(f)) => f.clone(),
+        (None, None) => return Err(ctx.no_profile()),
     };
     let message_id = match &content {
         Content::Built(_) => Some(message::new_message_id(send_as.as_ref().unwrap_or(&sender))),
@@ -59,158 +53,22 @@ pub async fn run(g: &Global, args: SendArgs) -> Result<()> {
         send_as,
         no_save_sent: args.no_save_sent,
     };
-
     if args.dry_run {
-        let bytes = match &outgoing.content {
-            Content::Built(d) => d
-                .to_mime(
-                    &outgoing.sender,
-                    outgoing.message_id.as_deref().unwrap_or_default(),
-                )?
-                .formatted(),
-            Content::Raw(r) => r.bytes.clone(),
-        };
-        use std::io::Write;
-        std::io::stdout()
-            .write_all(&bytes)
-            .map_err(|e| Error::io(format!("cannot write the message to stdout: {e}")))?;
-        out.say(format!("dry run: nothing sent ({}).", describe(&outgoing)));
+        ctx.printer.data(&outgoing.mime()?)?;
+        ctx.printer.say(format!(
+            "dry run: nothing sent ({}).",
+            super::describe(&outgoing)
+        ));
         return Ok(());
     }
-
-    let acct: Account = loaded.account()?;
-    let queue = args.queue || acct.profile.queue;
-    deliver(g, &acct, outgoing, args.transport, queue).await
-}
-
-/// Sends one message. With `queue`, the message is written to the outbox *before* the
-/// send (write-ahead), so a crash at any instant leaves it queued or sent; it is removed
-/// once the server accepted it, kept on a temporary failure (exit 75 with its id), and
-/// dropped on a permanent one (reported as the error it is). Shared by `send` and
-/// `sendmail`.
-pub async fn deliver(
-    g: &Global,
-    acct: &Account,
-    outgoing: Outgoing,
-    transport: Option<crate::config::Transport>,
-    queue: bool,
-) -> Result<()> {
-    let out = Out::new(g);
-    let store = Store::open(acct.profile.token_store, &acct.name)?;
-    let kind = transport.unwrap_or(acct.profile.transport);
-    let outbox = crate::outbox::Outbox::new(&acct.name)?;
-    let mut entry = match queue {
-        true => queue_entry(&outgoing, transport, kind)?,
-        false => None,
+    let acct = acct.expect("an account unless a dry run");
+    let request = Request {
+        queue: args.queue || acct.profile.queue,
+        transport: args.transport,
+        outgoing,
     };
-    if let Some(e) = &entry {
-        outbox.add(e)?;
-    }
-    let result = match AnyTransport::open(kind, acct, &store) {
-        Ok(mut t) => {
-            if let AnyTransport::Graph(graph) = &mut t {
-                graph.set_progress(!g.quiet && std::io::stderr().is_terminal());
-            }
-            let r = t.send(&outgoing).await;
-            t.close().await;
-            r
-        }
-        Err(e) => Err(e),
-    };
-    let receipt = match (result, entry.as_mut()) {
-        (Ok(r), Some(e)) => {
-            outbox.remove(&e.id)?;
-            r
-        }
-        (Ok(r), None) => r,
-        (Err(cause), Some(e)) if queueable(&cause) => {
-            e.attempts = 1;
-            e.last_error = Some(cause.what.clone());
-            outbox.update(e)?;
-            return Err(queued_error(acct, &e.id, cause));
-        }
-        (Err(cause), Some(e)) => {
-            outbox.remove(&e.id)?;
-            return Err(cause);
-        }
-        (Err(cause), None) => return Err(cause),
-    };
-    if out.json {
-        out.print_json(&serde_json::json!({
-            "status": "sent",
-            "transport": kind.as_str(),
-            "message_id": receipt.message_id,
-            "request_id": receipt.request_id,
-            "reply": receipt.reply,
-            "recipients": outgoing.recipients.len(),
-        }));
-    }
-    out.say(format!("sent via {kind} {}", describe(&outgoing)));
-    Ok(())
-}
-
-/// Temporary failures, and logins that a human will renew: worth keeping the message for.
-pub(super) fn queueable(e: &Error) -> bool {
-    matches!(e.exit, Exit::TempFail | Exit::NoPerm)
-}
-
-/// The outbox copy of a message: its complete bytes and envelope. `None` when a later
-/// `queue run` could never send it: the outbox holds MIME, and Graph takes MIME only up
-/// to its ~4 MB request limit (a large built message needs the draft path, from files).
-fn queue_entry(
-    o: &Outgoing,
-    transport: Option<Kind>,
-    kind: Kind,
-) -> Result<Option<crate::outbox::Entry>> {
-    let (bytes, subject) = match &o.content {
-        Content::Built(d) => (
-            d.to_mime(&o.sender, o.message_id.as_deref().unwrap_or_default())?
-                .formatted(),
-            d.subject.clone(),
-        ),
-        Content::Raw(r) => (r.bytes.clone(), r.subject.clone().unwrap_or_default()),
-    };
-    if kind == Kind::Graph && !crate::transport::graph::fits_mime_send(bytes.len()) {
-        tracing::warn!("the message is too large to queue for Graph; sending without the outbox");
-        return Ok(None);
-    }
-    let mut entry = crate::outbox::Entry::new(
-        &bytes,
-        subject,
-        o.recipients.iter().map(|m| m.email.to_string()).collect(),
-    );
-    entry.send_as = o.send_as.as_ref().map(|m| m.email.to_string());
-    entry.no_save_sent = o.no_save_sent;
-    entry.transport = transport;
-    Ok(Some(entry))
-}
-
-/// The exit-75 error that reports a queued message.
-fn queued_error(acct: &Account, id: &str, cause: Error) -> Error {
-    let flag = if acct.name == "default" {
-        String::new()
-    } else {
-        format!(" --profile {}", acct.name)
-    };
-    let mut fix = format!("`mailer{flag} queue run` sends it (run it from cron)");
-    if let Some(f) = &cause.fix {
-        fix = format!("{f}; then {fix}");
-    }
-    let mut e = Error::temp(format!("not sent yet, queued as {id}: {}", cause.what)).fix(fix);
-    e.why = cause.why;
-    e.json = Some(
-        serde_json::json!({ "status": "queued", "id": id, "error": cause.what, "exit_code": 75 }),
-    );
-    e
-}
-
-pub(super) fn describe(o: &Outgoing) -> String {
-    let n = o.recipients.len();
-    format!(
-        "as {} to {n} recipient{}",
-        o.from_mailbox().email,
-        if n == 1 { "" } else { "s" }
-    )
+    let outcome = deliver::deliver(&acct, &ctx.printer, &request).await?;
+    super::report(ctx, &acct, &request.outgoing, outcome)
 }
 
 /// To, Cc and Bcc for the envelope: the flags, else (raw) the message's headers.
@@ -228,11 +86,6 @@ fn envelope(args: &SendArgs, content: &Content) -> Result<Vec<Mailbox>> {
             }
         }
     })
-}
-
-pub(super) fn dedupe(list: &mut Vec<Mailbox>) {
-    let mut seen = std::collections::HashSet::new();
-    list.retain(|m| seen.insert(m.email.to_string().to_ascii_lowercase()));
 }
 
 fn draft(a: &SendArgs) -> Result<Draft> {
@@ -324,7 +177,7 @@ fn no_body() -> Error {
 fn read_text(path: &std::path::Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| {
         Error::new(
-            Exit::NoInput,
+            Class::NoInput,
             format!("cannot read {}: {e}", path.display()),
         )
         .fix("check the path and that you may read the file")
@@ -334,7 +187,7 @@ fn read_text(path: &std::path::Path) -> Result<String> {
 
 fn not_utf8(what: &str) -> Error {
     Error::new(
-        Exit::DataErr,
+        Class::BadData,
         format!("the body from {what} is not UTF-8 text"),
     )
     .fix("convert it (iconv -t UTF-8), or send the file with --attach")

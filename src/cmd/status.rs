@@ -1,148 +1,163 @@
 //! `mailer status`: can a send work without a human? Exit 0 when yes, 77 when a login is
 //! needed. Reads the config and the token store only: no network, no refresh, so it is
-//! safe to run from monitoring every minute.
+//! safe to run from monitoring every minute. What the login's state is, is
+//! [`crate::tokens`]'s to say; this prints it.
 
-use super::{Loaded, Out, fmt_duration, fmt_time};
-use crate::auth::{TokenState, now, token_state};
-use crate::cli::Global;
-use crate::config::Transport;
-use crate::error::Result;
-use crate::store::Store;
+use crate::auth::Account;
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::outbox::Outbox;
+use crate::output::{fmt_duration, fmt_time};
+use crate::store::Record;
+use crate::tokens::{Idle, TokenState, now};
+use crate::transport::TransportKind;
+use serde_json::{Value, json};
 
-/// Entra expires a refresh token after 90 days without use; warn two weeks ahead.
-const INACTIVITY_LIMIT_DAYS: u64 = 90;
-const WARN_AFTER_DAYS: u64 = 76;
+struct Status {
+    record: Option<Record>,
+    state: TokenState,
+    idle: Idle,
+    queued: usize,
+    failed: usize,
+    now: u64,
+}
 
-pub fn run(g: &Global) -> Result<()> {
-    let loaded = Loaded::new(g)?;
-    let acct = loaded.account()?;
-    let out = Out::new(g);
-    let p = &acct.profile;
-    let store = Store::open(p.token_store, &acct.name)?;
-    let record = store.load()?;
+pub fn run(ctx: &Context) -> Result<()> {
+    let acct = ctx.account()?;
     let now = now();
-    let app_only = p.flow == crate::config::Flow::ClientCredentials;
-    // App-only profiles have no refresh token to expire: they mint from their credential.
-    let idle_days = record
-        .as_ref()
-        .filter(|_| !app_only)
-        .and_then(|r| r.refresh_token_used_at)
-        .map(|t| now.saturating_sub(t) / 86_400);
-    // Past the inactivity limit the refresh token is dead, whatever is stored.
-    let expired = idle_days.is_some_and(|d| d >= INACTIVITY_LIMIT_DAYS);
-    let ready = !expired
-        && !matches!(
-            token_state(record.as_ref(), app_only, p.transport, now),
-            TokenState::LoggedOut
-        );
+    let record = acct.store.load()?;
+    let (queued, failed) = Outbox::new(&acct.name)?.counts();
+    let s = Status {
+        state: TokenState::of(&acct, record.as_ref(), acct.profile.transport, now, true),
+        idle: crate::tokens::idle(&acct, record.as_ref(), now),
+        record,
+        queued,
+        failed,
+        now,
+    };
+    let json = to_json(&acct, &s);
+    if !ctx.printer.json() {
+        ctx.printer.result(&json, || table(&acct, &json))?;
+    }
+    if !s.state.is_ready() {
+        // With --json the status object is the one document on stdout, ready or not.
+        let e = match (s.state, s.idle) {
+            (TokenState::IdleExpired { .. }, Idle::Expired { days }) => idle_expired(&acct, days),
+            _ => acct.not_logged_in(),
+        };
+        return Err(e.with_json(Some(json)));
+    }
+    ctx.printer.json_only(&json)?;
+    if let Idle::Soon { days, days_left } = s.idle {
+        ctx.printer.warn(format!(
+            "the refresh token was last used {days} days ago and expires in {days_left} days unused. Run `mailer token --refresh` to renew it (weekly from cron keeps it alive)."
+        ));
+    }
+    Ok(())
+}
 
-    let (queued, failed) = crate::outbox::Outbox::new(&acct.name)?.counts();
-    // With --json the status object is the one document on stdout, ready or not.
-    let mut json = None;
-    if out.json {
-        let access: serde_json::Map<_, _> = [Transport::Graph, Transport::Smtp]
-            .into_iter()
-            .filter_map(|t| {
-                let c = record.as_ref()?.cached(t)?;
-                Some((
-                    t.as_str().to_owned(),
-                    serde_json::json!({ "expires_at": c.expires_at, "valid": c.expires_at > now }),
-                ))
-            })
-            .collect();
-        json = Some(serde_json::json!({
-            "profile": acct.name,
-            "user": p.user,
-            "tenant": p.tenant,
-            "cloud": p.cloud.as_str(),
-            "client_id": p.client_id,
-            "flow": p.flow.as_str(),
-            "transport": p.transport.as_str(),
-            "token_store": { "kind": store.kind().as_str(), "location": store.describe() },
-            "logged_in": record.as_ref().is_some_and(|r| app_only || r.refresh_token.is_some()),
-            "logged_in_at": record.as_ref().and_then(|r| r.logged_in_at),
-            "refresh_token_used_at": record.as_ref().and_then(|r| r.refresh_token_used_at),
-            "access_tokens": access,
-            "ready": ready,
-            "queue": { "queued": queued, "failed": failed },
-        }));
-    } else if !out.quiet {
-        let line = |k: &str, v: &str| println!("{k:<15}{v}");
-        line("profile:", &acct.name);
-        line("user:", &p.user);
-        line("tenant:", &p.tenant);
-        line("cloud:", p.cloud.as_str());
-        line("client id:", &p.client_id);
-        line("transport:", p.transport.as_str());
-        line("token store:", &store.describe());
-        match &record {
-            None => line("login:", "none"),
-            Some(r) => {
-                if let Some(t) = r.logged_in_at {
-                    line(
-                        "logged in:",
-                        &format!(
-                            "{} ({} ago)",
-                            fmt_time(t),
-                            fmt_duration(now.saturating_sub(t))
-                        ),
-                    );
-                }
-                if let Some(t) = r.refresh_token_used_at {
-                    line(
-                        "token used:",
-                        &format!(
-                            "{} ({} ago; expires after {INACTIVITY_LIMIT_DAYS} days unused)",
-                            fmt_time(t),
-                            fmt_duration(now.saturating_sub(t))
-                        ),
-                    );
-                }
-                for t in [Transport::Graph, Transport::Smtp] {
-                    let text = match r.cached(t) {
-                        Some(c) if c.expires_at > now => {
-                            format!("valid until {}", fmt_time(c.expires_at))
-                        }
-                        Some(_) => "expired (refreshed on next use)".to_owned(),
-                        None => "none cached (minted on first use)".to_owned(),
-                    };
-                    line(&format!("{t} token:"), &text);
-                }
-            }
-        }
-        line("queue:", &format!("{queued} queued, {failed} failed"));
+fn idle_expired(acct: &Account, days: u64) -> Error {
+    let limit = acct.provider.idle_limit_days().unwrap_or_default();
+    Error::login_needed(format!(
+        "the login of profile \"{}\" has expired: its refresh token was last used {days} days ago",
+        acct.name
+    ))
+    .why(format!(
+        "the identity provider expires refresh tokens after {limit} days without use"
+    ))
+    .fix(acct.login_command())
+}
+
+fn to_json(acct: &Account, s: &Status) -> Value {
+    let p = &acct.profile;
+    let r = s.record.as_ref();
+    let access: serde_json::Map<String, Value> = [TransportKind::Graph, TransportKind::Smtp]
+        .into_iter()
+        .filter_map(|t| {
+            let c = r?.cached(t)?;
+            Some((
+                t.as_str().to_owned(),
+                json!({ "expires_at": c.expires_at, "valid": c.expires_at > s.now }),
+            ))
+        })
+        .collect();
+    let logged_in = r.is_some_and(|r| p.flow.is_app_only() || r.refresh_token.is_some());
+    json!({
+        "profile": acct.name,
+        "user": p.user,
+        "tenant": p.tenant,
+        "cloud": p.cloud.as_str(),
+        "client_id": p.client_id,
+        "flow": p.flow.as_str(),
+        "transport": p.transport.as_str(),
+        "token_store": { "kind": acct.store.kind().as_str(), "location": acct.store.describe() },
+        "logged_in": logged_in,
+        "logged_in_at": r.and_then(|r| r.logged_in_at),
+        "refresh_token_used_at": r.and_then(|r| r.refresh_token_used_at),
+        "idle_limit_days": acct.provider.idle_limit_days().filter(|_| !p.flow.is_app_only()),
+        "access_tokens": access,
+        "ready": s.state.is_ready(),
+        "queue": { "queued": s.queued, "failed": s.failed },
+    })
+}
+
+/// The table is drawn from the JSON document, so the two never disagree.
+fn table(acct: &Account, j: &Value) -> String {
+    let mut out = String::new();
+    let mut line = |k: &str, v: &str| out.push_str(&format!("{k:<15}{v}\n"));
+    let text = |key: &str| j[key].as_str().unwrap_or_default().to_owned();
+    line("profile:", &text("profile"));
+    line("user:", &text("user"));
+    line("tenant:", &text("tenant"));
+    line("cloud:", &text("cloud"));
+    line("client id:", &text("client_id"));
+    line("transport:", &text("transport"));
+    line("token store:", &acct.store.describe());
+    let now = now();
+    let ago = |t: u64| {
+        format!(
+            "{} ({} ago",
+            fmt_time(t),
+            fmt_duration(now.saturating_sub(t))
+        )
+    };
+    if !j["logged_in"].as_bool().unwrap_or(false) && j["logged_in_at"].is_null() {
+        line("login:", "none");
+    }
+    if let Some(t) = j["logged_in_at"].as_u64() {
+        line("logged in:", &format!("{})", ago(t)));
+    }
+    if let (Some(t), Some(limit)) = (
+        j["refresh_token_used_at"].as_u64(),
+        j["idle_limit_days"].as_u64(),
+    ) {
         line(
-            "ready:",
-            if ready {
-                "yes: a send works without a human"
-            } else {
-                "no: a login is needed"
-            },
+            "token used:",
+            &format!("{}; expires after {limit} days unused)", ago(t)),
         );
     }
-    if let Some(v) = json.as_ref().filter(|_| ready) {
-        out.print_json(v);
+    if j["logged_in_at"].is_u64() {
+        for t in [TransportKind::Graph, TransportKind::Smtp] {
+            let token = &j["access_tokens"][t.as_str()];
+            let shown = match token["expires_at"].as_u64() {
+                Some(e) if e > now => format!("valid until {}", fmt_time(e)),
+                Some(_) => "expired (refreshed on next use)".to_owned(),
+                None => "none cached (minted on first use)".to_owned(),
+            };
+            line(&format!("{t} token:"), &shown);
+        }
     }
-    if expired {
-        return Err(crate::error::Error::login_needed(format!(
-            "the login of profile \"{}\" has expired: its refresh token was last used {} days ago",
-            acct.name,
-            idle_days.unwrap_or_default()
-        ))
-        .why(format!(
-            "Entra expires refresh tokens after {INACTIVITY_LIMIT_DAYS} days without use"
-        ))
-        .fix(acct.login_command())
-        .with_json(json));
-    }
-    if let Some(days) = idle_days.filter(|d| *d >= WARN_AFTER_DAYS) {
-        eprintln!(
-            "warning: the refresh token was last used {days} days ago; Entra expires it after {INACTIVITY_LIMIT_DAYS} days unused. Run `mailer token --refresh` to renew it (weekly from cron keeps it alive)."
-        );
-    }
-    if ready {
-        Ok(())
-    } else {
-        Err(acct.not_logged_in(&store).with_json(json))
-    }
+    let q = &j["queue"];
+    line(
+        "queue:",
+        &format!("{} queued, {} failed", q["queued"], q["failed"]),
+    );
+    line(
+        "ready:",
+        match j["ready"].as_bool() {
+            Some(true) => "yes: a send works without a human",
+            _ => "no: a login is needed",
+        },
+    );
+    out
 }

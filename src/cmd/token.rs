@@ -2,18 +2,15 @@
 //! scripts. The one command that prints a secret, by design; it never starts a login.
 //! `--refresh` is the keepalive: a weekly cron line keeps the refresh token in use.
 
-use super::Loaded;
-use crate::cli::{Global, TokenArgs, TokenFormat};
+use crate::cli::{TokenArgs, TokenFormat};
+use crate::context::Context;
 use crate::error::Result;
-use crate::store::Store;
 use base64::Engine;
 
-pub async fn run(g: &Global, args: TokenArgs) -> Result<()> {
-    let loaded = Loaded::new(g)?;
-    let acct = loaded.account()?;
-    let store = Store::open(acct.profile.token_store, &acct.name)?;
+pub async fn run(ctx: &Context, args: TokenArgs) -> Result<()> {
+    let acct = ctx.account()?;
     let transport = args.transport.unwrap_or(acct.profile.transport);
-    let t = crate::auth::access_token(&acct, &store, transport, args.refresh).await?;
+    let t = crate::tokens::access_token(&acct, transport, args.refresh).await?;
     let user = &acct.profile.user;
     let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
     let out = match args.format {
@@ -42,6 +39,5 @@ pub async fn run(g: &Global, args: TokenArgs) -> Result<()> {
         })
         .to_string(),
     };
-    println!("{out}");
-    Ok(())
+    ctx.printer.data(format!("{out}\n").as_bytes())
 }

@@ -13,8 +13,8 @@
 //! stitches chunks of two writes together.
 //!
 //! Every call runs on a helper thread with a deadline: a locked collection can make the
-//! Secret Service wait forever on an unlock prompt nobody can answer (cron), and SPEC section
-//! 5 wants a fast, explained failure instead.
+//! Secret Service wait forever on an unlock prompt nobody can answer (cron); a fast,
+//! explained failure that names both ways out is what such a user needs instead.
 
 use crate::error::{Error, Result};
 use std::sync::mpsc;

@@ -1,23 +1,26 @@
-//! The token store (SPEC section 5): one [`Record`] per profile, in the OS keyring or a file.
+//! The token store: one [`Record`] per profile, durable in the OS keyring or a private
+//! file, with access tokens also cached where a read costs microseconds ([`AccessCache`]).
 //!
-//! Owns where secrets rest and the per-profile lock that serializes read-refresh-write. It
-//! never falls back from the keyring to a file on its own: plaintext on disk is only ever
-//! the user's explicit choice (`--token-store file`). It never logs a secret: every secret
-//! field is a [`Secret`].
+//! Owns where secrets rest and the per-profile lock that serializes read-refresh-write
+//! ([`ProfileLock`]). It never falls back from the keyring to a file on its own: plaintext on
+//! disk is only ever the user's explicit choice (`--token-store file`). It never logs a
+//! secret: every secret field is a [`Secret`]. What the tokens mean is [`crate::tokens`]'s.
 
 mod file;
+mod kernel;
 mod keyring;
+mod lock;
 
-use crate::config::{TokenStoreKind, Transport};
+use crate::config::{TokenStoreKind, TransportKind};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::time::Duration;
 
 pub use file::FileStore;
+pub use kernel::{AccessCache, fingerprint};
 pub use keyring::KeyringStore;
+pub use lock::ProfileLock;
 
 /// What is kept for one profile.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -50,7 +53,7 @@ pub struct CachedToken {
 impl Record {
     pub const VERSION: u32 = 1;
 
-    pub fn cached(&self, transport: Transport) -> Option<&CachedToken> {
+    pub fn cached(&self, transport: TransportKind) -> Option<&CachedToken> {
         self.access.get(transport.as_str())
     }
 }
@@ -63,6 +66,7 @@ pub enum Store {
 
 impl Store {
     pub fn open(kind: TokenStoreKind, profile: &str) -> Result<Store> {
+        // Opening touches nothing: a keyring entry or file is reached on first use.
         Ok(match kind {
             TokenStoreKind::Keyring => Store::Keyring(KeyringStore::new(profile)),
             TokenStoreKind::File => Store::File(FileStore::new(profile)?),
@@ -124,78 +128,6 @@ impl Store {
             Store::File(f) => f.check_writable(),
         }
     }
-}
-
-/// An exclusive advisory lock on one profile, held for read-refresh-write. Two processes
-/// refreshing at once would otherwise both spend the same rotating refresh token, and the
-/// identity provider may revoke the whole family on that reuse.
-pub struct ProfileLock {
-    _file: std::fs::File,
-}
-
-impl ProfileLock {
-    const WAIT: Duration = Duration::from_secs(60);
-
-    fn open(name: &str) -> Result<(std::fs::File, PathBuf)> {
-        let path = lock_dir()?.join(format!("{name}.lock"));
-        let dir = path.parent().expect("lock path has a parent");
-        crate::fsutil::create_private_dir(dir).map_err(|e| lock_error(dir, e))?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| lock_error(&path, e))?;
-        Ok((file, path))
-    }
-
-    /// The lock named `name` if nobody holds it, else `None` (for `queue run`: a second
-    /// run at the same time has nothing to do).
-    pub fn try_acquire(name: &str) -> Result<Option<ProfileLock>> {
-        let (file, path) = Self::open(name)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(ProfileLock { _file: file })),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => Err(lock_error(&path, e)),
-        }
-    }
-
-    pub fn acquire(profile: &str) -> Result<ProfileLock> {
-        let (file, path) = Self::open(profile)?;
-        let deadline = std::time::Instant::now() + Self::WAIT;
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(ProfileLock { _file: file }),
-                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(15));
-                }
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(Error::temp(format!(
-                        "another mailer process has held the lock {} for over {} s",
-                        path.display(),
-                        Self::WAIT.as_secs()
-                    ))
-                    .fix("wait for it to finish or stop it, then try again"));
-                }
-                Err(std::fs::TryLockError::Error(e)) => return Err(lock_error(&path, e)),
-            }
-        }
-        // The lock is released when the file is closed, i.e. when the guard drops.
-    }
-}
-
-fn lock_dir() -> Result<PathBuf> {
-    crate::fsutil::data_dir()
-        .map(|d| d.join("locks"))
-        .ok_or_else(|| {
-            Error::io("cannot find a data directory for this user")
-                .fix("set XDG_DATA_HOME (or HOME)")
-        })
-}
-
-fn lock_error(path: &std::path::Path, e: std::io::Error) -> Error {
-    Error::io(format!("cannot lock {}: {e}", path.display()))
-        .fix("check that the directory exists and is writable by you")
 }
 
 #[cfg(test)]

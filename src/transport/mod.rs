@@ -1,19 +1,25 @@
-//! Transports: how a message leaves (SPEC section 6). One trait, one file per transport,
-//! and one variant of [`AnyTransport`] each (plus its name in `config::Transport`).
+//! Transports: how a message leaves. One trait, one file per transport, one arm of
+//! [`AnyTransport`] each (plus its name in [`TransportKind`]).
 //!
-//! A transport owns its connection and its retries, and asks [`crate::auth`] for tokens
-//! (refreshing once when the server rejects one). It never decides what the message is:
-//! that is [`crate::message`]'s job, done before any transport is opened.
+//! A transport owns its connection and its retries. It gets tokens from a [`TokenSource`]
+//! and knows nothing of accounts, stores or refresh tokens; when its server rejects a token,
+//! [`with_token`] asks the source for a new one and tries once more, the same way for every
+//! transport. It never decides what the message is (that is [`crate::message`]'s job, done
+//! before any transport opens) nor what happens when it fails ([`crate::deliver`]'s).
 
 pub mod graph;
 pub mod smtp;
 
 use crate::auth::Account;
-use crate::config::Transport as Kind;
-use crate::error::Result;
+pub use crate::config::TransportKind;
+use crate::error::{Error, Result};
 use crate::message::{Draft, Raw};
-use crate::store::Store;
+use crate::output::Printer;
+use crate::secret::Secret;
+use crate::tokens::Tokens;
 use lettre::message::Mailbox;
+use std::future::Future;
+use std::pin::Pin;
 
 /// What to send and to whom.
 pub struct Outgoing {
@@ -32,7 +38,7 @@ pub struct Outgoing {
 pub enum Content {
     /// Built from flags: Graph sends it as JSON, SMTP as lettre's MIME.
     Built(Box<Draft>),
-    /// Taken whole from stdin: sent as MIME by both.
+    /// Taken whole from stdin or the outbox: sent as MIME by both.
     Raw(Raw),
 }
 
@@ -40,6 +46,23 @@ impl Outgoing {
     /// The mailbox the message is sent as: `--from` when given, else the sender.
     pub fn from_mailbox(&self) -> &Mailbox {
         self.send_as.as_ref().unwrap_or(&self.sender)
+    }
+
+    /// The complete RFC 5322 bytes, as SMTP and the outbox carry them.
+    pub fn mime(&self) -> Result<Vec<u8>> {
+        Ok(match &self.content {
+            Content::Built(d) => d
+                .to_mime(&self.sender, self.message_id.as_deref().unwrap_or_default())?
+                .formatted(),
+            Content::Raw(r) => r.bytes.clone(),
+        })
+    }
+
+    pub fn subject(&self) -> String {
+        match &self.content {
+            Content::Built(d) => d.subject.clone(),
+            Content::Raw(r) => r.subject.clone().unwrap_or_default(),
+        }
     }
 }
 
@@ -49,7 +72,7 @@ pub struct Receipt {
     pub message_id: Option<String>,
     /// Graph's `request-id`, for support tickets.
     pub request_id: Option<String>,
-    /// SMTP's final reply, e.g. "2.0.0 OK queued as 1234".
+    /// SMTP's final reply, e.g. "250 2.0.0 OK queued as 1234".
     pub reply: Option<String>,
 }
 
@@ -61,23 +84,77 @@ pub trait Transport {
     async fn close(&mut self);
 }
 
+pub type TokenFuture<'a> = Pin<Box<dyn Future<Output = Result<Secret>> + 'a>>;
+
+/// Where a transport gets its access tokens.
+pub trait TokenSource {
+    /// A token: the current one, or a new one after [`TokenSource::rejected`].
+    fn token(&mut self) -> TokenFuture<'_>;
+    /// The server refused the last token: the next one must be newly issued.
+    fn rejected(&mut self);
+}
+
+/// How one use of a token went.
+pub enum Attempt<T> {
+    Done(T),
+    /// The server refused the token; the error is what to report if a fresh token is
+    /// refused as well.
+    Rejected(Error),
+}
+
+/// Runs `op` with a token; when the server rejects it, gets a newly issued token and runs
+/// `op` once more. A token that was valid a moment ago can be refused (revoked, or the
+/// server's clock differs), and one retry with a fresh token is what a person would do.
+pub async fn with_token<T>(
+    source: &mut dyn TokenSource,
+    mut op: impl AsyncFnMut(Secret) -> Result<Attempt<T>>,
+) -> Result<T> {
+    let token = source.token().await?;
+    match op(token).await? {
+        Attempt::Done(v) => Ok(v),
+        Attempt::Rejected(first) => {
+            tracing::info!(
+                "the server rejected the token ({}); renewing it once",
+                first.what
+            );
+            source.rejected();
+            let token = source.token().await?;
+            match op(token).await? {
+                Attempt::Done(v) => Ok(v),
+                Attempt::Rejected(second) => Err(second),
+            }
+        }
+    }
+}
+
 pub enum AnyTransport<'a> {
     Graph(graph::Graph<'a>),
     Smtp(Box<smtp::Smtp<'a>>),
 }
 
 impl<'a> AnyTransport<'a> {
-    pub fn open(kind: Kind, acct: &'a Account, store: &'a Store) -> Result<AnyTransport<'a>> {
+    pub fn open(
+        kind: TransportKind,
+        acct: &'a Account,
+        printer: &Printer,
+    ) -> Result<AnyTransport<'a>> {
+        let tokens = Box::new(Tokens::new(acct, kind));
         Ok(match kind {
-            Kind::Graph => AnyTransport::Graph(graph::Graph::new(acct, store)?),
-            Kind::Smtp => AnyTransport::Smtp(Box::new(smtp::Smtp::new(acct, store)?)),
+            TransportKind::Graph => AnyTransport::Graph(graph::Graph::new(
+                graph::Settings::of(acct, *printer)?,
+                tokens,
+            )),
+            TransportKind::Smtp => AnyTransport::Smtp(Box::new(smtp::Smtp::new(
+                smtp::Settings::of(acct)?,
+                tokens,
+            )?)),
         })
     }
 
-    pub fn kind(&self) -> Kind {
+    pub fn kind(&self) -> TransportKind {
         match self {
-            AnyTransport::Graph(_) => Kind::Graph,
-            AnyTransport::Smtp(_) => Kind::Smtp,
+            AnyTransport::Graph(_) => TransportKind::Graph,
+            AnyTransport::Smtp(_) => TransportKind::Smtp,
         }
     }
 }
@@ -94,5 +171,59 @@ impl Transport for AnyTransport<'_> {
             AnyTransport::Graph(t) => t.close().await,
             AnyTransport::Smtp(t) => t.close().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Counting {
+        issued: u32,
+        rejected: u32,
+    }
+
+    impl TokenSource for Counting {
+        fn token(&mut self) -> TokenFuture<'_> {
+            self.issued += 1;
+            let n = self.issued;
+            Box::pin(async move { Ok(Secret::new(format!("t{n}"))) })
+        }
+        fn rejected(&mut self) {
+            self.rejected += 1;
+        }
+    }
+
+    fn run<T>(f: impl Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn a_rejected_token_is_renewed_once() {
+        let mut src = Counting {
+            issued: 0,
+            rejected: 0,
+        };
+        let got = run(with_token(&mut src, async |t: Secret| {
+            Ok(match t.expose() {
+                "t1" => Attempt::Rejected(Error::login_needed("no")),
+                other => Attempt::Done(other.to_owned()),
+            })
+        }))
+        .unwrap();
+        assert_eq!((got.as_str(), src.issued, src.rejected), ("t2", 2, 1));
+
+        let mut src = Counting {
+            issued: 0,
+            rejected: 0,
+        };
+        let err = run(with_token(&mut src, async |_t: Secret| {
+            Ok::<Attempt<()>, Error>(Attempt::Rejected(Error::login_needed("still no")))
+        }))
+        .unwrap_err();
+        assert_eq!((err.what.as_str(), src.issued), ("still no", 2));
     }
 }

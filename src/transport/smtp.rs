@@ -1,17 +1,19 @@
-//! SMTP with `AUTH XOAUTH2` through lettre (SPEC section 6).
+//! SMTP with `AUTH XOAUTH2` through lettre.
 //!
 //! STARTTLS on 587 by default, implicit TLS when the profile says `tls`; certificates are
 //! always verified (platform roots plus `ca_file`). For STARTTLS mailer opens the TCP
 //! socket itself with TCP_NODELAY, because lettre does not set it and Nagle plus delayed
-//! ACK costs two ~40 ms stalls per message (FACTS.md); lettre then runs the session over it.
-//! One connection serves every message of a run. A token the server rejects, whether by an
-//! immediate 535 or by a 334 challenge, is refreshed once and tried once more.
+//! ACK costs two ~40 ms stalls per message; lettre then runs the session over it. One
+//! connection serves every message of a run. A token the server rejects, whether by an
+//! immediate 535 or by a 334 challenge (Gmail's way, which lettre 0.11 cannot answer), is
+//! renewed once and tried once more ([`super::with_token`]).
 
-use super::{Content, Outgoing, Receipt, Transport};
-use crate::auth::{self, Account};
-use crate::config::{SmtpSecurity, Transport as Kind};
-use crate::error::{Error, Exit, Result};
-use crate::store::Store;
+use super::{Attempt, Content, Outgoing, Receipt, TokenSource, Transport, with_token};
+use crate::auth::Account;
+use crate::config::SmtpSecurity;
+use crate::error::{Class, Error, Result};
+use crate::explain::{self, Fill, Source};
+use crate::secret::Secret;
 use lettre::address::Envelope;
 use lettre::transport::smtp::Error as SmtpError;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
@@ -21,32 +23,19 @@ use std::time::Duration;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub struct Smtp<'a> {
-    acct: &'a Account,
-    store: &'a Store,
-    host: String,
-    port: u16,
-    security: SmtpSecurity,
-    tls: TlsParameters,
-    hello: ClientId,
-    conn: Option<AsyncSmtpConnection>,
+/// What SMTP needs of the profile.
+pub struct Settings {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    pub tls: TlsParameters,
+    /// The XOAUTH2 `user=`: the logged-in mailbox.
+    pub user: String,
+    pub fill: Fill,
 }
 
-/// Why a connection attempt failed.
-enum Failure {
-    /// The server rejected the token: worth one refresh.
-    TokenRejected(String),
-    Other(Error),
-}
-
-impl From<Error> for Failure {
-    fn from(e: Error) -> Self {
-        Failure::Other(e)
-    }
-}
-
-impl<'a> Smtp<'a> {
-    pub fn new(acct: &'a Account, store: &'a Store) -> Result<Smtp<'a>> {
+impl Settings {
+    pub fn of(acct: &Account) -> Result<Settings> {
         let e = &acct.endpoints;
         let host = e.smtp_host.clone().ok_or_else(|| {
             Error::config(format!(
@@ -74,160 +63,182 @@ impl<'a> Smtp<'a> {
         let tls = tls
             .build_rustls()
             .map_err(|e| Error::internal(format!("cannot set up TLS: {e}")))?;
-        Ok(Smtp {
-            acct,
-            store,
+        Ok(Settings {
             host,
             port: e.smtp_port,
             security: e.smtp_security,
             tls,
-            hello: ClientId::default(),
+            user: acct.profile.user.clone(),
+            fill: acct.fill(),
+        })
+    }
+}
+
+pub struct Smtp<'a> {
+    s: Settings,
+    tokens: Box<dyn TokenSource + 'a>,
+    conn: Option<AsyncSmtpConnection>,
+}
+
+impl<'a> Smtp<'a> {
+    pub fn new(s: Settings, tokens: Box<dyn TokenSource + 'a>) -> Result<Smtp<'a>> {
+        Ok(Smtp {
+            s,
+            tokens,
             conn: None,
         })
     }
 
-    async fn open(&self) -> Result<AsyncSmtpConnection> {
-        let io = |e: SmtpError| self.connection_error(&e);
-        match self.security {
-            SmtpSecurity::Starttls => {
-                let tcp = tokio::time::timeout(
-                    CONNECT_TIMEOUT,
-                    tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
-                )
-                .await
-                .map_err(|_| self.unreachable("timed out"))?
-                .map_err(|e| self.unreachable(&e.to_string()))?;
-                tcp.set_nodelay(true)
-                    .map_err(|e| self.unreachable(&e.to_string()))?;
-                let mut c = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
-                    .await
-                    .map_err(io)?;
-                if !c.can_starttls() {
-                    return Err(Error::new(Exit::Unavailable, format!("{}:{} does not offer STARTTLS", self.host, self.port))
-                        .why("mailer never sends a token over an unencrypted connection")
-                        .fix("check --smtp-host/--smtp-port, or use --smtp-security tls for implicit TLS"));
-                }
-                c.starttls(self.tls.clone(), &self.hello)
-                    .await
-                    .map_err(io)?;
-                Ok(c)
-            }
-            // Exchange Online offers no implicit TLS; other servers do, and for them
-            // lettre's own socket is good enough.
-            SmtpSecurity::Tls => AsyncSmtpConnection::connect_tokio1(
-                (self.host.as_str(), self.port),
-                Some(CONNECT_TIMEOUT),
-                &self.hello,
-                Some(self.tls.clone()),
-                None,
+    /// A live, authenticated connection: reuse, else connect and authenticate.
+    async fn ensure(&mut self) -> Result<&mut AsyncSmtpConnection> {
+        if self.conn.as_ref().is_none_or(|c| c.has_broken()) {
+            let s = &self.s;
+            let conn = with_token(self.tokens.as_mut(), async |token: Secret| {
+                authenticate(s, token).await
+            })
+            .await?;
+            self.conn = Some(conn);
+        }
+        Ok(self.conn.as_mut().expect("connected above"))
+    }
+}
+
+async fn open(s: &Settings) -> Result<AsyncSmtpConnection> {
+    let hello = ClientId::default();
+    let io = |e: SmtpError| connection_error(s, &e);
+    match s.security {
+        SmtpSecurity::Starttls => {
+            let tcp = tokio::time::timeout(
+                CONNECT_TIMEOUT,
+                tokio::net::TcpStream::connect((s.host.as_str(), s.port)),
             )
             .await
-            .map_err(io),
-        }
-    }
-
-    /// Connects and authenticates with the cached token, or a fresh one with `force`.
-    async fn connect(&mut self, force: bool) -> std::result::Result<AsyncSmtpConnection, Failure> {
-        let token = auth::access_token(self.acct, self.store, Kind::Smtp, force).await?;
-        let mut c = self.open().await?;
-        let creds = Credentials::new(
-            self.acct.profile.user.clone(),
-            token.token.expose().to_owned(),
-        );
-        match c.auth(&[Mechanism::Xoauth2], &creds).await {
-            Ok(_) => Ok(c),
-            Err(e) => {
-                c.abort().await;
-                Err(self.classify_auth(&e))
+            .map_err(|_| unreachable(s, "timed out"))?
+            .map_err(|e| unreachable(s, &e.to_string()))?;
+            tcp.set_nodelay(true)
+                .map_err(|e| unreachable(s, &e.to_string()))?;
+            let mut c = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello)
+                .await
+                .map_err(io)?;
+            if !c.can_starttls() {
+                return Err(Error::refused(format!(
+                    "{}:{} does not offer STARTTLS",
+                    s.host, s.port
+                ))
+                .why("mailer never sends a token over an unencrypted connection")
+                .fix(
+                    "check --smtp-host/--smtp-port, or use --smtp-security tls for implicit TLS",
+                ));
             }
+            c.starttls(s.tls.clone(), &hello).await.map_err(io)?;
+            Ok(c)
+        }
+        // Exchange Online offers no implicit TLS; other servers do, and for them lettre's
+        // own socket is good enough.
+        SmtpSecurity::Tls => AsyncSmtpConnection::connect_tokio1(
+            (s.host.as_str(), s.port),
+            Some(CONNECT_TIMEOUT),
+            &hello,
+            Some(s.tls.clone()),
+            None,
+        )
+        .await
+        .map_err(io),
+    }
+}
+
+/// Connects and authenticates with `token`.
+async fn authenticate(s: &Settings, token: Secret) -> Result<Attempt<AsyncSmtpConnection>> {
+    let mut c = open(s).await?;
+    let creds = Credentials::new(s.user.clone(), token.expose().to_owned());
+    match c.auth(&[Mechanism::Xoauth2], &creds).await {
+        Ok(_) => Ok(Attempt::Done(c)),
+        Err(e) => {
+            c.abort().await;
+            classify_auth(s, &e)
         }
     }
+}
 
-    fn classify_auth(&self, e: &SmtpError) -> Failure {
-        let text = e.to_string();
-        if text.contains("5.7.139") {
-            return Failure::Other(
-                Error::new(Exit::Unavailable, "SMTP AUTH is disabled for this mailbox or tenant (535 5.7.139)")
-                    .why(text)
-                    .fix("an Exchange admin can enable it (Set-CASMailbox -Identity USER -SmtpClientAuthenticationDisabled $false, or the tenant-wide Set-TransportConfig); or send with --transport graph"),
-            );
-        }
-        let rejected_535 = e.is_permanent() && e.status().is_some_and(|c| c.to_string() == "535");
-        // A 334 challenge (Gmail style) shows up as a client error: lettre 0.11 cannot
-        // answer it. Either way the server said no to this token.
-        let rejected_334 = e.is_client() && text.contains("challenge");
-        if rejected_535 || rejected_334 {
-            Failure::TokenRejected(text)
-        } else if e.is_transient() {
-            Failure::Other(
-                Error::temp(format!("{} deferred the login", self.host))
-                    .why(text)
-                    .fix("try again later"),
-            )
-        } else {
-            Failure::Other(self.connection_error(e))
-        }
-    }
-
-    /// A live, authenticated connection: reuse, else connect, else refresh once and retry.
-    async fn ensure(&mut self) -> Result<()> {
-        if self.conn.as_ref().is_some_and(|c| !c.has_broken()) {
-            return Ok(());
-        }
-        let conn = match self.connect(false).await {
-            Ok(c) => c,
-            Err(Failure::Other(e)) => return Err(e),
-            Err(Failure::TokenRejected(first)) => {
-                tracing::info!("the SMTP server rejected the token ({first}); refreshing once");
-                match self.connect(true).await {
-                    Ok(c) => c,
-                    Err(Failure::Other(e)) => return Err(e),
-                    Err(Failure::TokenRejected(second)) => {
-                        return Err(Error::login_needed(format!("{} rejected the access token twice, the second one freshly issued", self.host))
-                            .why(second)
-                            .fix(format!("check that the app has the SMTP.Send permission and {} may use SMTP AUTH, then log in again: {}", self.acct.profile.user, self.acct.login_command())));
-                    }
-                }
-            }
-        };
-        self.conn = Some(conn);
-        Ok(())
-    }
-
-    fn unreachable(&self, why: &str) -> Error {
-        Error::temp(format!(
-            "cannot connect to the SMTP server {}:{}",
-            self.host, self.port
-        ))
-        .why(why.to_owned())
-        .fix("check the network, firewall (outbound port 587) and --smtp-host/--smtp-port")
-    }
-
-    fn connection_error(&self, e: &SmtpError) -> Error {
-        let text = e.to_string();
-        if e.is_tls() {
-            return Error::new(Exit::Unavailable, format!("the TLS handshake with {} failed", self.host))
-                .why(text)
-                .fix("if a proxy inspects TLS, add its root certificate with --ca-file; check --smtp-host");
-        }
-        if e.is_transient() || !(e.is_permanent() || e.is_client()) {
-            return self.unreachable(&text);
-        }
-        Error::new(
-            Exit::Unavailable,
-            format!("{} refused the session", self.host),
+/// A refused AUTH: a rejected token (worth one renewal), SMTP AUTH switched off, or else.
+fn classify_auth(s: &Settings, e: &SmtpError) -> Result<Attempt<AsyncSmtpConnection>> {
+    let text = e.to_string();
+    let code = enhanced_code(&text);
+    if let Some(entry) = code
+        .as_deref()
+        .and_then(|c| explain::lookup(Source::Smtp, c))
+    {
+        return Err(Error::new(
+            entry.class,
+            format!(
+                "{}: {} ({})",
+                s.host,
+                s.fill.apply(entry.meaning),
+                code.unwrap_or_default()
+            ),
         )
         .why(text)
-        .fix("check --smtp-host and --smtp-port")
+        .fix(s.fill.apply(entry.fix)));
     }
+    let rejected_535 = e.is_permanent() && e.status().is_some_and(|c| c.to_string() == "535");
+    // A 334 challenge (Gmail style) shows up as a client error: lettre 0.11 cannot answer
+    // it. Either way the server said no to this token.
+    let rejected_334 = e.is_client() && text.contains("challenge");
+    if rejected_535 || rejected_334 {
+        return Ok(Attempt::Rejected(
+            Error::login_needed(format!("{} rejected the access token twice, the second one freshly issued", s.host))
+                .why(text)
+                .fix(format!("check that the app has the SMTP.Send permission and {} may use SMTP AUTH, then log in again: {}", s.user, s.fill.login)),
+        ));
+    }
+    if e.is_transient() {
+        return Err(Error::temp(format!("{} deferred the login", s.host))
+            .why(text)
+            .fix("try again later"));
+    }
+    Err(connection_error(s, e))
+}
+
+/// The RFC 3463 enhanced status code in a reply, e.g. "5.7.139".
+pub fn enhanced_code(text: &str) -> Option<String> {
+    text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .find(|w| {
+            let parts: Vec<&str> = w.split('.').collect();
+            parts.len() == 3
+                && matches!(parts[0], "2" | "4" | "5")
+                && parts[1..].iter().all(|p| (1..=3).contains(&p.len()))
+        })
+        .map(str::to_owned)
+}
+
+fn unreachable(s: &Settings, why: &str) -> Error {
+    Error::temp(format!(
+        "cannot connect to the SMTP server {}:{}",
+        s.host, s.port
+    ))
+    .why(why.to_owned())
+    .fix("check the network, firewall (outbound port 587) and --smtp-host/--smtp-port")
+}
+
+fn connection_error(s: &Settings, e: &SmtpError) -> Error {
+    let text = e.to_string();
+    if e.is_tls() {
+        return Error::refused(format!("the TLS handshake with {} failed", s.host))
+            .why(text)
+            .fix("if a proxy inspects TLS, add its root certificate with --ca-file; check --smtp-host");
+    }
+    if e.is_transient() || !(e.is_permanent() || e.is_client()) {
+        return unreachable(s, &text);
+    }
+    Error::refused(format!("{} refused the session", s.host))
+        .why(text)
+        .fix("check --smtp-host and --smtp-port")
 }
 
 impl Transport for Smtp<'_> {
     async fn send(&mut self, out: &Outgoing) -> Result<Receipt> {
         let bytes = data(&match &out.content {
-            Content::Built(d) => d
-                .to_mime(&out.sender, out.message_id.as_deref().unwrap_or_default())?
-                .formatted(),
+            Content::Built(_) => out.mime()?,
             // Bcc names must not reach the recipients: SMTP delivers the bytes as they are.
             Content::Raw(raw) => raw.without_bcc(),
         });
@@ -236,11 +247,10 @@ impl Transport for Smtp<'_> {
             out.recipients.iter().map(|m| m.email.clone()).collect(),
         )
         .map_err(|e| {
-            Error::new(Exit::DataErr, format!("invalid envelope: {e}"))
-                .fix("name at least one recipient")
+            Error::bad_data(format!("invalid envelope: {e}")).fix("name at least one recipient")
         })?;
-        self.ensure().await?;
-        let conn = self.conn.as_mut().expect("ensure connected");
+        let host = self.s.host.clone();
+        let conn = self.ensure().await?;
         match conn.send(&envelope, &bytes).await {
             Ok(reply) => Ok(Receipt {
                 message_id: out.message_id.clone(),
@@ -254,7 +264,7 @@ impl Transport for Smtp<'_> {
             Err(e) => {
                 // lettre has already ended the session on an error.
                 self.conn = None;
-                Err(send_error(&self.host, &e))
+                Err(send_error(&host, &e))
             }
         }
     }
@@ -275,21 +285,21 @@ fn send_error(host: &str, e: &SmtpError) -> Error {
     }
     if e.is_permanent() {
         // 5.1.x: the address is wrong (bad data); 5.7.x and the rest: refused by policy.
-        let (exit, what, fix) =
-            if text.contains(" 5.1.") || text.contains("(550)") && text.contains("5.1.") {
-                (
-                    Exit::DataErr,
-                    "a recipient was rejected",
-                    "check the recipient addresses",
-                )
-            } else {
-                (
-                    Exit::Unavailable,
-                    "the server refused the message",
-                    "read the server's reason above; an admin can tell why it was refused",
-                )
-            };
-        return Error::new(exit, format!("{host}: {what}"))
+        let address = enhanced_code(&text).is_some_and(|c| c.starts_with("5.1."));
+        let (class, what, fix) = if address {
+            (
+                Class::BadData,
+                "a recipient was rejected",
+                "check the recipient addresses",
+            )
+        } else {
+            (
+                Class::Refused,
+                "the server refused the message",
+                "read the server's reason above; an admin can tell why it was refused",
+            )
+        };
+        return Error::new(class, format!("{host}: {what}"))
             .why(text)
             .fix(fix);
     }
@@ -317,6 +327,26 @@ fn data(bytes: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn enhanced_codes() {
+        for (text, code) in [
+            (
+                "permanent error (535): 5.7.139 Authentication unsuccessful",
+                Some("5.7.139"),
+            ),
+            ("permanent error (550): 5.1.1 User unknown", Some("5.1.1")),
+            ("535 5.7.3 Authentication unsuccessful", Some("5.7.3")),
+            (
+                "421 4.7.66 TLS 1.0 and 1.1 are not supported",
+                Some("4.7.66"),
+            ),
+            ("version 1.2.3.4 is not a code", None),
+            ("no code", None),
+        ] {
+            assert_eq!(enhanced_code(text).as_deref(), code, "{text}");
+        }
+    }
 
     #[test]
     fn data_has_crlf_and_no_final_break() {

@@ -12,6 +12,7 @@ mod browser;
 mod fake_entra_selftest;
 mod fake_graph_selftest;
 mod login;
+mod output;
 mod send;
 mod smtp_selftest;
 mod tokens;

@@ -125,6 +125,7 @@ impl Entra {
             introspect: self.introspect(),
             reject,
             disabled: false,
+            greeting_delay_ms: None,
         })
     }
 }

@@ -437,7 +437,7 @@ fn sigkill_at_random_points_never_loses_a_message() {
         assert_eq!(out.code, 75, "{out}");
     }
     // Widen the window in which a kill lands mid-request.
-    s.graph.set_request_delay(Duration::from_millis(15));
+    s.graph.set_request_delay(Duration::from_millis(40));
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

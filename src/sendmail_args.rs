@@ -1,5 +1,6 @@
-//! sendmail compatibility (SPEC section 1): `mailer sendmail [-t] [-i] [-oi] [-f FROM]
-//! [-F NAME] [RCPT...]`, also entered when the binary is invoked as `sendmail`.
+//! sendmail's command line: `mailer sendmail [-t] [-i] [-oi] [-f FROM] [-F NAME] [RCPT...]`,
+//! also entered when the binary is invoked as `sendmail` (sendmail(8)). The command itself is
+//! `cmd/sendmail.rs`.
 //!
 //! Owns the option parsing, which clap cannot do: cron, mutt, git send-email, mailx and
 //! PHP's `mail()` pass a zoo of historical options (`-oem`, `-odi`, `-B8BITMIME`,
@@ -168,7 +169,11 @@ mod tests {
             &["-f"],
             &["-tx"],
         ] {
-            assert_eq!(p(args).unwrap_err().code(), 64, "{args:?}");
+            assert_eq!(
+                p(args).unwrap_err().class,
+                crate::error::Class::Usage,
+                "{args:?}"
+            );
         }
     }
 

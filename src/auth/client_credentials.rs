@@ -1,4 +1,4 @@
-//! App-only login: the OAuth2 client-credentials grant (SPEC section 1, `--app-only`).
+//! App-only login (`--app-only`): the OAuth2 client-credentials grant (RFC 6749 section 4.4).
 //!
 //! No person and no refresh token: each token is minted from the app's own credential, a
 //! client secret (kept in the token store) or a certificate whose private key signs a
@@ -6,8 +6,8 @@
 //! token URL, as Entra documents). Tokens are for `{resource}/.default`: the application
 //! permissions an admin granted. The key is read from its file each time and never copied.
 
-use super::{Account, EntraTokenResponse};
-use crate::config::Transport;
+use super::{Account, TokenAnswer};
+use crate::config::TransportKind;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use base64::Engine;
@@ -17,19 +17,33 @@ use std::path::Path;
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const ASSERTION_LIFETIME: u64 = 600;
 
+/// The login: an app acts in one tenant, and one token is minted now to prove the
+/// credentials before the profile is saved.
+pub async fn sign_in(acct: &Account, secret: Option<&Secret>) -> Result<TokenAnswer> {
+    let p = &acct.profile;
+    if ["common", "organizations", "consumers"].contains(&p.tenant.to_ascii_lowercase().as_str()) {
+        return Err(Error::usage(format!("--app-only needs your tenant, not {}", p.tenant))
+            .why("an app acts in one tenant; Entra refuses client credentials on /common, /organizations and /consumers (AADSTS9001023)")
+            .fix("pass --tenant with your tenant's GUID or domain, e.g. --tenant contoso.onmicrosoft.com"));
+    }
+    if secret.is_none() && p.certificate.is_none() {
+        return Err(Error::usage("--app-only needs a client secret or a certificate")
+            .fix("pipe the secret to --client-secret-stdin (or set MAILER_CLIENT_SECRET), or pass --certificate cert.pem --private-key key.pem"));
+    }
+    mint(acct, secret, p.transport).await
+}
+
+/// A new app-only token for `transport`'s resource.
 pub async fn mint(
     acct: &Account,
     secret: Option<&Secret>,
-    transport: Transport,
-) -> Result<EntraTokenResponse> {
+    transport: TransportKind,
+) -> Result<TokenAnswer> {
     let client = acct.oauth_client(secret)?;
-    let mut request =
-        client
-            .exchange_client_credentials()
-            .add_scope(Scope::new(crate::provider::app_scope(
-                &acct.profile,
-                transport,
-            )));
+    let scope = acct.provider.app_scope(&acct.profile, transport);
+    let mut request = client
+        .exchange_client_credentials()
+        .add_scope(Scope::new(scope));
     if secret.is_none() {
         let assertion = assertion(acct)?;
         request = request
@@ -37,7 +51,7 @@ pub async fn mint(
             .add_extra_param("client_assertion", assertion.expose().to_owned());
     }
     request
-        .request_async(&acct.http()?)
+        .request_async(acct.http()?)
         .await
         .map_err(|e| super::request_error(acct, e, "getting an app-only token"))
 }
@@ -69,7 +83,7 @@ fn assertion(acct: &Account) -> Result<Secret> {
     })?;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let thumbprint = b64.encode(ring::digest::digest(&ring::digest::SHA256, &cert));
-    let now = super::now();
+    let now = crate::tokens::now();
     let jti = {
         let mut bytes = [0u8; 16];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
@@ -78,7 +92,7 @@ fn assertion(acct: &Account) -> Result<Secret> {
     };
     let header = serde_json::json!({ "alg": "PS256", "typ": "JWT", "x5t#S256": thumbprint });
     let claims = serde_json::json!({
-        "aud": acct.endpoints.token_url(&p.tenant)?.as_str(),
+        "aud": acct.endpoints.token.as_str(),
         "iss": p.client_id, "sub": p.client_id, "jti": jti,
         "nbf": now, "iat": now, "exp": now + ASSERTION_LIFETIME,
     });

@@ -1,0 +1,436 @@
+//! Microsoft Entra ID (work, school and personal Microsoft accounts): clouds, endpoints,
+//! scopes and the meaning of its token errors.
+//!
+//! Endpoints per national cloud follow "National cloud deployments" in the Microsoft identity
+//! platform docs (README, "Log in", has the table). One authorize request may name scopes of
+//! several resources (consent for Graph and Exchange at once); each token request names one
+//! resource, or Entra answers AADSTS700022. The resource a scope names comes from the cloud,
+//! never from a URL override, so `--graph-url http://127.0.0.1:8080` (a local proxy or a
+//! test) still asks for `https://graph.microsoft.com/Mail.Send`.
+
+use super::{Endpoints, OIDC_SCOPES, Provider, checked_url};
+use crate::auth::errors::TokenError;
+use crate::config::{Cloud, Profile, ProviderKind, SmtpSecurity, TransportKind};
+use crate::error::{Class, Error, Result};
+use crate::explain::{self, Fill, Source};
+use oauth2::url::Url;
+
+/// The resource delegated SMTP tokens are for, in every cloud.
+const SMTP_RESOURCE: &str = "https://outlook.office.com";
+/// The resource app-only SMTP tokens are for (`SMTP.SendAsApp`).
+const SMTP_APP_RESOURCE: &str = "https://outlook.office365.com";
+
+pub struct Microsoft;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloudInfo {
+    pub authority: &'static str,
+    pub graph: &'static str,
+}
+
+pub fn cloud_info(cloud: Cloud) -> CloudInfo {
+    let (authority, graph) = match cloud {
+        Cloud::Global => (
+            "https://login.microsoftonline.com",
+            "https://graph.microsoft.com",
+        ),
+        Cloud::UsGov => (
+            "https://login.microsoftonline.us",
+            "https://graph.microsoft.us",
+        ),
+        Cloud::UsGovDod => (
+            "https://login.microsoftonline.us",
+            "https://dod-graph.microsoft.us",
+        ),
+        Cloud::China => (
+            "https://login.chinacloudapi.cn",
+            "https://microsoftgraph.chinacloudapi.cn",
+        ),
+    };
+    CloudInfo { authority, graph }
+}
+
+fn oauth_url(authority: &Url, tenant: &str, leaf: &str) -> Result<Url> {
+    let base = authority.as_str().trim_end_matches('/');
+    Url::parse(&format!("{base}/{tenant}/oauth2/v2.0/{leaf}")).map_err(|e| {
+        Error::config(format!("invalid tenant {tenant:?}: {e}"))
+            .fix("use common, organizations, consumers, a tenant GUID or a domain")
+    })
+}
+
+/// Delegated scopes of one transport, before the OpenID ones.
+fn default_scopes(p: &Profile, transport: TransportKind) -> Vec<String> {
+    let res = Microsoft.resource(p, transport);
+    match transport {
+        TransportKind::Graph if p.large_attachments => {
+            vec![format!("{res}/Mail.Send"), format!("{res}/Mail.ReadWrite")]
+        }
+        TransportKind::Graph => vec![format!("{res}/Mail.Send")],
+        TransportKind::Smtp => vec![format!("{res}/SMTP.Send")],
+    }
+}
+
+/// The resource scopes of one transport: one token request names exactly these.
+fn resource_scopes(p: &Profile, transport: TransportKind) -> Vec<String> {
+    let Some(custom) = &p.scopes else {
+        return default_scopes(p, transport);
+    };
+    let res = Microsoft.resource(p, transport);
+    custom
+        .iter()
+        .filter(|s| match s.split_once("://") {
+            // A bare scope such as "Mail.Send" means Graph to Entra.
+            None => transport == TransportKind::Graph && !OIDC_SCOPES.contains(&s.as_str()),
+            Some(_) => s.starts_with(&format!("{res}/")),
+        })
+        .cloned()
+        .collect()
+}
+
+impl Provider for Microsoft {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Microsoft
+    }
+
+    fn transports(&self) -> &'static [TransportKind] {
+        &[TransportKind::Graph, TransportKind::Smtp]
+    }
+
+    fn endpoints(&self, p: &Profile) -> Result<Endpoints> {
+        let info = cloud_info(p.cloud);
+        let authority = checked_url(
+            p.authority.as_deref().unwrap_or(info.authority),
+            "authority",
+        )?;
+        let api = checked_url(p.graph_url.as_deref().unwrap_or(info.graph), "graph_url")?;
+        let personal = p.tenant.eq_ignore_ascii_case("consumers");
+        let smtp_host = p.smtp_host.clone().or_else(|| match p.cloud {
+            Cloud::Global if personal => Some("smtp-mail.outlook.com".into()),
+            Cloud::Global => Some("smtp.office365.com".into()),
+            _ => None,
+        });
+        let smtp_security = p.smtp_security.unwrap_or_default();
+        let smtp_port = p.smtp_port.unwrap_or(match smtp_security {
+            SmtpSecurity::Starttls => 587,
+            SmtpSecurity::Tls => 465,
+        });
+        Ok(Endpoints {
+            authorize: oauth_url(&authority, &p.tenant, "authorize")?,
+            token: oauth_url(&authority, &p.tenant, "token")?,
+            device_code: Some(oauth_url(&authority, &p.tenant, "devicecode")?),
+            authority,
+            api,
+            smtp_host,
+            smtp_port,
+            smtp_security,
+        })
+    }
+
+    /// Consent for both transports at once, the profile's default transport first (a
+    /// device-code token is issued for the first resource).
+    fn authorize_scopes(&self, p: &Profile) -> Vec<String> {
+        let other = match p.transport {
+            TransportKind::Graph => TransportKind::Smtp,
+            TransportKind::Smtp => TransportKind::Graph,
+        };
+        let mut s = match &p.scopes {
+            Some(custom) => custom.clone(),
+            None => {
+                let mut s = default_scopes(p, p.transport);
+                s.extend(default_scopes(p, other));
+                s
+            }
+        };
+        for o in OIDC_SCOPES {
+            if !s.iter().any(|x| x == o) {
+                s.push(o.to_owned());
+            }
+        }
+        s
+    }
+
+    fn token_scopes(&self, p: &Profile, t: TransportKind) -> Vec<String> {
+        let mut s = resource_scopes(p, t);
+        s.extend(OIDC_SCOPES.iter().map(|s| s.to_string()));
+        s
+    }
+
+    /// The application permissions an admin granted to the app on that resource.
+    fn app_scope(&self, p: &Profile, t: TransportKind) -> String {
+        format!("{}/.default", self.resource(p, t))
+    }
+
+    fn resource(&self, p: &Profile, t: TransportKind) -> String {
+        match t {
+            TransportKind::Graph => cloud_info(p.cloud).graph.to_owned(),
+            TransportKind::Smtp if p.flow.is_app_only() => SMTP_APP_RESOURCE.to_owned(),
+            TransportKind::Smtp => SMTP_RESOURCE.to_owned(),
+        }
+    }
+
+    /// Entra expires a refresh token after 90 days without use ("Refresh token lifetime",
+    /// Microsoft identity platform docs).
+    fn idle_limit_days(&self) -> Option<u64> {
+        Some(90)
+    }
+
+    /// Branches on the AADSTS number where it is known and on the OAuth `error` otherwise.
+    fn explain(&self, e: &TokenError, action: &str, fill: &Fill) -> Error {
+        let code = e.aadsts();
+        let known = code.and_then(|c| explain::lookup(Source::Entra, &c.to_string()));
+        let (class, meaning, fix) = match known {
+            Some(entry) => (
+                entry.class,
+                fill.apply(entry.meaning),
+                fill.apply(entry.fix),
+            ),
+            None => by_error_name(&e.error, fill),
+        };
+        let tag = match code {
+            Some(c) => format!("AADSTS{c}"),
+            None => e.error.clone(),
+        };
+        Error::new(class, format!("{action} failed: {tag}: {meaning}"))
+            .why(e.why())
+            .fix(fix)
+    }
+}
+
+/// The meaning of an OAuth error without a known AADSTS number (RFC 6749 section 5.2).
+fn by_error_name(error: &str, fill: &Fill) -> (Class, String, String) {
+    let login = fill.apply("log in again: {login}");
+    match error {
+        "invalid_grant" => (
+            Class::LoginNeeded,
+            "the login is no longer valid".into(),
+            login,
+        ),
+        "access_denied" => (
+            Class::LoginNeeded,
+            "access was denied on the sign-in page".into(),
+            format!(
+                "sign in and accept the requested permissions, or ask an admin to grant consent; then {login}"
+            ),
+        ),
+        "consent_required" | "interaction_required" | "login_required" => (
+            Class::LoginNeeded,
+            "the identity provider needs the user to sign in interactively".into(),
+            login,
+        ),
+        "invalid_client" | "unauthorized_client" => (
+            Class::Config,
+            "the app registration rejected this client".into(),
+            "check --client-id, --tenant and the client secret of the app registration".into(),
+        ),
+        "invalid_scope" => (
+            Class::Config,
+            "the requested scopes are not valid".into(),
+            "check --scopes and the app's API permissions".into(),
+        ),
+        "temporarily_unavailable" | "server_error" => (
+            Class::Temporary,
+            "the identity provider is temporarily unavailable".into(),
+            "try again later".into(),
+        ),
+        _ => (
+            Class::Refused,
+            "the identity provider refused the request".into(),
+            login,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile() -> Profile {
+        toml::from_str("tenant='contoso.com'\nclient_id='c'\nuser='a@contoso.com'").unwrap()
+    }
+
+    #[test]
+    fn endpoints_per_cloud() {
+        for (cloud, login, graph) in [
+            (
+                Cloud::Global,
+                "https://login.microsoftonline.com",
+                "https://graph.microsoft.com",
+            ),
+            (
+                Cloud::UsGov,
+                "https://login.microsoftonline.us",
+                "https://graph.microsoft.us",
+            ),
+            (
+                Cloud::UsGovDod,
+                "https://login.microsoftonline.us",
+                "https://dod-graph.microsoft.us",
+            ),
+            (
+                Cloud::China,
+                "https://login.chinacloudapi.cn",
+                "https://microsoftgraph.chinacloudapi.cn",
+            ),
+        ] {
+            let mut p = profile();
+            p.cloud = cloud;
+            let e = Microsoft.endpoints(&p).unwrap();
+            assert_eq!(
+                e.token.as_str(),
+                format!("{login}/contoso.com/oauth2/v2.0/token")
+            );
+            assert_eq!(
+                resource_scopes(&p, TransportKind::Graph),
+                [format!("{graph}/Mail.Send")]
+            );
+        }
+    }
+
+    #[test]
+    fn smtp_defaults() {
+        let mut p = profile();
+        let e = Microsoft.endpoints(&p).unwrap();
+        assert_eq!(
+            (e.smtp_host.as_deref(), e.smtp_port),
+            (Some("smtp.office365.com"), 587)
+        );
+        p.tenant = "consumers".into();
+        let e = Microsoft.endpoints(&p).unwrap();
+        assert_eq!(e.smtp_host.as_deref(), Some("smtp-mail.outlook.com"));
+        p.cloud = Cloud::UsGov;
+        assert_eq!(Microsoft.endpoints(&p).unwrap().smtp_host, None);
+    }
+
+    #[test]
+    fn authorize_names_both_resources_tokens_one() {
+        let mut p = profile();
+        p.transport = TransportKind::Smtp;
+        assert_eq!(
+            Microsoft.authorize_scopes(&p),
+            [
+                "https://outlook.office.com/SMTP.Send",
+                "https://graph.microsoft.com/Mail.Send",
+                "offline_access",
+                "openid",
+                "profile",
+                "email"
+            ]
+        );
+        assert_eq!(
+            Microsoft.token_scopes(&p, TransportKind::Graph),
+            [
+                "https://graph.microsoft.com/Mail.Send",
+                "offline_access",
+                "openid",
+                "profile",
+                "email"
+            ]
+        );
+        p.large_attachments = true;
+        assert!(
+            resource_scopes(&p, TransportKind::Graph)
+                .contains(&"https://graph.microsoft.com/Mail.ReadWrite".to_string())
+        );
+    }
+
+    #[test]
+    fn custom_scopes_split_by_resource() {
+        let mut p = profile();
+        p.scopes = Some(super::super::parse_scopes(
+            "Mail.Send, https://outlook.office.com/SMTP.Send offline_access",
+        ));
+        assert_eq!(resource_scopes(&p, TransportKind::Graph), ["Mail.Send"]);
+        assert_eq!(
+            resource_scopes(&p, TransportKind::Smtp),
+            ["https://outlook.office.com/SMTP.Send"]
+        );
+    }
+
+    #[test]
+    fn app_only_smtp_uses_the_exchange_app_resource() {
+        let mut p = profile();
+        p.flow = crate::config::Flow::ClientCredentials;
+        assert_eq!(
+            Microsoft.app_scope(&p, TransportKind::Smtp),
+            "https://outlook.office365.com/.default"
+        );
+        assert_eq!(
+            Microsoft.app_scope(&p, TransportKind::Graph),
+            "https://graph.microsoft.com/.default"
+        );
+    }
+
+    fn fill() -> Fill {
+        Fill {
+            login: "mailer login --tenant t --client-id c".into(),
+            client_id: "c".into(),
+            tenant: "t".into(),
+            user: "u@t".into(),
+            profile: "default".into(),
+        }
+    }
+
+    fn entra(error: &str, code: u64, text: &str) -> TokenError {
+        TokenError {
+            error: error.into(),
+            error_description: Some(format!(
+                "AADSTS{code}: {text}\r\nTrace ID: abc\r\nCorrelation ID: def\r\nTimestamp: x"
+            )),
+            error_codes: vec![code],
+            trace_id: Some("abc".into()),
+            correlation_id: Some("def".into()),
+        }
+    }
+
+    #[test]
+    fn every_code_the_login_issue_names_is_explained() {
+        use Class::*;
+        for (error, code, class, needle) in [
+            ("invalid_request", 50011, Config, "redirect"),
+            ("invalid_grant", 50020, LoginNeeded, "tenant"),
+            ("invalid_grant", 50076, LoginNeeded, "multi-factor"),
+            ("invalid_grant", 50079, LoginNeeded, "multi-factor"),
+            ("invalid_grant", 53003, LoginNeeded, "Conditional Access"),
+            ("invalid_grant", 65001, LoginNeeded, "consent"),
+            ("unauthorized_client", 700016, Config, "client ID c"),
+            ("invalid_client", 7000218, Config, "client secret"),
+            ("invalid_client", 700025, Config, "public client"),
+            ("invalid_client", 7000222, LoginNeeded, "expired"),
+            ("invalid_grant", 700082, LoginNeeded, "expired"),
+            ("invalid_grant", 70008, LoginNeeded, "expired"),
+            ("invalid_request", 9001023, Config, "--tenant"),
+        ] {
+            let err = Microsoft.explain(&entra(error, code, "text"), "redeeming", &fill());
+            let shown = err.to_string();
+            assert_eq!(err.class, class, "{code}: {shown}");
+            assert!(shown.contains(&format!("AADSTS{code}")), "{shown}");
+            assert!(shown.contains(needle), "{code}: {shown}");
+            assert!(err.fix.is_some(), "{code} has no fix");
+            assert!(!shown.contains('{'), "raw JSON or placeholder in {shown}");
+            assert!(shown.contains("trace ID abc"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn access_denied_on_the_redirect() {
+        let e = TokenError::new(
+            "access_denied",
+            Some("AADSTS65004: User declined to consent"),
+        );
+        let err = Microsoft.explain(&e, "signing in", &fill());
+        assert_eq!(err.class, Class::LoginNeeded);
+        assert!(err.to_string().contains("AADSTS65004"));
+        let e = TokenError::new("access_denied", None);
+        let err = Microsoft.explain(&e, "signing in", &fill());
+        assert!(err.to_string().contains("access_denied"));
+        assert!(err.fix.unwrap().contains("mailer login --tenant t"));
+    }
+
+    #[test]
+    fn unknown_errors_still_have_a_fix() {
+        let e = TokenError::new("invalid_grant", Some("AADSTS12345: something new"));
+        let err = Microsoft.explain(&e, "refreshing", &fill());
+        assert_eq!(err.class, Class::LoginNeeded);
+        assert!(err.fix.unwrap().contains("mailer login"));
+    }
+}

@@ -1,0 +1,140 @@
+//! One Graph request with Graph's throttling rules: 429 and 503 are retried after
+//! `Retry-After` ("Microsoft Graph throttling guidance"), bounded in count and total time,
+//! with jitter so that throttled clients do not return in lockstep.
+
+use super::{MAX_RETRIES, MAX_RETRY_WAIT, Settings, error};
+use crate::error::Error;
+use crate::secret::Secret;
+use reqwest::{Method, StatusCode};
+use std::time::{Duration, Instant};
+
+pub enum Payload {
+    Json(Vec<u8>),
+    Mime(Vec<u8>),
+    Empty,
+    /// A chunk for a pre-authorized upload URL: no bearer token goes with it (Graph
+    /// refuses one there).
+    Chunk {
+        bytes: bytes::Bytes,
+        range: String,
+    },
+}
+
+pub struct Answer {
+    pub body: Vec<u8>,
+    pub request_id: Option<String>,
+}
+
+/// How a request ended when it did not succeed.
+pub enum Reply {
+    /// 401 on a request that carried a token: worth one renewal.
+    Unauthorized(Error),
+    Failed(Error),
+}
+
+impl Reply {
+    pub fn into_error(self) -> Error {
+        match self {
+            Reply::Unauthorized(e) | Reply::Failed(e) => e,
+        }
+    }
+}
+
+/// One request with Graph's throttling rules: 429/503 retried after `Retry-After`.
+pub async fn request(
+    s: &Settings,
+    method: &Method,
+    url: &str,
+    payload: &Payload,
+    token: Option<&Secret>,
+    what: &str,
+) -> std::result::Result<Answer, Reply> {
+    let started = Instant::now();
+    let mut attempt = 0;
+    loop {
+        let mut req = s.http.request(method.clone(), url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t.expose());
+        }
+        req = match payload {
+            Payload::Json(b) => req
+                .header("Content-Type", "application/json")
+                .body(b.clone()),
+            Payload::Mime(b) => req.header("Content-Type", "text/plain").body(b.clone()),
+            Payload::Empty => req.header("Content-Length", "0"),
+            Payload::Chunk { bytes, range } => req
+                .header("Content-Range", range)
+                .header("Content-Type", "application/octet-stream")
+                .body(bytes.clone()),
+        };
+        let failed = |e: reqwest::Error| Reply::Failed(network_error(s, what, &e));
+        let response = req.send().await.map_err(failed)?;
+        let status = response.status();
+        let retry_after =
+            header(&response, "Retry-After").and_then(|v| v.trim().parse::<u64>().ok());
+        let request_id = header(&response, "request-id");
+        let body = response.bytes().await.map_err(failed)?.to_vec();
+        if status.is_success() {
+            return Ok(Answer { body, request_id });
+        }
+        if matches!(status.as_u16(), 429 | 503) && attempt < MAX_RETRIES {
+            let wait = backoff(retry_after, attempt);
+            if started.elapsed() + wait <= MAX_RETRY_WAIT {
+                tracing::info!(%status, ?wait, "Graph is throttling; retrying");
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+                continue;
+            }
+        }
+        let e = error::explain(status, request_id, &body, what, &s.fill, attempt);
+        return Err(match (status, token) {
+            (StatusCode::UNAUTHORIZED, Some(_)) => Reply::Unauthorized(e),
+            _ => Reply::Failed(e),
+        });
+    }
+}
+
+fn network_error(s: &Settings, what: &str, e: &reqwest::Error) -> Error {
+    let mut why = crate::error::chain(e);
+    // reqwest names the URL, and an upload URL carries a pre-authorized token.
+    if let Some(url) = e.url() {
+        why = why.replace(url.as_str(), "<url>");
+    }
+    Error::temp(format!(
+        "{what} failed: cannot reach Microsoft Graph at {}",
+        s.base
+    ))
+    .why(why)
+    .fix("check the network and proxy (HTTPS_PROXY), then try again")
+}
+
+fn header(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// `Retry-After` when given, else exponential; plus up to 250 ms of jitter so that
+/// throttled clients do not return in lockstep.
+fn backoff(retry_after: Option<u64>, attempt: u32) -> Duration {
+    let base = Duration::from_secs(retry_after.unwrap_or(1u64 << attempt.min(5)).min(60));
+    let jitter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() % 250)
+        .unwrap_or(0);
+    base + Duration::from_millis(u64::from(jitter))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_bounded() {
+        assert!(backoff(Some(2), 0) >= Duration::from_secs(2));
+        assert!(backoff(Some(2), 0) < Duration::from_millis(2250));
+        assert!(backoff(Some(99_999), 0) <= Duration::from_millis(60_250));
+        assert!(backoff(None, 10) <= Duration::from_millis(32_250));
+    }
+}
