@@ -13,6 +13,7 @@ mod fake_entra_selftest;
 mod fake_graph_selftest;
 mod login;
 mod send;
+mod server_selftest;
 mod smtp_selftest;
 mod tokens;
 mod unattended;
