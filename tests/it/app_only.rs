@@ -4,9 +4,8 @@
 use crate::support::fake_entra::FakeEntra;
 use crate::support::fake_graph::FakeGraph;
 use crate::support::harness::Env;
+use crate::support::openssl::{openssl, self_signed_certificate};
 use crate::support::smtp::{SmtpOptions, SmtpServer};
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 const APP: &str = "99999999-aaaa-bbbb-cccc-dddddddddddd";
@@ -98,18 +97,9 @@ fn app_only_with_a_secret_sends_as_the_mailbox_unattended() {
     assert!(!config.contains(SECRET));
 
     for i in 0..2 {
-        let out = s.env.run(
-            &[
-                "send",
-                "--to",
-                "ann@example.com",
-                "--subject",
-                &format!("report {i}"),
-                "--body",
-                "b",
-            ],
-            None,
-        );
+        let out = s
+            .env
+            .send_simple("ann@example.com", &format!("report {i}"), &[]);
         assert_eq!(out.code, 0, "{out}");
     }
     let d = s.graph.delivered();
@@ -154,65 +144,15 @@ fn app_only_needs_a_tenant_and_a_credential() {
     assert!(!s.env.config_path().exists());
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl is needed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A fresh RSA key and self-signed certificate; registers the app on the fake.
+/// A fresh RSA key and self-signed certificate; registers the app on the fake. Returns the
+/// paths of the certificate and the key.
 fn certificate(s: &AppStand, client: &str) -> (String, String) {
-    let dir = s.env.path("");
-    openssl(
-        &dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "cert.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=mailer-test",
-        ],
-    );
-    openssl(
-        &dir,
-        &[
-            "rsa",
-            "-in",
-            "key.pem",
-            "-RSAPublicKey_out",
-            "-outform",
-            "DER",
-            "-out",
-            "pub.der",
-        ],
-    );
-    openssl(
-        &dir,
-        &[
-            "x509", "-in", "cert.pem", "-outform", "DER", "-out", "cert.der",
-        ],
-    );
-    let der = |n: &str| std::fs::read(dir.join(n)).unwrap();
+    let c = self_signed_certificate(&s.env.path(""));
     s.entra
-        .add_app_client_certificate(client, &der("cert.der"), &der("pub.der"));
+        .add_app_client_certificate(client, &c.cert_der, &c.public_key_der);
     (
-        dir.join("cert.pem").display().to_string(),
-        dir.join("key.pem").display().to_string(),
+        c.cert_pem.display().to_string(),
+        c.key_pem.display().to_string(),
     )
 }
 
@@ -235,18 +175,7 @@ fn app_only_with_a_certificate_signs_its_assertion() {
     let config = std::fs::read_to_string(s.env.config_path()).unwrap();
     assert!(config.contains("private_key = "), "{config}");
     // SMTP with an app token (outlook.office365.com/.default) as the mailbox.
-    let out = s.env.run(
-        &[
-            "send",
-            "--to",
-            "ann@example.com",
-            "--subject",
-            "cert smtp",
-            "--body",
-            "b",
-        ],
-        None,
-    );
+    let out = s.env.send_simple("ann@example.com", "cert smtp", &[]);
     assert_eq!(out.code, 0, "{out}");
     let m = &s
         .smtp
@@ -255,20 +184,9 @@ fn app_only_with_a_certificate_signs_its_assertion() {
         .wait_messages(1, Duration::from_secs(10))[0];
     assert_eq!(m.user, MAILBOX);
     // Graph with a token for the Graph resource, minted on demand.
-    let out = s.env.run(
-        &[
-            "send",
-            "--transport",
-            "graph",
-            "--to",
-            "ann@example.com",
-            "--subject",
-            "cert graph",
-            "--body",
-            "b",
-        ],
-        None,
-    );
+    let out = s
+        .env
+        .send_simple("ann@example.com", "cert graph", &["--transport", "graph"]);
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(s.graph.delivered()[0].mailbox, MAILBOX);
     assert_eq!(s.entra.stats().client_credentials_grants, 2);

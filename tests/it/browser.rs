@@ -2,7 +2,7 @@
 //! `$BROWSER` in real headless Chromium, which follows the fake's redirect to mailer's
 //! loopback listener. Needs Debian's `chromium` (scripts/test installs it).
 
-use crate::login::{CLIENT, TENANT, fake};
+use crate::login::{CLIENT, fake, login_command};
 use crate::support::harness::{Env, support_file};
 use std::time::{Duration, Instant};
 
@@ -40,20 +40,7 @@ fn login_through_real_headless_chromium() {
     env.set("MAILER_TEST_CHROMIUM_DOM", dom.to_str().unwrap());
     let f = fake();
     let authority = f.authority();
-    let out = env.run(
-        &[
-            "login",
-            "--tenant",
-            TENANT,
-            "--client-id",
-            CLIENT,
-            "--authority",
-            &authority,
-            "--timeout",
-            "60",
-        ],
-        None,
-    );
+    let out = env.run(&login_command(CLIENT, &authority, "60", true, &[]), None);
     assert_eq!(
         out.code,
         0,

@@ -10,6 +10,8 @@ use serde_json::Value;
 
 use crate::support::fake_entra::*;
 use crate::support::http::{Response, form_encode, pair, post_form, query_pairs, request};
+use crate::support::openssl::self_signed_certificate;
+use crate::support::server::{now_secs, random_token};
 
 const APP: &str = "0a1b2c3d-0000-4000-8000-000000000001";
 const OTHER_APP: &str = "0a1b2c3d-0000-4000-8000-000000000002";
@@ -114,30 +116,50 @@ fn token(fake: &FakeEntra, pairs: &[(&str, &str)]) -> Response {
     token_at(fake, "organizations", &[], pairs)
 }
 
-fn redeem(fake: &FakeEntra, code: &str, scope: Option<&str>) -> Response {
-    let mut pairs = vec![
+/// The pairs of a correct redemption of `code` by [`APP`], without a scope.
+fn redeem_pairs(code: &str) -> Vec<(&str, &str)> {
+    vec![
         ("grant_type", "authorization_code"),
         ("client_id", APP),
         ("code", code),
         ("redirect_uri", LOOPBACK),
         ("code_verifier", VERIFIER),
-    ];
-    if let Some(s) = scope {
-        pairs.push(("scope", s));
-    }
-    token(fake, &pairs)
+    ]
 }
 
-fn refresh(fake: &FakeEntra, rt: &str, scope: Option<&str>) -> Response {
-    let mut pairs = vec![
+/// `pairs` with each `(key, Some(value))` set (in place, or appended) and each `(key, None)`
+/// removed.
+fn edit<'a>(
+    mut pairs: Vec<(&'a str, &'a str)>,
+    changes: &[(&'a str, Option<&'a str>)],
+) -> Vec<(&'a str, &'a str)> {
+    for &(key, value) in changes {
+        match (pairs.iter().position(|(k, _)| *k == key), value) {
+            (Some(i), Some(v)) => pairs[i].1 = v,
+            (Some(i), None) => {
+                pairs.remove(i);
+            }
+            (None, Some(v)) => pairs.push((key, v)),
+            (None, None) => {}
+        }
+    }
+    pairs
+}
+
+fn redeem(fake: &FakeEntra, code: &str, scope: Option<&str>) -> Response {
+    token(fake, &edit(redeem_pairs(code), &[("scope", scope)]))
+}
+
+fn refresh_pairs(rt: &str) -> Vec<(&str, &str)> {
+    vec![
         ("grant_type", "refresh_token"),
         ("client_id", APP),
         ("refresh_token", rt),
-    ];
-    if let Some(s) = scope {
-        pairs.push(("scope", s));
-    }
-    token(fake, &pairs)
+    ]
+}
+
+fn refresh(fake: &FakeEntra, rt: &str, scope: Option<&str>) -> Response {
+    token(fake, &edit(refresh_pairs(rt), &[("scope", scope)]))
 }
 
 fn ok_json(resp: &Response) -> Value {
@@ -306,13 +328,7 @@ fn pkce_is_mandatory_and_verified() {
     let wrong = "x".repeat(43);
     let resp = token(
         &fake,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", APP),
-            ("code", &code),
-            ("redirect_uri", LOOPBACK),
-            ("code_verifier", &wrong),
-        ],
+        &edit(redeem_pairs(&code), &[("code_verifier", Some(&wrong))]),
     );
     assert_entra_error(&resp, 400, "invalid_grant", 501481);
     // A failed attempt burns the code: no retrying with another verifier.
@@ -321,12 +337,7 @@ fn pkce_is_mandatory_and_verified() {
     let code = login(&fake, &all_scopes());
     let resp = token(
         &fake,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", APP),
-            ("code", &code),
-            ("redirect_uri", LOOPBACK),
-        ],
+        &edit(redeem_pairs(&code), &[("code_verifier", None)]),
     );
     assert_entra_error(&resp, 400, "invalid_request", 900144);
 }
@@ -345,30 +356,13 @@ fn codes_are_single_use_and_bound_to_client_and_tenant() {
     );
 
     let code = login_at(&fake, "organizations", APP, LOOPBACK, &all_scopes());
-    let resp = token_at(
-        &fake,
-        "common",
-        &[],
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", APP),
-            ("code", &code),
-            ("redirect_uri", LOOPBACK),
-            ("code_verifier", VERIFIER),
-        ],
-    );
+    let resp = token_at(&fake, "common", &[], &redeem_pairs(&code));
     assert_entra_error(&resp, 400, "invalid_grant", 700005);
 
     let code = login(&fake, &all_scopes());
     let resp = token(
         &fake,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", OTHER_APP),
-            ("code", &code),
-            ("redirect_uri", LOOPBACK),
-            ("code_verifier", VERIFIER),
-        ],
+        &edit(redeem_pairs(&code), &[("client_id", Some(OTHER_APP))]),
     );
     assert_entra_error(&resp, 400, "invalid_grant", 70000);
 }
@@ -437,13 +431,10 @@ fn redirect_uris_follow_the_loopback_rule() {
     );
     let resp = token(
         &fake,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", APP),
-            ("code", &code),
-            ("redirect_uri", "http://localhost:1235"),
-            ("code_verifier", VERIFIER),
-        ],
+        &edit(
+            redeem_pairs(&code),
+            &[("redirect_uri", Some("http://localhost:1235"))],
+        ),
     );
     assert_entra_error(&resp, 400, "invalid_grant", 500112);
     let errors = fake.stats().errors;
@@ -544,11 +535,7 @@ fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
     let rt = str_field(&v, "refresh_token");
     let resp = token(
         &fake,
-        &[
-            ("grant_type", "refresh_token"),
-            ("client_id", OTHER_APP),
-            ("refresh_token", rt),
-        ],
+        &edit(refresh_pairs(rt), &[("client_id", Some(OTHER_APP))]),
     );
     assert_entra_error(&resp, 400, "invalid_grant", 70000);
 
@@ -653,29 +640,13 @@ fn client_authentication_matches_the_app_type() {
     assert_eq!(auth, ["none", "post", "basic", "basic", "post"]);
 
     let code = login(&fake, &all_scopes());
-    let resp = token(
-        &fake,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", APP),
-            ("client_secret", "anything"),
-            ("code", &code),
-            ("redirect_uri", LOOPBACK),
-            ("code_verifier", VERIFIER),
-        ],
-    );
-    assert_entra_error(&resp, 401, "invalid_client", 700025);
-    let resp = token(
-        &fake,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", "nobody"),
-            ("code", &code),
-            ("redirect_uri", LOOPBACK),
-            ("code_verifier", VERIFIER),
-        ],
-    );
-    assert_entra_error(&resp, 400, "unauthorized_client", 700016);
+    for ((key, value), status, error, aadsts) in [
+        (("client_secret", "anything"), 401, "invalid_client", 700025),
+        (("client_id", "nobody"), 400, "unauthorized_client", 700016),
+    ] {
+        let resp = token(&fake, &edit(redeem_pairs(&code), &[(key, Some(value))]));
+        assert_entra_error(&resp, status, error, aadsts);
+    }
 }
 
 fn devicecode(fake: &FakeEntra, client_id: &str, scope: &str) -> Response {
@@ -686,15 +657,16 @@ fn devicecode(fake: &FakeEntra, client_id: &str, scope: &str) -> Response {
     )
 }
 
+fn poll_pairs(device_code: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("grant_type", DEVICE_GRANT),
+        ("client_id", APP),
+        ("device_code", device_code),
+    ]
+}
+
 fn poll(fake: &FakeEntra, device_code: &str) -> Response {
-    token(
-        fake,
-        &[
-            ("grant_type", DEVICE_GRANT),
-            ("client_id", APP),
-            ("device_code", device_code),
-        ],
-    )
+    token(fake, &poll_pairs(device_code))
 }
 
 /// Starts a device flow; returns (device_code, user_code).
@@ -829,11 +801,7 @@ fn device_code_decline_devicelogin_and_client_rules() {
     let (dc, _) = start_device(&fake, GRAPH_SEND);
     let resp = token(
         &fake,
-        &[
-            ("grant_type", DEVICE_GRANT),
-            ("client_id", OTHER_APP),
-            ("device_code", &dc),
-        ],
+        &edit(poll_pairs(&dc), &[("client_id", Some(OTHER_APP))]),
     );
     assert_entra_error(&resp, 400, "invalid_grant", 70000);
 }
@@ -1002,17 +970,7 @@ fn concurrent_clients_are_all_served() {
         .map(|code| {
             let url = format!("{authority}/organizations/oauth2/v2.0/token");
             std::thread::spawn(move || {
-                let resp = post_form(
-                    &url,
-                    &[],
-                    &[
-                        ("grant_type", "authorization_code"),
-                        ("client_id", APP),
-                        ("code", &code),
-                        ("redirect_uri", LOOPBACK),
-                        ("code_verifier", VERIFIER),
-                    ],
-                );
+                let resp = post_form(&url, &[], &redeem_pairs(&code));
                 assert_eq!(resp.status, 200, "{}", resp.text());
                 resp.json()["access_token"].as_str().unwrap().to_string()
             })
@@ -1049,8 +1007,10 @@ const CERT_APP: &str = "0a1b2c3d-0000-4000-8000-0000000000c2";
 const APP_SECRET: &str = "app~secret:+/%&=";
 const GRAPH_DEFAULT: &str = "https://graph.microsoft.com/.default";
 const EXCHANGE_DEFAULT: &str = "https://outlook.office365.com/.default";
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// An RSA key and self-signed certificate made with the `openssl` CLI, as an admin would.
+/// An RSA key and self-signed certificate made with the `openssl` CLI, as an admin would,
+/// with the key loaded for signing.
 struct TestCert {
     key: ring::signature::RsaKeyPair,
     cert_der: Vec<u8>,
@@ -1058,32 +1018,11 @@ struct TestCert {
     public_der: Vec<u8>,
 }
 
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run the openssl CLI");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn make_cert() -> TestCert {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    #[rustfmt::skip]
-    openssl(d, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem",
-        "-out", "cert.pem", "-days", "2", "-subj", "/CN=mailer-test"]);
-    #[rustfmt::skip]
-    openssl(d, &["rsa", "-in", "key.pem", "-RSAPublicKey_out", "-outform", "DER", "-out", "pub.der"]);
-    #[rustfmt::skip]
-    openssl(d, &["x509", "-in", "cert.pem", "-outform", "DER", "-out", "cert.der"]);
-    let read = |n: &str| std::fs::read(d.join(n)).unwrap();
+    let c = self_signed_certificate(dir.path());
     // `req -newkey … -nodes` writes PKCS#8 ("BEGIN PRIVATE KEY"), which ring reads.
-    let pem = String::from_utf8(read("key.pem")).unwrap();
+    let pem = std::fs::read_to_string(&c.key_pem).unwrap();
     let b64: String = pem
         .lines()
         .skip_while(|l| *l != "-----BEGIN PRIVATE KEY-----")
@@ -1095,26 +1034,13 @@ fn make_cert() -> TestCert {
         .expect("PKCS#8 PEM");
     TestCert {
         key: ring::signature::RsaKeyPair::from_pkcs8(&pkcs8).expect("PKCS#8 RSA key"),
-        cert_der: read("cert.der"),
-        public_der: read("pub.der"),
+        cert_der: c.cert_der,
+        public_der: c.public_key_der,
     }
 }
 
 fn b64url(b: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(b)
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn random_jti() -> String {
-    let mut b = [0u8; 16];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).unwrap();
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn token_url(fake: &FakeEntra, tenant: &str) -> String {
@@ -1128,7 +1054,7 @@ fn claims(fake: &FakeEntra) -> Value {
         "aud": token_url(fake, HOME_TID),
         "iss": CERT_APP,
         "sub": CERT_APP,
-        "jti": random_jti(),
+        "jti": random_token(16),
         "nbf": now,
         "iat": now,
         "exp": now + 600,
@@ -1174,18 +1100,20 @@ fn sign(cert: &TestCert, header: &Value, claims: &Value) -> String {
     format!("{input}.{}", b64url(sig))
 }
 
+/// A client-credentials token request to `tenant`: `pairs` after the grant type.
+fn app_token_at(fake: &FakeEntra, tenant: &str, pairs: &[(&str, &str)]) -> Response {
+    let mut all = vec![("grant_type", "client_credentials")];
+    all.extend_from_slice(pairs);
+    token_at(fake, tenant, &[], &all)
+}
+
 fn app_token_with_assertion(fake: &FakeEntra, tenant: &str, jwt: &str, scope: &str) -> Response {
-    token_at(
+    app_token_at(
         fake,
         tenant,
-        &[],
         &[
-            ("grant_type", "client_credentials"),
             ("client_id", CERT_APP),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ),
+            ("client_assertion_type", JWT_BEARER),
             ("client_assertion", jwt),
             ("scope", scope),
         ],
@@ -1193,12 +1121,10 @@ fn app_token_with_assertion(fake: &FakeEntra, tenant: &str, jwt: &str, scope: &s
 }
 
 fn app_token_with_secret(fake: &FakeEntra, tenant: &str, secret: &str, scope: &str) -> Response {
-    token_at(
+    app_token_at(
         fake,
         tenant,
-        &[],
         &[
-            ("grant_type", "client_credentials"),
             ("client_id", SECRET_APP),
             ("client_secret", secret),
             ("scope", scope),
@@ -1299,48 +1225,26 @@ fn secret_app_gets_app_only_tokens_without_refresh_token() {
     ));
     assert_eq!(v["app"], false, "{v}");
 
-    assert_entra_error(
-        &app_token_with_secret(&fake, HOME_TID, "wrong", GRAPH_DEFAULT),
-        401,
-        "invalid_client",
-        7000215,
-    );
-    let resp = token_at(
-        &fake,
-        HOME_TID,
-        &[],
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", SECRET_APP),
-            ("scope", GRAPH_DEFAULT),
-        ],
-    );
-    assert_entra_error(&resp, 401, "invalid_client", 7000218);
-    let resp = token_at(
-        &fake,
-        HOME_TID,
-        &[],
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", "nobody"),
-            ("client_secret", "x"),
-            ("scope", GRAPH_DEFAULT),
-        ],
-    );
-    assert_entra_error(&resp, 400, "unauthorized_client", 700016);
-    // Apps registered only for delegated flows do not get app-only tokens from this fake.
-    let resp = token_at(
-        &fake,
-        HOME_TID,
-        &[],
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", WEB_APP),
-            ("client_secret", WEB_SECRET),
-            ("scope", GRAPH_DEFAULT),
-        ],
-    );
-    assert_entra_error(&resp, 400, "unsupported_grant_type", 70003);
+    for (client_id, secret, status, error, aadsts) in [
+        (SECRET_APP, Some("wrong"), 401, "invalid_client", 7000215),
+        (SECRET_APP, None, 401, "invalid_client", 7000218),
+        ("nobody", Some("x"), 400, "unauthorized_client", 700016),
+        // Apps registered only for delegated flows do not get app-only tokens from this fake.
+        (
+            WEB_APP,
+            Some(WEB_SECRET),
+            400,
+            "unsupported_grant_type",
+            70003,
+        ),
+    ] {
+        let mut pairs = vec![("client_id", client_id), ("scope", GRAPH_DEFAULT)];
+        if let Some(secret) = secret {
+            pairs.insert(1, ("client_secret", secret));
+        }
+        let resp = app_token_at(&fake, HOME_TID, &pairs);
+        assert_entra_error(&resp, status, error, aadsts);
+    }
     // An app-only registration has no redirect URI, so no delegated sign-in either.
     let resp = authorize_raw(
         &fake,
@@ -1582,61 +1486,48 @@ fn client_assertions_are_verified_strictly() {
 
     // The request around the assertion.
     let jwt = sign(&cert, &ps, &claims(&fake));
-    let resp = token_at(
-        &fake,
-        HOME_TID,
-        &[],
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", CERT_APP),
-            ("client_assertion", &jwt),
-            ("scope", GRAPH_DEFAULT),
-        ],
-    );
-    assert_entra_error(&resp, 400, "invalid_request", 900144);
-    let resp = token_at(
-        &fake,
-        HOME_TID,
-        &[],
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", CERT_APP),
-            ("client_assertion_type", "jwt-bearer"),
-            ("client_assertion", &jwt),
-            ("scope", GRAPH_DEFAULT),
-        ],
-    );
-    assert_entra_error(&resp, 400, "invalid_request", 9002313);
-    let resp = token_at(
-        &fake,
-        HOME_TID,
-        &[],
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", CERT_APP),
-            ("client_secret", "also"),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ),
-            ("client_assertion", &jwt),
-            ("scope", GRAPH_DEFAULT),
-        ],
-    );
-    assert_entra_error(&resp, 400, "invalid_request", 9002313);
-    // A secret is no credential of a certificate app.
-    let resp = token_at(
-        &fake,
-        HOME_TID,
-        &[],
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", CERT_APP),
-            ("client_secret", "guess"),
-            ("scope", GRAPH_DEFAULT),
-        ],
-    );
-    assert_entra_error(&resp, 401, "invalid_client", 7000215);
+    let assertion = [
+        ("client_id", CERT_APP),
+        ("client_assertion_type", JWT_BEARER),
+        ("client_assertion", jwt.as_str()),
+        ("scope", GRAPH_DEFAULT),
+    ];
+    for (changes, status, error, aadsts) in [
+        // No client_assertion_type.
+        (
+            &[("client_assertion_type", None)][..],
+            400,
+            "invalid_request",
+            900144,
+        ),
+        (
+            &[("client_assertion_type", Some("jwt-bearer"))][..],
+            400,
+            "invalid_request",
+            9002313,
+        ),
+        // Two credentials at once.
+        (
+            &[("client_secret", Some("also"))][..],
+            400,
+            "invalid_request",
+            9002313,
+        ),
+        // A secret is no credential of a certificate app.
+        (
+            &[
+                ("client_assertion_type", None),
+                ("client_assertion", None),
+                ("client_secret", Some("guess")),
+            ][..],
+            401,
+            "invalid_client",
+            7000215,
+        ),
+    ] {
+        let resp = app_token_at(&fake, HOME_TID, &edit(assertion.to_vec(), changes));
+        assert_entra_error(&resp, status, error, aadsts);
+    }
     // The untouched assertion still works: refusals above did not burn its jti.
     app_token_info(&fake, &send(&jwt));
     assert_eq!(fake.stats().client_credentials_grants, 3);

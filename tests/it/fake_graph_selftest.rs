@@ -9,12 +9,11 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::support::fake_entra::{FakeEntra, s256_challenge};
+use crate::support::fake_entra::FakeEntra;
 use crate::support::fake_graph::*;
-use crate::support::http::{Response, form_encode, pair, post_form, query_pairs, request};
+use crate::support::http::{Response, post_form, request};
 
 const APP: &str = "0a1b2c3d-0000-4000-8000-0000000000a1";
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const LOOPBACK: &str = "http://localhost:53123";
 const USER: &str = "ada@contoso.example";
 const SEND: &str = "https://graph.microsoft.com/Mail.Send";
@@ -32,41 +31,8 @@ fn entra() -> FakeEntra {
 /// An access token for `scope` (one resource), through a full auth-code + PKCE sign-in that
 /// consents to `consent`.
 fn token_for(entra: &FakeEntra, consent: &str, scope: &str) -> String {
-    let query = form_encode(&[
-        ("client_id", APP),
-        ("response_type", "code"),
-        ("redirect_uri", LOOPBACK),
-        ("scope", consent),
-        ("state", "s"),
-        ("code_challenge", &s256_challenge(VERIFIER)),
-        ("code_challenge_method", "S256"),
-    ]);
-    let resp = request(
-        "GET",
-        &format!(
-            "{}/organizations/oauth2/v2.0/authorize?{query}",
-            entra.authority()
-        ),
-        &[],
-        b"",
-    );
-    assert_eq!(resp.status, 302, "authorize: {}", resp.text());
-    let q = query_pairs(resp.header("Location").unwrap());
-    let code = pair(&q, "code").expect("code").to_string();
-    let resp = post_form(
-        &format!("{}/organizations/oauth2/v2.0/token", entra.authority()),
-        &[],
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", APP),
-            ("code", &code),
-            ("redirect_uri", LOOPBACK),
-            ("code_verifier", VERIFIER),
-            ("scope", scope),
-        ],
-    );
-    assert_eq!(resp.status, 200, "token: {}", resp.text());
-    resp.json()["access_token"].as_str().unwrap().to_string()
+    let v = entra.sign_in(APP, LOOPBACK, consent, scope);
+    v["access_token"].as_str().unwrap().to_string()
 }
 
 /// A Graph token with Mail.Send and Mail.ReadWrite.
@@ -782,27 +748,14 @@ fn routing_is_strict() {
     let (_entra, graph, token) = setup();
     let auth = format!("Bearer {token}");
     let headers = [("Authorization", auth.as_str())];
-    let resp = request(
-        "GET",
-        &format!("{}/v1.0/me/sendMail", graph.url()),
-        &headers,
-        b"",
-    );
-    assert_graph_error(&resp, 405, "Request_BadRequest");
-    let resp = request(
-        "POST",
-        &format!("{}/beta/me/sendMail", graph.url()),
-        &headers,
-        b"",
-    );
-    assert_graph_error(&resp, 404, "UnknownError");
-    let resp = request(
-        "POST",
-        &format!("{}/v1.0//me/sendMail", graph.url()),
-        &headers,
-        b"",
-    );
-    assert_graph_error(&resp, 404, "UnknownError");
+    for (method, path, status, code) in [
+        ("GET", "/v1.0/me/sendMail", 405, "Request_BadRequest"),
+        ("POST", "/beta/me/sendMail", 404, "UnknownError"),
+        ("POST", "/v1.0//me/sendMail", 404, "UnknownError"),
+    ] {
+        let resp = request(method, &format!("{}{path}", graph.url()), &headers, b"");
+        assert_graph_error(&resp, status, code);
+    }
     // Graph's segments are case-insensitive.
     let resp = post_json(
         &graph,

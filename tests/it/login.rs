@@ -15,21 +15,41 @@ pub fn fake() -> FakeEntra {
     f
 }
 
-pub fn login_args<'a>(fake_authority: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+/// `mailer login` of `client` in [`TENANT`] at the fake's `authority`, waiting at most
+/// `timeout` seconds, with `--no-browser` unless `browser`; then `extra`.
+pub fn login_command<'a>(
+    client: &'a str,
+    authority: &'a str,
+    timeout: &'a str,
+    browser: bool,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
     let mut a = vec![
         "login",
         "--tenant",
         TENANT,
         "--client-id",
-        CLIENT,
+        client,
         "--authority",
-        fake_authority,
-        "--no-browser",
+        authority,
         "--timeout",
-        "30",
+        timeout,
     ];
+    if !browser {
+        a.push("--no-browser");
+    }
     a.extend_from_slice(extra);
     a
+}
+
+/// The usual test login: [`CLIENT`], 30 s, no browser.
+pub fn login_args<'a>(authority: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    login_command(CLIENT, authority, "30", false, extra)
+}
+
+/// Like [`login_args`], but mailer may open `$BROWSER`.
+fn browser_login_args<'a>(authority: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    login_command(CLIENT, authority, "30", true, extra)
 }
 
 /// Logs in through the loopback flow, playing the browser; returns the finished run.
@@ -175,9 +195,7 @@ fn login_times_out_with_a_clear_message() {
     let env = Env::new();
     let f = fake();
     let authority = f.authority();
-    let mut args = login_args(&authority, &[]);
-    let t = args.iter().position(|a| *a == "30").unwrap();
-    args[t] = "2";
+    let args = login_command(CLIENT, &authority, "2", false, &[]);
     let started = Instant::now();
     let out = env.run(&args, None);
     assert_eq!(out.code, 75, "{out}");
@@ -202,8 +220,7 @@ fn unreachable_keyring_fails_before_any_browser() {
     );
     let f = fake();
     let authority = f.authority();
-    let mut args = login_args(&authority, &[]);
-    args.retain(|a| *a != "--no-browser");
+    let args = browser_login_args(&authority, &[]);
     let started = Instant::now();
     let out = env.run(&args, None);
     assert_eq!(out.code, 74, "{out}");
@@ -234,8 +251,7 @@ fn non_interactive_never_opens_a_browser() {
     assert_eq!(out.code, 77, "{out}");
     // login itself refuses under an explicit --non-interactive.
     let authority = f.authority();
-    let mut args = login_args(&authority, &["--non-interactive"]);
-    args.retain(|a| *a != "--no-browser");
+    let args = browser_login_args(&authority, &["--non-interactive"]);
     let out = env.run(&args, None);
     assert_eq!(out.code, 77, "{out}");
     assert!(out.stderr.contains("--non-interactive"), "{out}");
@@ -249,9 +265,7 @@ fn login_opens_the_browser_through_dollar_browser() {
     let env = Env::new();
     let f = fake();
     let authority = f.authority();
-    let mut args = login_args(&authority, &[]);
-    args.retain(|a| *a != "--no-browser");
-    let mut run = env.spawn(&args);
+    let mut run = env.spawn(&browser_login_args(&authority, &[]));
     let url = run.authorize_url();
     run.wait_line("Opened your browser", Duration::from_secs(10));
     // The browser command runs in the background: wait (bounded) for its record.
@@ -273,11 +287,7 @@ fn device_code_login_polls_through_pending_and_slow_down() {
     f.force_slow_down_once();
     let authority = f.authority();
     let out = env.run(
-        &login_args(&authority, &["--device-code", "--transport", "smtp"])[..]
-            .iter()
-            .filter(|a| **a != "--no-browser")
-            .copied()
-            .collect::<Vec<_>>(),
+        &browser_login_args(&authority, &["--device-code", "--transport", "smtp"]),
         None,
     );
     assert_eq!(out.code, 0, "{out}");
@@ -301,12 +311,7 @@ fn device_code_declined_is_explained() {
     let env = Env::new();
     let f = fake();
     let authority = f.authority();
-    let mut run = env.spawn(
-        &login_args(&authority, &["--device-code"])
-            .into_iter()
-            .filter(|a| *a != "--no-browser")
-            .collect::<Vec<_>>(),
-    );
+    let mut run = env.spawn(&browser_login_args(&authority, &["--device-code"]));
     let line = run.wait_line("enter the code", Duration::from_secs(20));
     let code = line.split_whitespace().last().unwrap().to_owned();
     assert!(f.decline_device_code(&code));
@@ -372,9 +377,13 @@ fn confidential_client_secret_from_env_with_basic_auth() {
     f.add_confidential_client("web-app", "s3cr3t-value", &["http://localhost"]);
     let authority = f.authority();
     // Without the secret the provider refuses with AADSTS7000218, explained.
-    let mut args = login_args(&authority, &["--client-auth", "basic"]);
-    let c = args.iter().position(|a| *a == CLIENT).unwrap();
-    args[c] = "web-app";
+    let args = login_command(
+        "web-app",
+        &authority,
+        "30",
+        false,
+        &["--client-auth", "basic"],
+    );
     let mut run = env.spawn(&args);
     browse(&run.authorize_url());
     let out = run.finish();

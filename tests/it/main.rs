@@ -14,6 +14,7 @@ mod fake_graph_selftest;
 mod login;
 mod output;
 mod send;
+mod server_selftest;
 mod smtp_selftest;
 mod tokens;
 mod unattended;

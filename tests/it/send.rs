@@ -21,6 +21,16 @@ pub struct Stand {
 }
 
 impl Stand {
+    /// Graph only, logged in with the defaults.
+    pub fn graph() -> Stand {
+        Stand::new(None, &[])
+    }
+
+    /// With an SMTP server run with `opts`, logged in with the defaults.
+    pub fn with_smtp(opts: SmtpOptions) -> Stand {
+        Stand::new(Some(opts), &[])
+    }
+
     pub fn new(smtp: Option<SmtpOptions>, extra_login: &[&str]) -> Stand {
         Stand::new_with(smtp, extra_login, |_| {})
     }
@@ -72,6 +82,11 @@ impl Stand {
         self.env.run(&a, stdin)
     }
 
+    /// [`Env::send_simple`] through SMTP.
+    pub fn send_smtp(&self, to: &str, subject: &str) -> Output {
+        self.env.send_simple(to, subject, &["--transport", "smtp"])
+    }
+
     pub fn file(&self, name: &str, bytes: &[u8]) -> String {
         let p = self.env.path(name);
         std::fs::write(&p, bytes).unwrap();
@@ -101,13 +116,9 @@ fn blob(n: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-fn smtp_opts() -> SmtpOptions {
-    SmtpOptions::default()
-}
-
 #[test]
 fn graph_json_send_carries_everything() {
-    let s = Stand::new(None, &[]);
+    let s = Stand::graph();
     let pdf = blob(50_000, 1);
     let pdf_path = s.file("report.pdf", &pdf);
     let csv_path = s.file("data.csv", b"a,b\n1,2\n");
@@ -183,7 +194,7 @@ fn graph_json_send_carries_everything() {
 
 #[test]
 fn graph_html_with_inline_image_and_no_save_sent() {
-    let s = Stand::new(None, &[]);
+    let s = Stand::graph();
     let png = blob(2_000, 2);
     let img = s.file("logo.png", &png);
     let html = s.file("mail.html", b"<p>Hi <img src=\"cid:logo.png\"></p>");
@@ -216,7 +227,7 @@ fn graph_html_with_inline_image_and_no_save_sent() {
 
 #[test]
 fn graph_raw_mime_send_adds_envelope_recipients_as_bcc() {
-    let s = Stand::new(None, &[]);
+    let s = Stand::graph();
     let raw = "From: ada@contoso.example\r\nTo: ann@example.com\r\nBcc: hidden@example.com\r\nSubject: raw one\r\n\r\nbody\r\n";
     let out = s.send(
         &[
@@ -250,7 +261,7 @@ fn graph_raw_mime_send_adds_envelope_recipients_as_bcc() {
 
 #[test]
 fn graph_429_is_retried_after_retry_after() {
-    let s = Stand::new(None, &[]);
+    let s = Stand::graph();
     s.graph.fail_next(
         2,
         429,
@@ -259,10 +270,7 @@ fn graph_429_is_retried_after_retry_after() {
         "Application is over its MailboxConcurrency limit.",
     );
     let started = Instant::now();
-    let out = s.send(
-        &["--to", "ann@example.com", "--subject", "t", "--body", "b"],
-        None,
-    );
+    let out = s.env.send_simple("ann@example.com", "t", &[]);
     assert_eq!(out.code, 0, "{out}");
     assert!(
         started.elapsed() >= Duration::from_secs(2),
@@ -274,7 +282,7 @@ fn graph_429_is_retried_after_retry_after() {
 
 #[test]
 fn graph_throttling_beyond_retries_is_a_temporary_failure() {
-    let s = Stand::new(None, &[]);
+    let s = Stand::graph();
     s.graph.fail_next(
         20,
         503,
@@ -282,10 +290,7 @@ fn graph_throttling_beyond_retries_is_a_temporary_failure() {
         "ServiceUnavailable",
         "Service is unavailable.",
     );
-    let out = s.send(
-        &["--to", "ann@example.com", "--subject", "t", "--body", "b"],
-        None,
-    );
+    let out = s.env.send_simple("ann@example.com", "t", &[]);
     assert_eq!(out.code, 75, "{out}");
     assert!(out.stderr.contains("request-id"), "{out}");
     let st = s.graph.stats();
@@ -299,7 +304,7 @@ fn graph_throttling_beyond_retries_is_a_temporary_failure() {
 
 #[test]
 fn graph_errors_are_explained_with_request_id() {
-    let s = Stand::new(None, &[]);
+    let s = Stand::graph();
     for (status, code, exit, needle) in [
         (403, "ErrorSendAsDenied", 69, "Send As"),
         (403, "ErrorAccessDenied", 69, "Mail.Send"),
@@ -310,10 +315,7 @@ fn graph_errors_are_explained_with_request_id() {
     ] {
         s.graph
             .fail_next(1, status, None, code, "The thing failed.");
-        let out = s.send(
-            &["--to", "ann@example.com", "--subject", "t", "--body", "b"],
-            None,
-        );
+        let out = s.env.send_simple("ann@example.com", "t", &[]);
         assert_eq!(out.code, exit, "{code}: {out}");
         assert!(out.stderr.contains(code), "{code}: {out}");
         assert!(out.stderr.contains(needle), "{code}: {out}");
@@ -328,31 +330,22 @@ fn graph_errors_are_explained_with_request_id() {
 
 #[test]
 fn graph_401_refreshes_once_and_retries_once() {
-    let s = Stand::new(None, &[]);
-    s.graph.fail_next(
-        1,
-        401,
-        None,
-        "InvalidAuthenticationToken",
-        "Access token has expired or is not yet valid.",
-    );
-    let out = s.send(
-        &["--to", "ann@example.com", "--subject", "t", "--body", "b"],
-        None,
-    );
+    let s = Stand::graph();
+    let expired = |times| {
+        s.graph.fail_next(
+            times,
+            401,
+            None,
+            "InvalidAuthenticationToken",
+            "Access token has expired or is not yet valid.",
+        )
+    };
+    expired(1);
+    let out = s.env.send_simple("ann@example.com", "t", &[]);
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(s.entra.stats().refresh_grants, 1);
-    s.graph.fail_next(
-        2,
-        401,
-        None,
-        "InvalidAuthenticationToken",
-        "Access token has expired or is not yet valid.",
-    );
-    let out = s.send(
-        &["--to", "ann@example.com", "--subject", "t", "--body", "b"],
-        None,
-    );
+    expired(2);
+    let out = s.env.send_simple("ann@example.com", "t", &[]);
     assert_eq!(out.code, 77, "{out}");
     assert!(out.stderr.contains("mailer login"), "{out}");
 }
@@ -396,21 +389,11 @@ fn graph_large_attachment_goes_through_an_upload_session() {
 
 #[test]
 fn graph_large_attachment_without_mail_readwrite_says_how() {
-    let s = Stand::new(None, &[]);
+    let s = Stand::graph();
     let big_path = s.file("big.bin", &blob(5 * 1024 * 1024, 5));
-    let out = s.send(
-        &[
-            "--to",
-            "ann@example.com",
-            "--subject",
-            "large",
-            "--body",
-            "b",
-            "--attach",
-            &big_path,
-        ],
-        None,
-    );
+    let out = s
+        .env
+        .send_simple("ann@example.com", "large", &["--attach", &big_path]);
     assert_eq!(out.code, 77, "{out}");
     assert!(
         out.stderr.contains("--large-attachments") && out.stderr.contains("--transport smtp"),
@@ -421,35 +404,19 @@ fn graph_large_attachment_without_mail_readwrite_says_how() {
 
 #[test]
 fn graph_send_as_another_mailbox() {
-    let s = Stand::new(None, &[]);
-    let out = s.send(
-        &[
-            "--from",
-            "shared@contoso.example",
-            "--to",
-            "ann@example.com",
-            "--subject",
-            "t",
-            "--body",
-            "b",
-        ],
-        None,
+    let s = Stand::graph();
+    let out = s.env.send_simple(
+        "ann@example.com",
+        "t",
+        &["--from", "shared@contoso.example"],
     );
     assert_eq!(out.code, 69, "{out}");
     assert!(out.stderr.contains("ErrorSendAsDenied"), "{out}");
     s.graph.allow_send_as(USER, "shared@contoso.example");
-    let out = s.send(
-        &[
-            "--from",
-            "shared@contoso.example",
-            "--to",
-            "ann@example.com",
-            "--subject",
-            "t",
-            "--body",
-            "b",
-        ],
-        None,
+    let out = s.env.send_simple(
+        "ann@example.com",
+        "t",
+        &["--from", "shared@contoso.example"],
     );
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(s.graph.delivered()[0].mailbox, "shared@contoso.example");
@@ -457,7 +424,11 @@ fn graph_send_as_another_mailbox() {
 
 #[test]
 fn bad_input_never_sends_and_gets_its_exit_code() {
-    let s = Stand::new(None, &[]);
+    // Most cases address a@example.com and get one thing wrong.
+    fn to_a<'a>(rest: &[&'a str]) -> Vec<&'a str> {
+        [&["--to", "a@example.com"][..], rest].concat()
+    }
+    let s = Stand::graph();
     let missing = s.env.path("nope.pdf");
     let missing = missing.to_str().unwrap();
     let before = s.entra.stats().token_requests.len();
@@ -475,75 +446,32 @@ fn bad_input_never_sends_and_gets_its_exit_code() {
             "no recipient",
         ),
         (
-            vec!["--to", "a@example.com", "--body", "b", "--attach", missing],
+            to_a(&["--body", "b", "--attach", missing]),
             None,
             66,
             "nope.pdf",
         ),
+        (to_a(&["--body", "b", "--body-file", missing]), None, 64, ""),
+        (to_a(&["--body-file", missing]), None, 66, "nope.pdf"),
         (
-            vec![
-                "--to",
-                "a@example.com",
-                "--body",
-                "b",
-                "--body-file",
-                missing,
-            ],
-            None,
-            64,
-            "",
-        ),
-        (
-            vec!["--to", "a@example.com", "--body-file", missing],
-            None,
-            66,
-            "nope.pdf",
-        ),
-        (
-            vec![
-                "--to",
-                "a@example.com",
-                "--body",
-                "b",
-                "--header",
-                "Priority: urgent",
-            ],
+            to_a(&["--body", "b", "--header", "Priority: urgent"]),
             None,
             65,
             "X-",
         ),
         (
-            vec![
-                "--to",
-                "a@example.com",
-                "--subject",
-                "a\r\nBcc: evil@example.com",
-                "--body",
-                "b",
-            ],
+            to_a(&["--subject", "a\r\nBcc: evil@example.com", "--body", "b"]),
             None,
             65,
             "line break",
         ),
         (
-            vec![
-                "--to",
-                "a@example.com",
-                "--body",
-                "b",
-                "--header",
-                "X-A: 1\nBcc: evil@example.com",
-            ],
+            to_a(&["--body", "b", "--header", "X-A: 1\nBcc: evil@example.com"]),
             None,
             65,
             "line break",
         ),
-        (
-            vec!["--to", "a@example.com", "--subject", "s"],
-            Some(""),
-            64,
-            "stdin is empty",
-        ),
+        (to_a(&["--subject", "s"]), Some(""), 64, "stdin is empty"),
         (
             vec!["--raw"],
             Some("Subject: none\r\n\r\nno recipients\r\n"),
@@ -565,7 +493,7 @@ fn bad_input_never_sends_and_gets_its_exit_code() {
 
 #[test]
 fn body_from_stdin_and_files() {
-    let s = Stand::new(None, &[]);
+    let s = Stand::graph();
     let out = s.send(
         &["--to", "a@example.com", "--subject", "piped"],
         Some("from a pipe\n"),
@@ -617,7 +545,7 @@ fn dry_run_touches_no_token_store_and_no_network() {
     assert!(m.header("Bcc").is_none(), "Bcc printed: {}", out.stdout);
     assert!(out.stderr.contains("nothing sent"), "{out}");
     // With a logged-in profile it uses the profile's user and still fetches nothing.
-    let s = Stand::new(None, &[]);
+    let s = Stand::graph();
     let before = s.entra.stats().token_requests.len();
     let out = s.send(&["--dry-run", "--to", "a@example.com", "--body", "x"], None);
     assert_eq!(out.code, 0, "{out}");
@@ -628,7 +556,7 @@ fn dry_run_touches_no_token_store_and_no_network() {
 
 #[test]
 fn smtp_send_delivers_exact_bytes() {
-    let s = Stand::new(Some(smtp_opts()), &[]);
+    let s = Stand::with_smtp(SmtpOptions::default());
     let pdf = blob(70_000, 6);
     let pdf_path = s.file("report.pdf", &pdf);
     let out = s.send(
@@ -676,7 +604,7 @@ fn smtp_send_delivers_exact_bytes() {
 
 #[test]
 fn smtp_raw_strips_bcc_from_the_bytes() {
-    let s = Stand::new(Some(smtp_opts()), &[]);
+    let s = Stand::with_smtp(SmtpOptions::default());
     let raw = "From: ada@contoso.example\r\nTo: ann@example.com\r\nBcc: hidden@example.com\r\nSubject: raw\r\n\r\nbody\r\n";
     let out = s.send(&["--transport", "smtp", "--raw"], Some(raw));
     assert_eq!(out.code, 0, "{out}");
@@ -691,26 +619,14 @@ fn smtp_raw_strips_bcc_from_the_bytes() {
 #[test]
 fn smtp_rejected_token_is_refreshed_once_in_both_styles() {
     for style in ["535", "334"] {
-        let s = Stand::new(
-            Some(SmtpOptions {
-                reject: Some((style, 1)),
-                ..smtp_opts()
-            }),
-            &[],
-        );
-        let out = s.send(
-            &[
-                "--transport",
-                "smtp",
-                "--to",
-                "ann@example.com",
-                "--subject",
-                style,
-                "--body",
-                "b",
-            ],
-            None,
-        );
+        let rejecting = |times| {
+            Stand::with_smtp(SmtpOptions {
+                reject: Some((style, times)),
+                ..SmtpOptions::default()
+            })
+        };
+        let s = rejecting(1);
+        let out = s.send_smtp("ann@example.com", style);
         assert_eq!(out.code, 0, "{style}: {out}");
         assert_eq!(s.smtp().wait_messages(1, Duration::from_secs(10)).len(), 1);
         let st = s.smtp().stats();
@@ -718,26 +634,8 @@ fn smtp_rejected_token_is_refreshed_once_in_both_styles() {
         // One refresh minted the SMTP token, a second one replaced the rejected token.
         assert_eq!(s.entra.stats().refresh_grants, 2, "{style}");
 
-        let s = Stand::new(
-            Some(SmtpOptions {
-                reject: Some((style, 10)),
-                ..smtp_opts()
-            }),
-            &[],
-        );
-        let out = s.send(
-            &[
-                "--transport",
-                "smtp",
-                "--to",
-                "ann@example.com",
-                "--subject",
-                style,
-                "--body",
-                "b",
-            ],
-            None,
-        );
+        let s = rejecting(10);
+        let out = s.send_smtp("ann@example.com", style);
         assert_eq!(out.code, 77, "{style}: {out}");
         assert!(
             out.stderr.contains("rejected the access token twice")
@@ -754,26 +652,11 @@ fn smtp_rejected_token_is_refreshed_once_in_both_styles() {
 
 #[test]
 fn smtp_auth_disabled_is_explained() {
-    let s = Stand::new(
-        Some(SmtpOptions {
-            disabled: true,
-            ..smtp_opts()
-        }),
-        &[],
-    );
-    let out = s.send(
-        &[
-            "--transport",
-            "smtp",
-            "--to",
-            "ann@example.com",
-            "--subject",
-            "s",
-            "--body",
-            "b",
-        ],
-        None,
-    );
+    let s = Stand::with_smtp(SmtpOptions {
+        disabled: true,
+        ..SmtpOptions::default()
+    });
+    let out = s.send_smtp("ann@example.com", "s");
     assert_eq!(out.code, 69, "{out}");
     assert!(
         out.stderr.contains("5.7.139")
@@ -785,35 +668,11 @@ fn smtp_auth_disabled_is_explained() {
 
 #[test]
 fn smtp_recipient_replies_map_to_exit_codes() {
-    let s = Stand::new(Some(smtp_opts()), &[]);
-    let out = s.send(
-        &[
-            "--transport",
-            "smtp",
-            "--to",
-            "tempfail@example.com",
-            "--subject",
-            "s",
-            "--body",
-            "b",
-        ],
-        None,
-    );
+    let s = Stand::with_smtp(SmtpOptions::default());
+    let out = s.send_smtp("tempfail@example.com", "s");
     assert_eq!(out.code, 75, "{out}");
     assert!(out.stderr.contains("451"), "{out}");
-    let out = s.send(
-        &[
-            "--transport",
-            "smtp",
-            "--to",
-            "reject-me@example.com",
-            "--subject",
-            "s",
-            "--body",
-            "b",
-        ],
-        None,
-    );
+    let out = s.send_smtp("reject-me@example.com", "s");
     assert_eq!(out.code, 65, "{out}");
     assert!(
         out.stderr.contains("550") && out.stderr.contains("User unknown"),
@@ -827,30 +686,18 @@ fn smtp_implicit_tls() {
     let s = Stand::new(
         Some(SmtpOptions {
             secure: true,
-            ..smtp_opts()
+            ..SmtpOptions::default()
         }),
         &["--smtp-security", "tls"],
     );
-    let out = s.send(
-        &[
-            "--transport",
-            "smtp",
-            "--to",
-            "ann@example.com",
-            "--subject",
-            "tls",
-            "--body",
-            "b",
-        ],
-        None,
-    );
+    let out = s.send_smtp("ann@example.com", "tls");
     assert_eq!(out.code, 0, "{out}");
     assert!(s.smtp().wait_messages(1, Duration::from_secs(10))[0].secure);
 }
 
 #[test]
 fn same_message_same_structure_through_both_transports() {
-    let s = Stand::new(Some(smtp_opts()), &[]);
+    let s = Stand::with_smtp(SmtpOptions::default());
     let png = blob(3_000, 7);
     let doc = blob(20_000, 8);
     let img = s.file("chart.png", &png);
@@ -920,21 +767,16 @@ fn same_message_same_structure_through_both_transports() {
 
 #[test]
 fn smtp_send_as_a_shared_mailbox_authenticates_as_the_delegate() {
-    let s = Stand::new(Some(smtp_opts()), &[]);
-    let out = s.send(
+    let s = Stand::with_smtp(SmtpOptions::default());
+    let out = s.env.send_simple(
+        "ann@example.com",
+        "s",
         &[
             "--transport",
             "smtp",
             "--from",
             "Support <support@contoso.example>",
-            "--to",
-            "ann@example.com",
-            "--subject",
-            "s",
-            "--body",
-            "b",
         ],
-        None,
     );
     assert_eq!(out.code, 0, "{out}");
     assert!(out.stderr.contains("as support@contoso.example"), "{out}");

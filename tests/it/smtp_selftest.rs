@@ -14,13 +14,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 
-use crate::support::fake_entra::{FakeEntra, s256_challenge};
-use crate::support::http::{form_encode, pair, post_form, query_pairs, request};
+use crate::support::fake_entra::FakeEntra;
+use crate::support::http::post_form;
 use crate::support::smtp::{SmtpMessage, SmtpOptions, SmtpServer, SmtpStats};
 
 const APP: &str = "0a1b2c3d-0000-4000-8000-0000000000a1";
 const REDIRECT: &str = "http://localhost:40111";
-const VERIFIER: &str = "smtp-selftest-verifier-0123456789-abcdefghijklmnopq";
 const GRAPH_SEND: &str = "https://graph.microsoft.com/Mail.Send";
 const SMTP_SEND: &str = "https://outlook.office.com/SMTP.Send";
 const USER: &str = "ada@contoso.example";
@@ -48,48 +47,16 @@ struct Entra {
 fn entra() -> Entra {
     let fake = FakeEntra::start();
     fake.add_public_client(APP, &["http://localhost"]);
-    let authorize = format!(
-        "{}/organizations/oauth2/v2.0/authorize?{}",
-        fake.authority(),
-        form_encode(&[
-            ("client_id", APP),
-            ("response_type", "code"),
-            ("redirect_uri", REDIRECT),
-            (
-                "scope",
-                &format!("{GRAPH_SEND} {SMTP_SEND} openid offline_access"),
-            ),
-            ("state", "s"),
-            ("code_challenge", &s256_challenge(VERIFIER)),
-            ("code_challenge_method", "S256"),
-        ])
+    let v = fake.sign_in(
+        APP,
+        REDIRECT,
+        &format!("{GRAPH_SEND} {SMTP_SEND} openid offline_access"),
+        &format!("{GRAPH_SEND} offline_access"),
     );
-    let resp = request("GET", &authorize, &[], b"");
-    assert_eq!(resp.status, 302, "authorize: {}", resp.text());
-    let location = resp.header("Location").expect("Location").to_string();
-    let code = pair(&query_pairs(&location), "code")
-        .unwrap_or_else(|| panic!("no code in {location}"))
-        .to_string();
-    let token_url = format!("{}/organizations/oauth2/v2.0/token", fake.authority());
-    let resp = post_form(
-        &token_url,
-        &[],
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", APP),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-            ("scope", &format!("{GRAPH_SEND} offline_access")),
-        ],
-    );
-    assert_eq!(resp.status, 200, "redeem: {}", resp.text());
-    let v = resp.json();
-    let graph_token = v["access_token"].as_str().unwrap().to_string();
     let mut entra = Entra {
         fake,
         smtp_token: String::new(),
-        graph_token,
+        graph_token: v["access_token"].as_str().unwrap().to_string(),
         refresh_token: v["refresh_token"].as_str().unwrap().to_string(),
     };
     entra.smtp_token = entra.mint_smtp_token();
@@ -119,13 +86,17 @@ impl Entra {
         format!("{}/_test/introspect", self.fake.authority())
     }
 
+    /// msmtp over STARTTLS as [`USER`] with the SMTP token.
+    fn send(&self, server: &SmtpServer, rcpts: &[&str]) -> Run {
+        msmtp(server, false, USER, &self.smtp_token, rcpts)
+    }
+
     fn server(&self, secure: bool, reject: Option<(&'static str, u32)>) -> SmtpServer {
         SmtpServer::start(SmtpOptions {
             secure,
             introspect: self.introspect(),
             reject,
-            disabled: false,
-            greeting_delay_ms: None,
+            ..SmtpOptions::default()
         })
     }
 }
@@ -274,13 +245,7 @@ const EX_NOPERM: i32 = 77;
 fn msmtp_delivers_over_starttls_with_an_entra_token() {
     let entra = entra();
     let server = entra.server(false, None);
-    let run = msmtp(
-        &server,
-        false,
-        USER,
-        &entra.smtp_token,
-        &["bob@example.com", "carol@example.org"],
-    );
+    let run = entra.send(&server, &["bob@example.com", "carol@example.org"]);
     assert_eq!(run.code, EX_OK, "{run}");
     let wire = run.wire();
     assert!(wire.contains(&("C", "STARTTLS")), "{run}");
@@ -367,13 +332,7 @@ fn bad_tokens_are_rejected_with_535() {
 fn reject_style_535_fails_at_once_then_accepts() {
     let entra = entra();
     let server = entra.server(false, Some(("535", 1)));
-    let run = msmtp(
-        &server,
-        false,
-        USER,
-        &entra.smtp_token,
-        &["bob@example.com"],
-    );
+    let run = entra.send(&server, &["bob@example.com"]);
     assert_eq!(run.code, EX_NOPERM, "{run}");
     let exchange = run.auth_exchange();
     // msmtp sends XOAUTH2 without an initial response: AUTH, 334, token, then the verdict.
@@ -383,13 +342,7 @@ fn reject_style_535_fails_at_once_then_accepts() {
     assert_eq!(exchange.len(), 4, "nothing after the 535: {run}");
 
     // The same token works on the next attempt.
-    let run = msmtp(
-        &server,
-        false,
-        USER,
-        &entra.smtp_token,
-        &["bob@example.com"],
-    );
+    let run = entra.send(&server, &["bob@example.com"]);
     assert_eq!(run.code, EX_OK, "{run}");
     one_message(&server);
     assert_eq!(server.stats(), stats(2, 1, 1, 1));
@@ -399,13 +352,7 @@ fn reject_style_535_fails_at_once_then_accepts() {
 fn reject_style_334_sends_the_gmail_challenge_then_535() {
     let entra = entra();
     let server = entra.server(false, Some(("334", 1)));
-    let run = msmtp(
-        &server,
-        false,
-        USER,
-        &entra.smtp_token,
-        &["bob@example.com"],
-    );
+    let run = entra.send(&server, &["bob@example.com"]);
     assert_eq!(run.code, EX_NOPERM, "{run}");
     let exchange = run.auth_exchange();
     assert_eq!(exchange.len(), 6, "{run}");
@@ -426,13 +373,7 @@ fn reject_style_334_sends_the_gmail_challenge_then_535() {
     );
     assert_eq!(exchange[5], ("S", AUTH_FAILED), "{run}");
 
-    let run = msmtp(
-        &server,
-        false,
-        USER,
-        &entra.smtp_token,
-        &["bob@example.com"],
-    );
+    let run = entra.send(&server, &["bob@example.com"]);
     assert_eq!(run.code, EX_OK, "{run}");
     one_message(&server);
 
@@ -451,13 +392,7 @@ fn smtp_auth_disabled_for_the_tenant() {
         disabled: true,
         ..SmtpOptions::default()
     });
-    let run = msmtp(
-        &server,
-        false,
-        USER,
-        &entra.smtp_token,
-        &["bob@example.com"],
-    );
+    let run = entra.send(&server, &["bob@example.com"]);
     assert_eq!(run.code, EX_NOPERM, "{run}");
     assert_eq!(
         run.auth_exchange()[3],
@@ -475,38 +410,24 @@ fn smtp_auth_disabled_for_the_tenant() {
 fn tempfail_and_reject_recipients() {
     let entra = entra();
     let server = entra.server(false, None);
-    let run = msmtp(
-        &server,
-        false,
-        USER,
-        &entra.smtp_token,
-        &["tempfail-1@example.com"],
-    );
-    // msmtp does not tell a 4xx from a 5xx recipient failure in its exit code.
-    assert_eq!(run.code, EX_UNAVAILABLE, "{run}");
-    assert!(
-        run.wire().contains(&("S", "451 4.3.0 Temporary failure")),
-        "{run}"
-    );
-    let run = msmtp(
-        &server,
-        false,
-        USER,
-        &entra.smtp_token,
-        &["Reject.me@example.com"],
-    );
-    assert_eq!(run.code, EX_DATAERR, "{run}");
-    assert!(
-        run.wire().contains(&("S", "550 5.1.1 User unknown")),
-        "{run}"
-    );
-    let run = msmtp(
-        &server,
-        false,
-        USER,
-        &entra.smtp_token,
-        &["bob@example.com", "reject@example.com"],
-    );
+    for (rcpt, code, reply) in [
+        // msmtp does not tell a 4xx from a 5xx recipient failure in its exit code.
+        (
+            "tempfail-1@example.com",
+            EX_UNAVAILABLE,
+            "451 4.3.0 Temporary failure",
+        ),
+        (
+            "Reject.me@example.com",
+            EX_DATAERR,
+            "550 5.1.1 User unknown",
+        ),
+    ] {
+        let run = entra.send(&server, &[rcpt]);
+        assert_eq!(run.code, code, "{run}");
+        assert!(run.wire().contains(&("S", reply)), "{run}");
+    }
+    let run = entra.send(&server, &["bob@example.com", "reject@example.com"]);
     assert_ne!(run.code, EX_OK, "{run}");
     assert!(server.messages().is_empty(), "msmtp sends all or nothing");
     assert_eq!(server.stats(), stats(3, 3, 0, 0));

@@ -2,57 +2,39 @@
 //! logins, the file store's permissions, the credential-helper formats, logout, and that no
 //! secret reaches logs.
 
-use crate::login::{CLIENT, TENANT, fake, login};
-use crate::support::harness::Env;
+use crate::login::{CLIENT, TENANT, fake, login, login_command};
+use crate::support::fake_entra::FakeEntra;
+use crate::support::harness::{Env, Output};
 use base64::Engine;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Starts `n` `mailer token` processes at once and collects (exit code, stdout, stderr).
-fn concurrent_tokens(env: &Env, n: usize) -> Vec<(i32, String, String)> {
-    let children: Vec<_> = (0..n)
-        .map(|_| {
-            env.command(&["token"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    children
-        .into_iter()
-        .map(|mut c| {
-            while c.try_wait().unwrap().is_none() {
-                assert!(Instant::now() < deadline, "mailer token hung");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let o = c.wait_with_output().unwrap();
-            (
-                o.status.code().unwrap_or(-1),
-                String::from_utf8_lossy(&o.stdout).trim().to_owned(),
-                String::from_utf8_lossy(&o.stderr).into_owned(),
-            )
-        })
-        .collect()
+/// A login (with `extra` flags) whose access token is stale the moment it is stored: issued
+/// for less than the 5-minute refresh margin. Later tokens get that lifetime too.
+fn stale_login(extra: &[&str]) -> (Env, FakeEntra) {
+    let env = Env::new();
+    let f = fake();
+    f.set_access_token_lifetime(120);
+    let out = login(&env, &f, extra);
+    assert_eq!(out.code, 0, "{out}");
+    (env, f)
+}
+
+/// Runs `n` `mailer token` processes at once.
+fn concurrent_tokens(env: &Env, n: usize) -> Vec<Output> {
+    env.run_concurrently(&vec![vec!["token".to_string()]; n], Duration::from_secs(90))
 }
 
 #[test]
 fn twenty_concurrent_token_calls_refresh_once() {
-    let env = Env::new();
-    let f = fake();
-    // Issued with less than the 5-minute margin: stale the moment it is stored.
-    f.set_access_token_lifetime(120);
-    assert_eq!(login(&env, &f, &[]).code, 0);
+    let (env, f) = stale_login(&[]);
     f.set_access_token_lifetime(3600);
     let results = concurrent_tokens(&env, 20);
-    for (code, _, err) in &results {
-        assert_eq!(*code, 0, "{err}");
+    for out in &results {
+        assert_eq!(out.code, 0, "{out}");
     }
-    let first = &results[0].1;
+    let first = results[0].stdout.trim();
     assert!(
-        results.iter().all(|(_, t, _)| t == first),
+        results.iter().all(|out| out.stdout.trim() == first),
         "processes got different tokens"
     );
     let st = f.stats();
@@ -65,13 +47,9 @@ fn twenty_concurrent_token_calls_refresh_once() {
 fn twenty_concurrent_refreshes_never_reuse_a_rotated_token() {
     // Every token issued is short-lived, so every process must refresh: 20 rotations in a
     // row through the lock, each saving the new refresh token before the next reads it.
-    let env = Env::new();
-    let f = fake();
-    f.set_access_token_lifetime(120);
-    assert_eq!(login(&env, &f, &[]).code, 0);
-    let results = concurrent_tokens(&env, 20);
-    for (code, _, err) in &results {
-        assert_eq!(*code, 0, "{err}");
+    let (env, f) = stale_login(&[]);
+    for out in concurrent_tokens(&env, 20) {
+        assert_eq!(out.code, 0, "{out}");
     }
     let st = f.stats();
     assert_eq!(st.refresh_reuse, 0, "{st:?}");
@@ -82,10 +60,7 @@ fn twenty_concurrent_refreshes_never_reuse_a_rotated_token() {
 
 #[test]
 fn revoked_refresh_token_exits_77_with_the_exact_login_command() {
-    let env = Env::new();
-    let f = fake();
-    f.set_access_token_lifetime(120);
-    assert_eq!(login(&env, &f, &[]).code, 0);
+    let (env, f) = stale_login(&[]);
     f.revoke_all_refresh_tokens();
     let out = env.run(&["token"], None);
     assert_eq!(out.code, 77, "{out}");
@@ -124,11 +99,7 @@ fn cached_access_token_is_reused_without_the_network() {
 #[test]
 fn file_store_is_private_and_refuses_loose_permissions() {
     use std::os::unix::fs::PermissionsExt;
-    let env = Env::new();
-    let f = fake();
-    f.set_access_token_lifetime(120);
-    let out = login(&env, &f, &["--token-store", "file"]);
-    assert_eq!(out.code, 0, "{out}");
+    let (env, _f) = stale_login(&["--token-store", "file"]);
     let file = env.token_file();
     let dir = file.parent().unwrap().to_owned();
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -217,20 +188,13 @@ fn no_secret_reaches_logs_even_at_trace_level() {
     );
     f.set_access_token_lifetime(120);
     let authority = f.authority();
-    let args = [
-        "login",
-        "--tenant",
-        TENANT,
-        "--client-id",
+    let args = login_command(
         "conf-app",
-        "--authority",
         &authority,
-        "--no-browser",
-        "--timeout",
         "30",
-        "--client-secret-stdin",
-        "-vvv",
-    ];
+        false,
+        &["--client-secret-stdin", "-vvv"],
+    );
     let mut run = env.spawn_with_stdin(&args, Some("a-long-client-secret-value-42\n"));
     let page = crate::support::harness::browse(&run.authorize_url());
     assert_eq!(page.status, 200);
@@ -362,10 +326,7 @@ fn status_reports_a_login_past_the_inactivity_limit() {
     let path = env.token_file();
     let mut record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = crate::support::server::now_secs();
     let write = |r: &serde_json::Value| {
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, serde_json::to_vec(r).unwrap()).unwrap();

@@ -10,33 +10,23 @@ fn twenty_concurrent_sends_with_an_expired_token_all_go_out() {
     // family if a rotated token is ever presented again.
     let s = Stand::new_with(None, &[], |entra| entra.set_access_token_lifetime(120));
     s.entra.set_access_token_lifetime(3600);
-    let children: Vec<_> = (0..20)
+    let runs: Vec<Vec<String>> = (0..20)
         .map(|i| {
-            s.env
-                .command(&[
-                    "send",
-                    "--to",
-                    "ann@example.com",
-                    "--subject",
-                    &format!("cron {i}"),
-                    "--body",
-                    "b",
-                ])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            let subject = format!("cron {i}");
+            let args = [
+                "send",
+                "--to",
+                "ann@example.com",
+                "--subject",
+                &subject,
+                "--body",
+                "b",
+            ];
+            args.map(String::from).to_vec()
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    for mut c in children {
-        while c.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "a send hung");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let o = c.wait_with_output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for out in s.env.run_concurrently(&runs, Duration::from_secs(120)) {
+        assert_eq!(out.code, 0, "{out}");
     }
     assert_eq!(s.graph.delivered().len(), 20);
     let st = s.entra.stats();
@@ -51,7 +41,7 @@ fn twenty_concurrent_sends_with_an_expired_token_all_go_out() {
 
 #[test]
 fn token_refresh_keeps_the_login_in_use() {
-    let s = Stand::new(None, &[]);
+    let s = Stand::graph();
     let before = s.entra.stats().refresh_grants;
     let cached = s.env.run(&["token"], None);
     assert_eq!(
@@ -69,10 +59,7 @@ fn token_refresh_keeps_the_login_in_use() {
     let status = s.env.run(&["status", "--json"], None);
     let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     let used = v["refresh_token_used_at"].as_u64().unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = crate::support::server::now_secs();
     assert!(now - used < 60, "{v}");
 }
 
@@ -173,7 +160,7 @@ fn sendmail_link_with_t_takes_recipients_from_headers_and_hides_bcc() {
 
 #[test]
 fn sendmail_over_graph_delivers_to_argument_recipients_too() {
-    let s = Stand::new(None, &[]);
+    let s = Stand::graph();
     let out = s.env.run(
         &[
             "sendmail",
@@ -192,7 +179,7 @@ fn sendmail_over_graph_delivers_to_argument_recipients_too() {
 
 #[test]
 fn temporary_failures_are_queued_and_sent_by_queue_run() {
-    let s = Stand::new(None, &[]);
+    let s = Stand::graph();
     s.graph.fail_next(
         1,
         500,
@@ -200,20 +187,10 @@ fn temporary_failures_are_queued_and_sent_by_queue_run() {
         "ErrorInternalServerError",
         "Something went wrong.",
     );
-    let out = s.send(
-        &[
-            "--queue",
-            "--to",
-            "ann@example.com",
-            "--bcc",
-            "hidden@example.com",
-            "--subject",
-            "later",
-            "--body",
-            "b",
-            "--json",
-        ],
-        None,
+    let out = s.env.send_simple(
+        "ann@example.com",
+        "later",
+        &["--queue", "--bcc", "hidden@example.com", "--json"],
     );
     assert_eq!(out.code, 75, "{out}");
     assert!(
@@ -275,35 +252,21 @@ fn temporary_failures_are_queued_and_sent_by_queue_run() {
         "ErrorInternalServerError",
         "Something went wrong.",
     );
-    let out = s.send(
-        &["--to", "ann@example.com", "--subject", "now", "--body", "b"],
-        None,
-    );
+    let out = s.env.send_simple("ann@example.com", "now", &[]);
     assert_eq!(out.code, 75, "{out}");
     assert!(!out.stderr.contains("queued as"));
 }
 
 #[test]
 fn queue_run_moves_permanent_failures_aside_and_keeps_going() {
-    let s = Stand::new(None, &[]);
+    let s = Stand::graph();
     for subject in ["first", "second", "third"] {
         s.graph
             .fail_next(1, 503, None, "ServiceUnavailable", "busy");
         // 503 is retried: make every retry fail too, then the message is queued.
         s.graph
             .fail_next(5, 503, Some(0), "ServiceUnavailable", "busy");
-        let out = s.send(
-            &[
-                "--queue",
-                "--to",
-                "ann@example.com",
-                "--subject",
-                subject,
-                "--body",
-                "b",
-            ],
-            None,
-        );
+        let out = s.env.send_simple("ann@example.com", subject, &["--queue"]);
         assert_eq!(out.code, 75, "{out}");
     }
     // The first message meets a permanent refusal, the others go through.
@@ -343,17 +306,7 @@ fn profile_queue_setting_and_an_expired_login_queue_too() {
         .replace("queue = false", "queue = true");
     std::fs::write(&config, text).unwrap();
     s.entra.revoke_all_refresh_tokens();
-    let out = s.send(
-        &[
-            "--to",
-            "ann@example.com",
-            "--subject",
-            "kept",
-            "--body",
-            "b",
-        ],
-        None,
-    );
+    let out = s.env.send_simple("ann@example.com", "kept", &[]);
     assert_eq!(out.code, 75, "{out}");
     assert!(
         out.stderr.contains("queued as") && out.stderr.contains("mailer login"),
@@ -377,18 +330,9 @@ fn one_smtp_connection_serves_a_whole_queue_run() {
         &["--transport", "smtp"],
     );
     for i in 0..3 {
-        let out = s.send(
-            &[
-                "--queue",
-                "--to",
-                "ann@example.com",
-                "--subject",
-                &format!("q{i}"),
-                "--body",
-                "b",
-            ],
-            None,
-        );
+        let out = s
+            .env
+            .send_simple("ann@example.com", &format!("q{i}"), &["--queue"]);
         assert_eq!(out.code, 75, "{out}");
     }
     let before = s.smtp().stats().connections;
@@ -418,22 +362,13 @@ impl Lcg {
 fn sigkill_at_random_points_never_loses_a_message() {
     const MESSAGES: usize = 48;
     const MAX_TRIALS: usize = 80;
-    let s = Stand::new(None, &[]);
+    let s = Stand::graph();
     for i in 0..MESSAGES {
         s.graph
             .fail_next(1, 500, None, "ErrorInternalServerError", "down");
-        let out = s.send(
-            &[
-                "--queue",
-                "--to",
-                "ann@example.com",
-                "--subject",
-                &format!("m{i:02}"),
-                "--body",
-                "b",
-            ],
-            None,
-        );
+        let out = s
+            .env
+            .send_simple("ann@example.com", &format!("m{i:02}"), &["--queue"]);
         assert_eq!(out.code, 75, "{out}");
     }
     // Widen the window in which a kill lands mid-request.
@@ -506,7 +441,7 @@ fn sigkill_at_random_points_never_loses_a_message() {
 #[test]
 fn msmtp_passwordeval_recipe_from_the_readme() {
     // A real client using `mailer token` as its credential helper, exactly as README shows.
-    let s = Stand::new(Some(SmtpOptions::default()), &[]);
+    let s = Stand::with_smtp(SmtpOptions::default());
     let rc = s.env.path("msmtprc");
     std::fs::write(
         &rc,
@@ -535,7 +470,7 @@ fn msmtp_passwordeval_recipe_from_the_readme() {
 fn sendmail_killed_mid_send_leaves_the_message_queued() {
     // The outbox copy is written before the send: kill the process while Graph holds the
     // request (which it then refuses), and only the outbox can still have the message.
-    let s = Stand::new(None, &[]);
+    let s = Stand::graph();
     s.graph.set_request_delay(Duration::from_millis(400));
     const N: usize = 5;
     for i in 0..N {
@@ -601,7 +536,7 @@ fn mutt_and_git_send_email_recipes_from_the_readme() {
         tool("mutt") && tool("git"),
         "mutt and git (with git-email) are needed: run scripts/test"
     );
-    let s = Stand::new(None, &[]);
+    let s = Stand::graph();
     let bin = crate::support::harness::BIN;
 
     let muttrc = s.env.path("muttrc");

@@ -30,17 +30,15 @@
 //! assertion's `jti` is single-use for the fake's lifetime. Only apps registered for app-only
 //! access may use the client-credentials grant (others get `unsupported_grant_type`), and an
 //! unknown resource gets AADSTS500011 unless roles were set with [`FakeEntra::set_app_roles`].
+//!
+//! It runs on the shared HTTP skeleton (`server.rs`); this file holds only what Entra does.
 
 // Shared test support: no single test uses every knob.
 #![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
-use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -49,9 +47,11 @@ use ring::signature::{
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tiny_http::{Header, Method, Request, Server};
 
-use super::http::{parse_form, percent_encode};
+use super::http::{form_encode, pair, parse_form, percent_encode, post_form, query_pairs, request};
+use super::server::{
+    Reply, Request, Server, Utc, guid, now_secs, random_bytes, random_token, uuid,
+};
 
 /// Entra treats a scope without a resource (`User.Read`) as a Microsoft Graph scope.
 const GRAPH: &str = "https://graph.microsoft.com";
@@ -145,13 +145,10 @@ pub fn s256_challenge(verifier: &str) -> String {
 /// Handle to a running fake; the server stops when it is dropped.
 pub struct FakeEntra {
     shared: Arc<Shared>,
-    server: Arc<Server>,
-    stop: Arc<AtomicBool>,
-    workers: Vec<JoinHandle<()>>,
+    server: Server,
 }
 
 struct Shared {
-    authority: String,
     state: Mutex<State>,
 }
 
@@ -308,6 +305,24 @@ fn invalid_grant(code: u32, text: impl Into<String>) -> OAuthError {
     oauth_error(400, "invalid_grant", code, text)
 }
 
+/// A grant (`what`: "authorization code", …) presented by a client it was not issued to.
+fn other_client(what: &str) -> OAuthError {
+    invalid_grant(
+        70000,
+        format!(
+            "The provided grant is invalid or malformed: the {what} was issued to a different client."
+        ),
+    )
+}
+
+/// A grant redeemed at another tenant than the one that issued it.
+fn other_tenant(what: &str) -> OAuthError {
+    invalid_grant(
+        700005,
+        format!("Provided {what} is intended to use against other tenant, thus rejected."),
+    )
+}
+
 fn missing(param: &str) -> OAuthError {
     invalid_request(
         900144,
@@ -420,13 +435,6 @@ fn default_roles(resource: &str) -> Option<Vec<String>> {
     }
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// One base64url (unpadded, canonical) JWT segment holding a JSON object.
 fn jwt_json(segment: &str, what: &str) -> Result<serde_json::Map<String, Value>, OAuthError> {
     let bytes = URL_SAFE_NO_PAD
@@ -441,14 +449,7 @@ fn jwt_json(segment: &str, what: &str) -> Result<serde_json::Map<String, Value>,
 impl FakeEntra {
     /// Starts the fake on `127.0.0.1:<ephemeral port>` with no clients registered.
     pub fn start() -> FakeEntra {
-        let server = Arc::new(Server::http("127.0.0.1:0").expect("fake Entra: bind 127.0.0.1:0"));
-        let port = server
-            .server_addr()
-            .to_ip()
-            .expect("fake Entra: TCP listener")
-            .port();
         let shared = Arc::new(Shared {
-            authority: format!("http://127.0.0.1:{port}"),
             state: Mutex::new(State {
                 clients: HashMap::new(),
                 user: "ada@contoso.example".to_string(),
@@ -469,27 +470,14 @@ impl FakeEntra {
                 used_jtis: HashSet::new(),
             }),
         });
-        let stop = Arc::new(AtomicBool::new(false));
-        let workers = (0..WORKERS)
-            .map(|i| {
-                let (shared, server, stop) = (shared.clone(), server.clone(), stop.clone());
-                std::thread::Builder::new()
-                    .name(format!("fake-entra-{i}"))
-                    .spawn(move || serve(&shared, &server, &stop))
-                    .expect("fake Entra: spawn worker")
-            })
-            .collect();
-        FakeEntra {
-            shared,
-            server,
-            stop,
-            workers,
-        }
+        let handler = Arc::clone(&shared);
+        let server = Server::start("fake Entra", WORKERS, move |req| handle(&handler, req));
+        FakeEntra { shared, server }
     }
 
     /// `http://127.0.0.1:PORT`, no trailing slash.
     pub fn authority(&self) -> String {
-        self.shared.authority.clone()
+        self.server.url().to_string()
     }
 
     /// Registers a "Mobile and desktop applications" app (public client, public client flows
@@ -652,174 +640,128 @@ impl FakeEntra {
     pub fn last_authorize_query(&self) -> Option<Vec<(String, String)>> {
         self.shared.lock().last_authorize.clone()
     }
-}
 
-impl Drop for FakeEntra {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Each unblock wakes exactly one worker blocked in recv().
-        for _ in &self.workers {
-            self.server.unblock();
-        }
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
-    }
-}
-
-fn serve(shared: &Shared, server: &Server, stop: &AtomicBool) {
-    while !stop.load(Ordering::SeqCst) {
-        match server.recv() {
-            Ok(req) => {
-                // A bug in one handler must not take a worker down: with all workers gone,
-                // clients would hang instead of failing. tiny_http answers 500 for a dropped request.
-                let _ = std::panic::catch_unwind(AssertUnwindSafe(|| handle(shared, req)));
-            }
-            Err(_) if stop.load(Ordering::SeqCst) => break,
-            Err(_) => continue,
-        }
-    }
-}
-
-/// A rendered answer.
-struct Reply {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(status: u16, v: &Value) -> Reply {
-        Reply {
-            status,
-            headers: vec![
-                ("Content-Type", "application/json; charset=utf-8".into()),
-                ("Cache-Control", "no-store, no-cache".into()),
-                ("Pragma", "no-cache".into()),
+    /// A complete sign-in over HTTP, as a well-behaved public client does it (`/authorize`
+    /// with PKCE at `organizations`, then the code redemption), for tests that need real
+    /// tokens: the user consents to `consent`, the redemption asks for `scope`. Returns the
+    /// token endpoint's JSON answer; `redirect_uri` must be registered for `client_id`.
+    pub fn sign_in(
+        &self,
+        client_id: &str,
+        redirect_uri: &str,
+        consent: &str,
+        scope: &str,
+    ) -> Value {
+        const VERIFIER: &str = "fake-entra-sign-in-verifier-0123456789-abcdefghijk";
+        let authorize = format!(
+            "{}/organizations/oauth2/v2.0/authorize?{}",
+            self.authority(),
+            form_encode(&[
+                ("client_id", client_id),
+                ("response_type", "code"),
+                ("redirect_uri", redirect_uri),
+                ("scope", consent),
+                ("state", "s"),
+                ("code_challenge", &s256_challenge(VERIFIER)),
+                ("code_challenge_method", "S256"),
+            ])
+        );
+        let resp = request("GET", &authorize, &[], b"");
+        assert_eq!(resp.status, 302, "authorize: {}", resp.text());
+        let location = resp.header("Location").expect("Location").to_string();
+        let code = pair(&query_pairs(&location), "code")
+            .unwrap_or_else(|| panic!("no code in {location}"))
+            .to_string();
+        let resp = post_form(
+            &format!("{}/organizations/oauth2/v2.0/token", self.authority()),
+            &[],
+            &[
+                ("grant_type", "authorization_code"),
+                ("client_id", client_id),
+                ("code", &code),
+                ("redirect_uri", redirect_uri),
+                ("code_verifier", VERIFIER),
+                ("scope", scope),
             ],
-            body: v.to_string().into_bytes(),
-        }
-    }
-
-    fn html(status: u16, body: String) -> Reply {
-        Reply {
-            status,
-            headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
-            body: body.into_bytes(),
-        }
-    }
-
-    fn redirect(location: String) -> Reply {
-        Reply {
-            status: 302,
-            headers: vec![
-                ("Location", location),
-                ("Cache-Control", "no-store, no-cache".into()),
-            ],
-            body: Vec::new(),
-        }
-    }
-
-    fn plain(status: u16, text: &str) -> Reply {
-        Reply {
-            status,
-            headers: vec![("Content-Type", "text/plain; charset=utf-8".into())],
-            body: text.as_bytes().to_vec(),
-        }
+        );
+        assert_eq!(resp.status, 200, "redeem: {}", resp.text());
+        resp.json()
     }
 }
 
-fn header_value(req: &Request, name: &'static str) -> Option<String> {
-    req.headers()
-        .iter()
-        .find(|h| h.field.equiv(name))
-        .map(|h| h.value.as_str().to_string())
-}
-
-fn handle(shared: &Shared, mut req: Request) {
-    let url = req.url().to_string();
-    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-    let method = req.method().clone();
+fn handle(shared: &Shared, req: &mut Request) -> Reply {
+    let path = req.path().to_string();
+    let query = req.query().to_string();
+    let get = req.method() == "GET";
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
 
-    let reply = match segments.as_slice() {
+    match segments.as_slice() {
         [
             tenant,
             "oauth2",
             "v2.0",
             endpoint @ ("authorize" | "token" | "devicecode"),
         ] if !tenant.is_empty() => match *endpoint {
-            "authorize" if method != Method::Get => unrouted(shared, &method, path, 405),
-            "authorize" => shared.lock().authorize(tenant, query),
+            "authorize" if !get => unrouted(shared, req, 405),
+            "authorize" => shared.lock().authorize(tenant, &query),
             _ => {
-                let content_type = header_value(&req, "Content-Type");
-                let authorization = header_value(&req, "Authorization");
-                let correlation = header_value(&req, "client-request-id");
-                let mut body = Vec::new();
-                let read = req
-                    .as_reader()
-                    .take(MAX_BODY)
-                    .read_to_end(&mut body)
-                    .is_ok();
+                let body = req.read_body(MAX_BODY).ok();
                 let request = FormRequest {
                     tenant,
-                    method: &method,
-                    content_type: content_type.as_deref(),
-                    authorization: authorization.as_deref(),
-                    body: read.then_some(body.as_slice()),
+                    method: req.method(),
+                    content_type: req.header("Content-Type"),
+                    authorization: req.header("Authorization"),
+                    body: body.as_deref(),
                 };
                 let mut st = shared.lock();
                 let result = if *endpoint == "token" {
-                    st.token(&shared.authority, &request)
+                    st.token(req.origin(), &request)
                 } else {
-                    st.devicecode(&shared.authority, &request)
+                    st.devicecode(req.origin(), &request)
                 };
                 match result {
-                    Ok(v) => Reply::json(200, &v),
-                    Err(e) => st.error_reply(&e, correlation.as_deref()),
+                    Ok(v) => no_store_json(200, &v),
+                    Err(e) => st.error_reply(&e, req.header("client-request-id")),
                 }
             }
         },
-        ["devicelogin"] if method != Method::Get => unrouted(shared, &method, path, 405),
-        ["devicelogin"] => shared.lock().devicelogin(query),
+        ["devicelogin"] if !get => unrouted(shared, req, 405),
+        ["devicelogin"] => shared.lock().devicelogin(&query),
         // Test-only introspection, for fakes in other processes (the SMTP server) that must
         // check a bearer token the way Exchange would: GET /_test/introspect?token=...
-        ["_test", "introspect"] if method == Method::Get => {
-            let token = parse_strict(query)
+        ["_test", "introspect"] if get => {
+            let token = parse_strict(&query)
                 .and_then(|q| param(&q, "token").map(str::to_string))
                 .unwrap_or_default();
             match shared.lock().introspect(&token) {
-                Some(info) => Reply::json(
+                Some(info) => no_store_json(
                     200,
                     &json!({
                         "resource": info.resource, "scopes": info.scopes, "user": info.user,
                         "client_id": info.client_id, "expired": info.expired, "app": info.app,
                     }),
                 ),
-                None => Reply::json(404, &json!({"error": "unknown token"})),
+                None => no_store_json(404, &json!({"error": "unknown token"})),
             }
         }
-        _ => unrouted(shared, &method, path, 404),
-    };
-
-    let mut response = tiny_http::Response::from_data(reply.body)
-        .with_status_code(reply.status)
-        // Always Content-Length: simple clients need not implement chunked decoding.
-        .with_chunked_threshold(usize::MAX);
-    for (name, value) in reply.headers {
-        if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            response.add_header(h);
-        }
+        _ => unrouted(shared, req, 404),
     }
-    let _ = req.respond(response);
 }
 
-fn unrouted(shared: &Shared, method: &Method, path: &str, status: u16) -> Reply {
-    shared
-        .lock()
-        .stats
-        .unrouted
-        .push(format!("{method} {path}"));
+/// Entra's JSON answers are never cached.
+fn no_store_json(status: u16, v: &Value) -> Reply {
+    Reply::json(status, v)
+        .with_header("Cache-Control", "no-store, no-cache")
+        .with_header("Pragma", "no-cache")
+}
+
+/// The redirect back to the client (a code or an error), never cached either.
+fn no_store_redirect(location: String) -> Reply {
+    Reply::redirect(location).with_header("Cache-Control", "no-store, no-cache")
+}
+
+fn unrouted(shared: &Shared, req: &Request, status: u16) -> Reply {
+    shared.lock().stats.unrouted.push(req.line());
     Reply::plain(
         status,
         if status == 404 {
@@ -830,10 +772,22 @@ fn unrouted(shared: &Shared, method: &Method, path: &str, status: u16) -> Reply 
     )
 }
 
+/// What a delegated grant (code, refresh, device code) is redeemed with.
+#[derive(Clone, Copy)]
+struct Grant<'a> {
+    /// The fake's own URL, the issuer of id_tokens.
+    authority: &'a str,
+    /// The tenant path segment of the token request.
+    tenant: &'a str,
+    /// The authenticated client.
+    client_id: &'a str,
+    form: &'a Form,
+}
+
 /// The parts of a token or devicecode request the handlers look at.
 struct FormRequest<'a> {
     tenant: &'a str,
-    method: &'a Method,
+    method: &'a str,
     content_type: Option<&'a str>,
     authorization: Option<&'a str>,
     /// `None` when the body could not be read.
@@ -871,7 +825,7 @@ impl FormRequest<'_> {
     }
 
     fn check_method_and_type(&self) -> Result<Form, OAuthError> {
-        if *self.method != Method::Post {
+        if self.method != "POST" {
             return Err(invalid_request(
                 900561,
                 format!(
@@ -1148,7 +1102,7 @@ impl State {
             "correlation_id": correlation,
             "error_uri": format!("https://login.microsoftonline.com/error?code={}", e.code),
         });
-        Reply::json(e.status, &body)
+        no_store_json(e.status, &body)
     }
 
     /// Entra shows an error page (it cannot trust the redirect URI) for client and redirect
@@ -1188,7 +1142,7 @@ impl State {
         if let Some(s) = state {
             params.push(("state", s));
         }
-        Reply::redirect(redirect_location(redirect_uri, &params))
+        no_store_redirect(redirect_location(redirect_uri, &params))
     }
 
     fn authorize(&mut self, tenant: &str, query: &str) -> Reply {
@@ -1298,8 +1252,7 @@ impl State {
             Err(e) => return self.redirect_error(&redirect_uri, state, &e),
         };
 
-        let code = random_token(48);
-        self.secrets.push(code.clone());
+        let code = self.new_secret(48);
         self.codes.insert(
             code.clone(),
             Code {
@@ -1318,7 +1271,7 @@ impl State {
         if let Some(s) = state {
             params.push(("state", s));
         }
-        Reply::redirect(redirect_location(&redirect_uri, &params))
+        no_store_redirect(redirect_location(&redirect_uri, &params))
     }
 
     /// Client authentication per RFC 6749 2.3.1 and Entra's app-type rules. Returns the client id.
@@ -1328,38 +1281,19 @@ impl State {
         authorization: Option<&str>,
     ) -> Result<String, OAuthError> {
         let basic = parse_basic(authorization)?;
-        let body_id = param(form, "client_id");
-        let body_secret = param(form, "client_secret");
         if param(form, "client_assertion").is_some() {
             return Err(invalid_request(
                 9002313,
                 "Invalid request. client_assertion is not supported by this fake.",
             ));
         }
-        if basic.is_some() && body_secret.is_some() {
+        if basic.is_some() && param(form, "client_secret").is_some() {
             return Err(invalid_request(
                 9002313,
                 "Invalid request. The client used more than one authentication method (client_secret in the body and an Authorization header).",
             ));
         }
-        let (client_id, secret) = match basic {
-            Some((id, secret)) => {
-                if body_id.is_some_and(|b| b != id) {
-                    return Err(invalid_request(
-                        9002313,
-                        "Invalid request. client_id in the body differs from the one in the Authorization header.",
-                    ));
-                }
-                (id, (!secret.is_empty()).then_some(secret))
-            }
-            None => (
-                body_id.ok_or_else(|| missing("client_id"))?.to_string(),
-                body_secret.map(str::to_string),
-            ),
-        };
-        if let Some(s) = &secret {
-            self.secrets.push(s.clone());
-        }
+        let (client_id, secret) = self.presented_credentials(form, basic)?;
         let Some(client) = self.clients.get(&client_id) else {
             return Err(unknown_client(&client_id));
         };
@@ -1377,6 +1311,36 @@ impl State {
             (Some(expected), Some(given)) if expected != given => Err(invalid_secret(&client_id)),
             _ => Ok(client_id),
         }
+    }
+
+    /// The client id and the secret (if any) a token request presents: from HTTP Basic
+    /// (RFC 6749 2.3.1; a `client_id` in the body must then agree) or from the body. The
+    /// secret joins the issued secrets (it must never be logged either).
+    fn presented_credentials(
+        &mut self,
+        form: &Form,
+        basic: Option<(String, String)>,
+    ) -> Result<(String, Option<String>), OAuthError> {
+        let body_id = param(form, "client_id");
+        let (client_id, secret) = match basic {
+            Some((id, secret)) => {
+                if body_id.is_some_and(|b| b != id) {
+                    return Err(invalid_request(
+                        9002313,
+                        "Invalid request. client_id in the body differs from the one in the Authorization header.",
+                    ));
+                }
+                (id, (!secret.is_empty()).then_some(secret))
+            }
+            None => (
+                body_id.ok_or_else(|| missing("client_id"))?.to_string(),
+                param(form, "client_secret").map(str::to_string),
+            ),
+        };
+        if let Some(s) = &secret {
+            self.secrets.push(s.clone());
+        }
+        Ok((client_id, secret))
     }
 
     fn token(&mut self, authority: &str, req: &FormRequest) -> Result<Value, OAuthError> {
@@ -1433,21 +1397,21 @@ impl State {
             ));
         }
         let client_id = self.authenticate(&form, req.authorization)?;
+        let grant = Grant {
+            authority,
+            tenant: req.tenant,
+            client_id: &client_id,
+            form: &form,
+        };
         match grant_type {
-            "authorization_code" => self.code_grant(authority, req.tenant, &client_id, &form),
-            "refresh_token" => self.refresh_grant(authority, req.tenant, &client_id, &form),
-            _ => self.device_grant(authority, req.tenant, &client_id, &form),
+            "authorization_code" => self.code_grant(grant),
+            "refresh_token" => self.refresh_grant(grant),
+            _ => self.device_grant(grant),
         }
     }
 
-    fn code_grant(
-        &mut self,
-        authority: &str,
-        tenant: &str,
-        client_id: &str,
-        form: &Form,
-    ) -> Result<Value, OAuthError> {
-        let code = need(form, "code")?;
+    fn code_grant(&mut self, g: Grant) -> Result<Value, OAuthError> {
+        let code = need(g.form, "code")?;
         let expired = || {
             invalid_grant(
                 70008,
@@ -1461,11 +1425,8 @@ impl State {
                 "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.",
             ));
         }
-        if c.client_id != client_id {
-            return Err(invalid_grant(
-                70000,
-                "The provided grant is invalid or malformed: the authorization code was issued to a different client.",
-            ));
+        if c.client_id != g.client_id {
+            return Err(other_client("authorization code"));
         }
         // Any redemption attempt by the right client burns the code, successful or not:
         // a client must never retry a code.
@@ -1473,13 +1434,10 @@ impl State {
         if c.issued.elapsed() >= CODE_TTL {
             return Err(expired());
         }
-        if c.tenant != tenant {
-            return Err(invalid_grant(
-                700005,
-                "Provided Authorization Code is intended to use against other tenant, thus rejected.",
-            ));
+        if c.tenant != g.tenant {
+            return Err(other_tenant("Authorization Code"));
         }
-        let redirect_uri = need(form, "redirect_uri")?;
+        let redirect_uri = need(g.form, "redirect_uri")?;
         if redirect_uri != c.redirect_uri {
             return Err(invalid_grant(
                 500112,
@@ -1489,7 +1447,7 @@ impl State {
                 ),
             ));
         }
-        let verifier = need(form, "code_verifier")?;
+        let verifier = need(g.form, "code_verifier")?;
         let verifier_ok = (43..=128).contains(&verifier.len())
             && verifier
                 .bytes()
@@ -1501,27 +1459,14 @@ impl State {
             ));
         }
         let (consent, oidc, nonce) = (c.consent.clone(), c.oidc.clone(), c.nonce.clone());
-        let (resource, granted) = resolve_scope(param(form, "scope"), &consent, client_id)?;
-        self.families.push(Family {
-            client_id: client_id.to_string(),
-            user: self.user.clone(),
-            tid: tid_of(tenant),
-            consent,
-            oidc,
-            revoked: None,
-        });
+        let (resource, granted) = resolve_scope(param(g.form, "scope"), &consent, g.client_id)?;
+        let family = self.sign_in(g.client_id, g.tenant, consent, oidc);
         self.stats.code_grants += 1;
-        Ok(self.issue(authority, self.families.len() - 1, resource, granted, nonce))
+        Ok(self.issue(g.authority, family, resource, granted, nonce))
     }
 
-    fn refresh_grant(
-        &mut self,
-        authority: &str,
-        tenant: &str,
-        client_id: &str,
-        form: &Form,
-    ) -> Result<Value, OAuthError> {
-        let presented = need(form, "refresh_token")?;
+    fn refresh_grant(&mut self, g: Grant) -> Result<Value, OAuthError> {
+        let presented = need(g.form, "refresh_token")?;
         let rt = self.refresh_tokens.get(presented).cloned().ok_or_else(|| {
             invalid_grant(
                 9002313,
@@ -1529,17 +1474,11 @@ impl State {
             )
         })?;
         let fam = &self.families[rt.family];
-        if fam.client_id != client_id {
-            return Err(invalid_grant(
-                70000,
-                "The provided grant is invalid or malformed: the refresh token was issued to a different client.",
-            ));
+        if fam.client_id != g.client_id {
+            return Err(other_client("refresh token"));
         }
-        if fam.tid != tid_of(tenant) {
-            return Err(invalid_grant(
-                700005,
-                "Provided refresh token is intended to use against other tenant, thus rejected.",
-            ));
+        if fam.tid != tid_of(g.tenant) {
+            return Err(other_tenant("refresh token"));
         }
         match fam.revoked {
             Some(Revoked::Password) => {
@@ -1564,22 +1503,16 @@ impl State {
                 "The refresh token has expired or is invalid due to reuse: it was already redeemed (refresh tokens rotate; store the new one). Every token of this sign-in has been revoked.",
             ));
         }
-        let (resource, granted) = resolve_scope(param(form, "scope"), &fam.consent, client_id)?;
+        let (resource, granted) = resolve_scope(param(g.form, "scope"), &fam.consent, g.client_id)?;
         if let Some(r) = self.refresh_tokens.get_mut(presented) {
             r.used = true;
         }
         self.stats.refresh_grants += 1;
-        Ok(self.issue(authority, rt.family, resource, granted, None))
+        Ok(self.issue(g.authority, rt.family, resource, granted, None))
     }
 
-    fn device_grant(
-        &mut self,
-        authority: &str,
-        tenant: &str,
-        client_id: &str,
-        form: &Form,
-    ) -> Result<Value, OAuthError> {
-        let device_code = need(form, "device_code")?;
+    fn device_grant(&mut self, g: Grant) -> Result<Value, OAuthError> {
+        let device_code = need(g.form, "device_code")?;
         self.stats.device_polls += 1;
         let now = Instant::now();
         let auto_approve_after = self.auto_approve_after;
@@ -1589,17 +1522,11 @@ impl State {
                 "The provided value for the input parameter 'device_code' is not valid.",
             )
         })?;
-        if d.client_id != client_id {
-            return Err(invalid_grant(
-                70000,
-                "The provided grant is invalid or malformed: the device code was issued to a different client.",
-            ));
+        if d.client_id != g.client_id {
+            return Err(other_client("device code"));
         }
-        if d.tenant != tenant {
-            return Err(invalid_grant(
-                700005,
-                "Provided device code is intended to use against other tenant, thus rejected.",
-            ));
+        if d.tenant != g.tenant {
+            return Err(other_tenant("device code"));
         }
         let previous = d.last_poll.replace(now);
         if d.status == DeviceStatus::Redeemed {
@@ -1658,17 +1585,10 @@ impl State {
                 d.status = DeviceStatus::Redeemed;
                 let (consent, oidc) = (d.consent.clone(), d.oidc.clone());
                 // Entra issues the token for the first resource of the devicecode request.
-                let (resource, granted) = resolve_scope(None, &consent, client_id)?;
-                self.families.push(Family {
-                    client_id: client_id.to_string(),
-                    user: self.user.clone(),
-                    tid: tid_of(tenant),
-                    consent,
-                    oidc,
-                    revoked: None,
-                });
+                let (resource, granted) = resolve_scope(None, &consent, g.client_id)?;
+                let family = self.sign_in(g.client_id, g.tenant, consent, oidc);
                 self.stats.device_grants += 1;
-                Ok(self.issue(authority, self.families.len() - 1, resource, granted, None))
+                Ok(self.issue(g.authority, family, resource, granted, None))
             }
         }
     }
@@ -1681,34 +1601,19 @@ impl State {
         form: &Form,
     ) -> Result<Value, OAuthError> {
         let basic = parse_basic(req.authorization)?;
-        let body_id = param(form, "client_id");
-        let body_secret = param(form, "client_secret");
         let assertion = param(form, "client_assertion");
-        let methods = [basic.is_some(), body_secret.is_some(), assertion.is_some()];
+        let methods = [
+            basic.is_some(),
+            param(form, "client_secret").is_some(),
+            assertion.is_some(),
+        ];
         if methods.iter().filter(|m| **m).count() > 1 {
             return Err(invalid_request(
                 9002313,
                 "Invalid request. The client used more than one authentication method (client_secret, client_assertion, Authorization header).",
             ));
         }
-        let (client_id, secret) = match basic {
-            Some((id, secret)) => {
-                if body_id.is_some_and(|b| b != id) {
-                    return Err(invalid_request(
-                        9002313,
-                        "Invalid request. client_id in the body differs from the one in the Authorization header.",
-                    ));
-                }
-                (id, (!secret.is_empty()).then_some(secret))
-            }
-            None => (
-                body_id.ok_or_else(|| missing("client_id"))?.to_string(),
-                body_secret.map(str::to_string),
-            ),
-        };
-        if let Some(s) = &secret {
-            self.secrets.push(s.clone());
-        }
+        let (client_id, secret) = self.presented_credentials(form, basic)?;
         if let Some(a) = assertion {
             self.secrets.push(a.to_string());
         }
@@ -1794,23 +1699,14 @@ impl State {
                     ),
                 )
             })?;
-        let lifetime = self.access_token_lifetime;
-        let access_token = random_token(ACCESS_TOKEN_BYTES);
-        self.secrets.push(access_token.clone());
-        self.access_tokens.insert(
-            access_token.clone(),
-            AccessToken {
-                info: AccessTokenInfo {
-                    scopes: roles.iter().map(|r| format!("{resource}/{r}")).collect(),
-                    resource,
-                    user: String::new(),
-                    client_id,
-                    expired: false,
-                    app: true,
-                },
-                expires: Instant::now() + Duration::from_secs(lifetime),
-            },
-        );
+        let (access_token, lifetime) = self.mint_access_token(AccessTokenInfo {
+            scopes: roles.iter().map(|r| format!("{resource}/{r}")).collect(),
+            resource,
+            user: String::new(),
+            client_id,
+            expired: false,
+            app: true,
+        });
         self.stats.client_credentials_grants += 1;
         Ok(json!({
             "token_type": "Bearer",
@@ -1818,6 +1714,48 @@ impl State {
             "ext_expires_in": lifetime,
             "access_token": access_token,
         }))
+    }
+
+    /// `bytes` random bytes (base64url) to hand out as a code or token, recorded as issued.
+    fn new_secret(&mut self, bytes: usize) -> String {
+        let secret = random_token(bytes);
+        self.secrets.push(secret.clone());
+        secret
+    }
+
+    /// A new access token standing for `info`, valid for the configured lifetime (returned too).
+    fn mint_access_token(&mut self, info: AccessTokenInfo) -> (String, u64) {
+        let lifetime = self.access_token_lifetime;
+        // Entra's access tokens are JWTs of 1.5-2.5 KB and its refresh tokens over 1 KB;
+        // realistic sizes make the client's storage (keyring chunking) do real work.
+        let token = self.new_secret(ACCESS_TOKEN_BYTES);
+        self.access_tokens.insert(
+            token.clone(),
+            AccessToken {
+                info,
+                expires: Instant::now() + Duration::from_secs(lifetime),
+            },
+        );
+        (token, lifetime)
+    }
+
+    /// Starts the token family of a new sign-in of the current user; returns its index.
+    fn sign_in(
+        &mut self,
+        client_id: &str,
+        tenant: &str,
+        consent: Vec<Consent>,
+        oidc: Vec<&'static str>,
+    ) -> usize {
+        self.families.push(Family {
+            client_id: client_id.to_string(),
+            user: self.user.clone(),
+            tid: tid_of(tenant),
+            consent,
+            oidc,
+            revoked: None,
+        });
+        self.families.len() - 1
     }
 
     fn issue(
@@ -1835,25 +1773,14 @@ impl State {
             f.tid.clone(),
             f.oidc.clone(),
         );
-        let lifetime = self.access_token_lifetime;
-        // Entra's access tokens are JWTs of 1.5-2.5 KB and its refresh tokens over 1 KB;
-        // realistic sizes make the client's storage (keyring chunking) do real work.
-        let access_token = random_token(ACCESS_TOKEN_BYTES);
-        self.secrets.push(access_token.clone());
-        self.access_tokens.insert(
-            access_token.clone(),
-            AccessToken {
-                info: AccessTokenInfo {
-                    resource,
-                    scopes: granted.clone(),
-                    user: user.clone(),
-                    client_id: client_id.clone(),
-                    expired: false,
-                    app: false,
-                },
-                expires: Instant::now() + Duration::from_secs(lifetime),
-            },
-        );
+        let (access_token, lifetime) = self.mint_access_token(AccessTokenInfo {
+            resource,
+            scopes: granted.clone(),
+            user: user.clone(),
+            client_id: client_id.clone(),
+            expired: false,
+            app: false,
+        });
         let mut scope_words = granted;
         scope_words.extend(oidc.iter().map(|s| s.to_string()));
         let mut body = json!({
@@ -1864,8 +1791,7 @@ impl State {
             "access_token": access_token,
         });
         if oidc.contains(&"offline_access") {
-            let rt = random_token(REFRESH_TOKEN_BYTES);
-            self.secrets.push(rt.clone());
+            let rt = self.new_secret(REFRESH_TOKEN_BYTES);
             self.refresh_tokens.insert(
                 rt.clone(),
                 RefreshToken {
@@ -1891,10 +1817,7 @@ impl State {
         user: &str,
         nonce: Option<&str>,
     ) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = now_secs();
         let header = json!({"typ": "JWT", "alg": "RS256", "kid": "fake-entra-key"});
         let mut payload = json!({
             "aud": client_id,
@@ -1965,8 +1888,7 @@ impl State {
             }
             user_code = random_user_code();
         }
-        let device_code = random_token(48);
-        self.secrets.push(device_code.clone());
+        let device_code = self.new_secret(48);
         self.devices.insert(
             device_code.clone(),
             Device {
@@ -2195,38 +2117,6 @@ fn verify_assertion(
     Ok(jti)
 }
 
-/// Unguessable bytes: the kernel CSPRNG, or (off Linux) SHA-256 over time, a counter and the
-/// process id, which is still unique and unpredictable enough for a test fake.
-fn random_bytes(n: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; n];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom")
-        && f.read_exact(&mut buf).is_ok()
-    {
-        return buf;
-    }
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut out = Vec::with_capacity(n + 32);
-    while out.len() < n {
-        let mut h = Sha256::new();
-        h.update(
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-                .to_le_bytes(),
-        );
-        h.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-        h.update(std::process::id().to_le_bytes());
-        out.extend_from_slice(&h.finalize());
-    }
-    out.truncate(n);
-    out
-}
-
-fn random_token(bytes: usize) -> String {
-    URL_SAFE_NO_PAD.encode(random_bytes(bytes))
-}
-
 fn random_user_code() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     random_bytes(8)
@@ -2235,56 +2125,13 @@ fn random_user_code() -> String {
         .collect()
 }
 
-fn format_guid(b: &[u8]) -> String {
-    let hex: String = b[..16].iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
-}
-
-fn uuid() -> String {
-    let mut b = random_bytes(16);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    format_guid(&b)
-}
-
 /// A stable object id per user, so repeated sign-ins look like the same account.
 fn guid_from(s: &str) -> String {
-    format_guid(&Sha256::digest(s.as_bytes()))
+    guid(&Sha256::digest(s.as_bytes()))
 }
 
 /// `YYYY-MM-DD HH:MM:SSZ`, the format of Entra's error timestamps.
 fn utc_timestamp() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    let t = Utc::now();
+    format!("{} {}Z", t.date(), t.time())
 }

@@ -33,26 +33,27 @@
 //! `/users/{id}` must name the mailbox by address (a Graph object id counts as someone else's
 //! mailbox, for delegated tokens); drafts can only be created from JSON (Graph also takes MIME
 //! there).
+//!
+//! It runs on the shared HTTP skeleton (`server.rs`) and reads the MIME form with the tests'
+//! one MIME reader (`mime.rs`); this file holds only what Graph does.
 
 // Shared test support: no single test uses every knob.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{self, Read};
-use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use tiny_http::{Header, Method, Request, Server};
 
 use super::fake_entra::AccessTokenInfo;
-use super::http::{pair, parse_form};
+use super::http::{pair, parse_form, percent_decode_path};
+use super::mime::{self, HeaderError};
+use super::server::{BodyError, Reply, Request, Server, Utc, now_secs, random_token, uuid};
 
 /// The resource (audience) of tokens Graph accepts.
 const GRAPH: &str = "https://graph.microsoft.com";
@@ -79,7 +80,7 @@ const ACCESS_DENIED: &str = "Access is denied. Check credentials and try again."
 pub type Validator = Arc<dyn Fn(&str) -> Option<AccessTokenInfo> + Send + Sync>;
 
 /// `(display name, address)` of one recipient.
-pub type Recipient = (Option<String>, String);
+pub type Recipient = mime::Address;
 
 /// One message Graph accepted for delivery.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -151,13 +152,10 @@ pub struct GraphStats {
 /// Handle to a running fake; the server stops when it is dropped.
 pub struct FakeGraph {
     shared: Arc<Shared>,
-    server: Arc<Server>,
-    stop: Arc<AtomicBool>,
-    workers: Vec<JoinHandle<()>>,
+    server: Server,
 }
 
 struct Shared {
-    url: String,
     validator: Validator,
     state: Mutex<State>,
 }
@@ -271,7 +269,7 @@ impl State {
     }
 
     /// The draft `id` of `mailbox`, unless unknown, sent, or in another mailbox.
-    fn draft_mut(&mut self, mailbox: &str, id: &str) -> Result<&mut Draft, Reply> {
+    fn draft_mut(&mut self, mailbox: &str, id: &str) -> Result<&mut Draft, GraphError> {
         match self.drafts.get_mut(id) {
             Some(d) if !d.sent && d.mailbox.eq_ignore_ascii_case(mailbox) => Ok(d),
             _ => Err(item_not_found()),
@@ -283,14 +281,7 @@ impl FakeGraph {
     /// Starts the fake on `127.0.0.1:<ephemeral port>`; bearer tokens are checked with
     /// `validator` (from `FakeEntra::validator()`).
     pub fn start(validator: Validator) -> FakeGraph {
-        let server = Arc::new(Server::http("127.0.0.1:0").expect("fake Graph: bind 127.0.0.1:0"));
-        let port = server
-            .server_addr()
-            .to_ip()
-            .expect("fake Graph: TCP listener")
-            .port();
         let shared = Arc::new(Shared {
-            url: format!("http://127.0.0.1:{port}"),
             validator,
             state: Mutex::new(State {
                 fail: None,
@@ -303,27 +294,14 @@ impl FakeGraph {
                 sessions: HashMap::new(),
             }),
         });
-        let stop = Arc::new(AtomicBool::new(false));
-        let workers = (0..WORKERS)
-            .map(|i| {
-                let (shared, server, stop) = (shared.clone(), server.clone(), stop.clone());
-                std::thread::Builder::new()
-                    .name(format!("fake-graph-{i}"))
-                    .spawn(move || serve(&shared, &server, &stop))
-                    .expect("fake Graph: spawn worker")
-            })
-            .collect();
-        FakeGraph {
-            shared,
-            server,
-            stop,
-            workers,
-        }
+        let handler = Arc::clone(&shared);
+        let server = Server::start("fake Graph", WORKERS, move |req| handle(&handler, req));
+        FakeGraph { shared, server }
     }
 
     /// `http://127.0.0.1:PORT`, no trailing slash; the client calls `{url}/v1.0/…`.
     pub fn url(&self) -> String {
-        self.shared.url.clone()
+        self.server.url().to_string()
     }
 
     /// The next `n` send-like requests (sendMail, draft creation, draft send) that pass
@@ -369,95 +347,75 @@ impl FakeGraph {
     }
 }
 
-impl Drop for FakeGraph {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Each unblock wakes exactly one worker blocked in recv().
-        for _ in &self.workers {
-            self.server.unblock();
-        }
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
-    }
-}
-
-fn serve(shared: &Shared, server: &Server, stop: &AtomicBool) {
-    while !stop.load(Ordering::SeqCst) {
-        match server.recv() {
-            Ok(req) => {
-                // A bug in one handler must not take a worker down: with all workers gone,
-                // clients would hang instead of failing. tiny_http answers 500 for a dropped request.
-                let _ = std::panic::catch_unwind(AssertUnwindSafe(|| handle(shared, req)));
-            }
-            Err(_) if stop.load(Ordering::SeqCst) => break,
-            Err(_) => continue,
-        }
-    }
-}
-
-/// An answer before it is rendered; errors get their `innerError` (with this request's ids)
-/// only when rendered.
-struct Reply {
+/// A Graph error before it is rendered: its `innerError` names the request's ids, which only
+/// [`handle`] knows.
+struct GraphError {
     status: u16,
+    code: String,
+    message: String,
     headers: Vec<(&'static str, String)>,
-    body: Body,
 }
 
-enum Body {
-    Empty,
-    Json(Value),
-    Error { code: String, message: String },
+/// What a route answers: a success, or a Graph error.
+type Answer = Result<Reply, GraphError>;
+
+fn error(status: u16, code: &str, message: impl Into<String>) -> GraphError {
+    GraphError {
+        status,
+        code: code.to_string(),
+        message: message.into(),
+        headers: Vec::new(),
+    }
 }
 
-impl Reply {
-    fn empty(status: u16) -> Reply {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: Body::Empty,
-        }
-    }
-
-    fn json(status: u16, v: Value) -> Reply {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: Body::Json(v),
-        }
-    }
-
-    fn error(status: u16, code: &str, message: impl Into<String>) -> Reply {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: Body::Error {
-                code: code.to_string(),
-                message: message.into(),
-            },
-        }
-    }
-
-    fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+impl GraphError {
+    fn with_header(mut self, name: &'static str, value: impl Into<String>) -> GraphError {
         self.headers.push((name, value.into()));
         self
     }
+
+    /// `{"error":{"code","message","innerError":{"date","request-id","client-request-id"}}}`.
+    fn render(self, request_id: &str, client_request_id: &str) -> Reply {
+        let t = Utc::now();
+        let v = json!({"error": {
+            "code": self.code,
+            "message": self.message,
+            "innerError": {
+                // Graph's innerError.date has no zone and no fraction.
+                "date": format!("{}T{}", t.date(), t.time()),
+                "request-id": request_id,
+                "client-request-id": client_request_id,
+            },
+        }});
+        let mut reply = json(self.status, v);
+        for (name, value) in self.headers {
+            reply = reply.with_header(name, value);
+        }
+        reply
+    }
+}
+
+const JSON_TYPE: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
+
+/// A JSON answer, typed as Graph types it.
+fn json(status: u16, v: Value) -> Reply {
+    Reply::typed(status, JSON_TYPE, v.to_string())
 }
 
 /// Graph's 401: the same code for a missing, unknown, expired or foreign token.
-fn invalid_token(message: &str) -> Reply {
-    Reply::error(401, "InvalidAuthenticationToken", message).with_header(
+fn invalid_token(message: &str) -> GraphError {
+    error(401, "InvalidAuthenticationToken", message).with_header(
         "WWW-Authenticate",
         "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\"",
     )
 }
 
-fn access_denied() -> Reply {
-    Reply::error(403, "ErrorAccessDenied", ACCESS_DENIED)
+fn access_denied() -> GraphError {
+    error(403, "ErrorAccessDenied", ACCESS_DENIED)
 }
 
-fn item_not_found() -> Reply {
-    Reply::error(
+fn item_not_found() -> GraphError {
+    error(
         404,
         "ErrorItemNotFound",
         "The specified object was not found in the store.",
@@ -465,116 +423,75 @@ fn item_not_found() -> Reply {
 }
 
 /// OData's answer to a body it cannot map onto the entity type.
-fn body_read(message: impl Into<String>) -> Reply {
-    Reply::error(400, "RequestBodyRead", message)
+fn body_read(message: impl Into<String>) -> GraphError {
+    error(400, "RequestBodyRead", message)
 }
 
-fn invalid_request(message: impl Into<String>) -> Reply {
-    Reply::error(400, "ErrorInvalidRequest", message)
+fn invalid_request(message: impl Into<String>) -> GraphError {
+    error(400, "ErrorInvalidRequest", message)
 }
 
-fn invalid_recipients() -> Reply {
-    Reply::error(
+fn invalid_recipients() -> GraphError {
+    error(
         400,
         "ErrorInvalidRecipients",
         "At least one recipient isn't valid., A message can't be sent because it contains no recipients.",
     )
 }
 
-fn too_large() -> Reply {
-    Reply::error(
+fn too_large() -> GraphError {
+    error(
         413,
         "ErrorRequestEntityTooLarge",
         "The maximum request length supported is 4MB.",
     )
 }
 
-fn header_value(req: &Request, name: &'static str) -> Option<String> {
-    req.headers()
-        .iter()
-        .find(|h| h.field.equiv(name))
-        .map(|h| h.value.as_str().to_string())
-}
-
-fn handle(shared: &Shared, mut req: Request) {
+fn handle(shared: &Shared, req: &mut Request) -> Reply {
     let request_id = uuid();
-    let client_request_id = header_value(&req, "client-request-id");
-    let reply = route(shared, &mut req);
+    let client_request_id = req
+        .header("client-request-id")
+        .map_or_else(|| request_id.clone(), str::to_string);
+    let answer = route(shared, req);
     // Whatever was not read is discarded before answering, so that the client reads our answer
     // instead of a connection reset (and tiny_http need not buffer the rest in one piece).
-    let _ = io::copy(&mut req.as_reader().take(DRAIN_MAX), &mut io::sink());
+    req.discard_body(DRAIN_MAX);
 
-    let mut headers = reply.headers;
-    headers.push(("request-id", request_id.clone()));
-    headers.push((
-        "client-request-id",
-        client_request_id
-            .clone()
-            .unwrap_or_else(|| request_id.clone()),
-    ));
-    let body = match reply.body {
-        Body::Empty => Vec::new(),
-        Body::Json(v) => {
-            headers.push(("Content-Type", JSON_TYPE.into()));
-            v.to_string().into_bytes()
-        }
-        Body::Error { code, message } => {
-            headers.push(("Content-Type", JSON_TYPE.into()));
-            let v = json!({"error": {
-                "code": code,
-                "message": message,
-                "innerError": {
-                    "date": utc_timestamp(false),
-                    "request-id": request_id,
-                    "client-request-id": client_request_id.as_deref().unwrap_or(&request_id),
-                },
-            }});
-            shared.lock().stats.errors.push(code);
-            v.to_string().into_bytes()
+    let reply = match answer {
+        Ok(reply) => reply,
+        Err(e) => {
+            shared.lock().stats.errors.push(e.code.clone());
+            e.render(&request_id, &client_request_id)
         }
     };
     {
         // Recorded before answering: a test that got its answer sees it counted.
         let mut st = shared.lock();
         st.stats.requests += 1;
-        st.stats.request_ids.push(request_id);
+        st.stats.request_ids.push(request_id.clone());
         *st.stats.status_counts.entry(reply.status).or_default() += 1;
         if reply.status == 401 {
             st.stats.unauthorized += 1;
         }
     }
-
-    let mut response = tiny_http::Response::from_data(body)
-        .with_status_code(reply.status)
-        // Always Content-Length: simple clients need not implement chunked decoding.
-        .with_chunked_threshold(usize::MAX);
-    for (name, value) in headers {
-        if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            response.add_header(h);
-        }
-    }
-    let _ = req.respond(response);
+    reply
+        .with_header("request-id", request_id)
+        .with_header("client-request-id", client_request_id)
 }
 
-const JSON_TYPE: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
-
-fn unrouted(shared: &Shared, method: &Method, path: &str, status: u16) -> Reply {
-    shared
-        .lock()
-        .stats
-        .unrouted
-        .push(format!("{method} {path}"));
+fn unrouted(shared: &Shared, req: &Request, status: u16) -> GraphError {
+    shared.lock().stats.unrouted.push(req.line());
     if status == 405 {
-        Reply::error(
+        error(
             405,
             "Request_BadRequest",
             "Specified HTTP method is not allowed for the request uri.",
         )
     } else {
-        Reply::error(
+        error(
             404,
             "UnknownError",
-            format!("Resource not found for the segment '{path}'."),
+            format!("Resource not found for the segment '{}'.", req.path()),
         )
     }
 }
@@ -609,35 +526,36 @@ impl Op {
     }
 }
 
-fn route(shared: &Shared, req: &mut Request) -> Reply {
-    let url = req.url().to_string();
-    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-    let method = req.method().clone();
+fn route(shared: &Shared, req: &mut Request) -> Answer {
+    let path = req.path().to_string();
+    let query = req.query().to_string();
     let Some(rest) = path.strip_prefix('/') else {
-        return unrouted(shared, &method, path, 404);
+        return Err(unrouted(shared, req, 404));
     };
     let segments: Vec<&str> = rest.split('/').collect();
     let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
 
     if let ["upload", session] = segments.as_slice() {
-        if method != Method::Put {
-            return unrouted(shared, &method, path, 405);
+        if req.method() != "PUT" {
+            return Err(unrouted(shared, req, 405));
         }
-        return upload(shared, req, session, query).unwrap_or_else(|e| e);
+        return upload(shared, req, session, &query);
     }
     let ["v1.0", rest @ ..] = segments.as_slice() else {
-        return unrouted(shared, &method, path, 404);
+        return Err(unrouted(shared, req, 404));
     };
     // Graph matches path segments case-insensitively; the version must be exact.
     let (owner, tail) = match rest {
         [me, tail @ ..] if eq(me, "me") => (Owner::Me, tail),
-        [users, id, tail @ ..] if eq(users, "users") && !id.is_empty() => match path_decode(id) {
-            Some(id) => (Owner::User(id), tail),
-            None => return unrouted(shared, &method, path, 404),
-        },
-        _ => return unrouted(shared, &method, path, 404),
+        [users, id, tail @ ..] if eq(users, "users") && !id.is_empty() => {
+            match percent_decode_path(id) {
+                Some(id) => (Owner::User(id), tail),
+                None => return Err(unrouted(shared, req, 404)),
+            }
+        }
+        _ => return Err(unrouted(shared, req, 404)),
     };
-    let message_id = |id: &str| path_decode(id).filter(|id| !id.is_empty());
+    let message_id = |id: &str| percent_decode_path(id).filter(|id| !id.is_empty());
     let op = match tail {
         [s] if eq(s, "sendMail") => Some(Op::SendMail),
         [m] if eq(m, "messages") => Some(Op::CreateDraft),
@@ -653,12 +571,12 @@ fn route(shared: &Shared, req: &mut Request) -> Reply {
         _ => None,
     };
     let Some(op) = op else {
-        return unrouted(shared, &method, path, 404);
+        return Err(unrouted(shared, req, 404));
     };
-    if method != Method::Post {
-        return unrouted(shared, &method, path, 405);
+    if req.method() != "POST" {
+        return Err(unrouted(shared, req, 405));
     }
-    graph(shared, req, owner, op).unwrap_or_else(|e| e)
+    graph(shared, req, owner, op)
 }
 
 /// Counts a request in flight for a mailbox while alive. Dropped before the answer is sent,
@@ -696,13 +614,6 @@ fn delay(shared: &Shared) {
     }
 }
 
-fn bearer(req: &Request) -> Option<String> {
-    let value = header_value(req, "Authorization")?;
-    let (scheme, token) = value.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("Bearer") && !token.trim().is_empty())
-        .then(|| token.trim().to_string())
-}
-
 fn has_permission(info: &AccessTokenInfo, permission: &str) -> bool {
     info.scopes.iter().any(|s| {
         s.strip_prefix(GRAPH)
@@ -711,8 +622,8 @@ fn has_permission(info: &AccessTokenInfo, permission: &str) -> bool {
     })
 }
 
-fn graph(shared: &Shared, req: &mut Request, owner: Owner, op: Op) -> Result<Reply, Reply> {
-    let token = bearer(req);
+fn graph(shared: &Shared, req: &mut Request, owner: Owner, op: Op) -> Answer {
+    let token = req.bearer().map(str::to_string);
     let info = token.as_deref().and_then(|t| (shared.validator)(t));
     // Counted from the start: /me is attributed to the token's user even when the token will
     // be refused, which only matters for the measurement, not the answer.
@@ -737,7 +648,7 @@ fn graph(shared: &Shared, req: &mut Request, owner: Owner, op: Op) -> Result<Rep
         (Some(_), Some(i)) => i,
     };
     if info.app && matches!(owner, Owner::Me) {
-        return Err(Reply::error(
+        return Err(error(
             400,
             "BadRequest",
             "/me request is only valid with delegated authentication flow.",
@@ -749,7 +660,7 @@ fn graph(shared: &Shared, req: &mut Request, owner: Owner, op: Op) -> Result<Rep
         return Err(if graph_scopes {
             access_denied()
         } else {
-            Reply::error(
+            error(
                 403,
                 "NoPermissionsInAccessToken",
                 "The token contains no permissions, or permissions can not be understood.",
@@ -767,7 +678,7 @@ fn graph(shared: &Shared, req: &mut Request, owner: Owner, op: Op) -> Result<Rep
         let mut st = shared.lock();
         if let Some(f) = st.fail.as_mut() {
             f.remaining -= 1;
-            let mut reply = Reply::error(f.status, &f.code, f.message.clone());
+            let mut reply = error(f.status, &f.code, f.message.clone());
             if let Some(secs) = f.retry_after {
                 reply = reply.with_header("Retry-After", secs.to_string());
             }
@@ -791,8 +702,8 @@ fn principal<'a>(info: &'a AccessTokenInfo, mailbox: &'a str) -> &'a str {
     if info.app { mailbox } else { &info.user }
 }
 
-fn send_as_denied() -> Reply {
-    Reply::error(
+fn send_as_denied() -> GraphError {
+    error(
         403,
         "ErrorSendAsDenied",
         "The user account which was used to submit this request does not have the right to send mail on behalf of the specified sending account., Cannot submit message.",
@@ -801,36 +712,17 @@ fn send_as_denied() -> Reply {
 
 /// The body, at most `MAX_REQUEST` bytes of it: larger ones are refused by their
 /// `Content-Length` before reading, or as soon as the limit is passed.
-fn read_body(req: &mut Request) -> Result<Vec<u8>, Reply> {
-    if req.body_length().is_some_and(|n| n as u64 > MAX_REQUEST) {
-        return Err(too_large());
-    }
-    let mut body = Vec::new();
-    req.as_reader()
-        .take(MAX_REQUEST + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| invalid_request(format!("Could not read the request body: {e}")))?;
-    if body.len() as u64 > MAX_REQUEST {
-        return Err(too_large());
-    }
-    Ok(body)
-}
-
-/// The media type of the request, lower-cased, without parameters.
-fn media_type(req: &Request) -> Option<String> {
-    header_value(req, "Content-Type").map(|ct| {
-        ct.split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase()
+fn read_body(req: &mut Request) -> Result<Vec<u8>, GraphError> {
+    req.read_body(MAX_REQUEST).map_err(|e| match e {
+        BodyError::TooLarge => too_large(),
+        BodyError::Io(e) => invalid_request(format!("Could not read the request body: {e}")),
     })
 }
 
-fn require_json(req: &Request) -> Result<(), Reply> {
-    match media_type(req).as_deref() {
+fn require_json(req: &Request) -> Result<(), GraphError> {
+    match req.media_type().as_deref() {
         Some("application/json") => Ok(()),
-        other => Err(Reply::error(
+        other => Err(error(
             415,
             "UnsupportedMediaType",
             format!(
@@ -841,7 +733,7 @@ fn require_json(req: &Request) -> Result<(), Reply> {
     }
 }
 
-fn parse_json_object(body: &[u8]) -> Result<Map<String, Value>, Reply> {
+fn parse_json_object(body: &[u8]) -> Result<Map<String, Value>, GraphError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(body_read(
@@ -851,13 +743,8 @@ fn parse_json_object(body: &[u8]) -> Result<Map<String, Value>, Reply> {
     }
 }
 
-fn send_mail(
-    shared: &Shared,
-    req: &mut Request,
-    info: &AccessTokenInfo,
-    mailbox: &str,
-) -> Result<Reply, Reply> {
-    let media = media_type(req);
+fn send_mail(shared: &Shared, req: &mut Request, info: &AccessTokenInfo, mailbox: &str) -> Answer {
+    let media = req.media_type();
     let body = read_body(req)?;
     let delivered = match media.as_deref() {
         Some("application/json") => {
@@ -893,7 +780,7 @@ fn send_mail(
                 .filter(|b| !b.is_ascii_whitespace())
                 .collect();
             let mime = STANDARD.decode(&text).map_err(|_| {
-                Reply::error(
+                error(
                     400,
                     "ErrorMimeContentInvalidBase64String",
                     "Invalid base64 string for MIME content.",
@@ -914,7 +801,7 @@ fn send_mail(
             }
         }
         other => {
-            return Err(Reply::error(
+            return Err(error(
                 415,
                 "UnsupportedMediaType",
                 format!(
@@ -934,7 +821,7 @@ fn check_from(
     info: &AccessTokenInfo,
     mailbox: &str,
     message: &Message,
-) -> Result<(), Reply> {
+) -> Result<(), GraphError> {
     match &message.from {
         Some(from)
             if !from.eq_ignore_ascii_case(mailbox)
@@ -946,16 +833,16 @@ fn check_from(
     }
 }
 
-fn create_draft(shared: &Shared, req: &mut Request, mailbox: &str) -> Result<Reply, Reply> {
+fn create_draft(shared: &Shared, req: &mut Request, mailbox: &str) -> Answer {
     require_json(req)?;
     let body = read_body(req)?;
     let message = parse_message(&Value::Object(parse_json_object(&body)?))?;
     let id = format!("AAMkAD{}=", random_token(48));
     let v = json!({
-        "@odata.context": format!("{}/v1.0/$metadata#users('{mailbox}')/messages/$entity", shared.url),
+        "@odata.context": format!("{}/v1.0/$metadata#users('{mailbox}')/messages/$entity", req.origin()),
         "@odata.etag": format!("W/\"{}\"", random_token(12)),
         "id": id,
-        "createdDateTime": utc_timestamp(true),
+        "createdDateTime": date_time_offset(now_secs()),
         "isDraft": true,
         "subject": message.subject,
         "hasAttachments": !message.attachments.is_empty(),
@@ -970,28 +857,23 @@ fn create_draft(shared: &Shared, req: &mut Request, mailbox: &str) -> Result<Rep
             sent: false,
         },
     );
-    Ok(Reply::json(201, v))
+    Ok(json(201, v))
 }
 
-fn add_attachment(
-    shared: &Shared,
-    req: &mut Request,
-    mailbox: &str,
-    id: &str,
-) -> Result<Reply, Reply> {
+fn add_attachment(shared: &Shared, req: &mut Request, mailbox: &str, id: &str) -> Answer {
     shared.lock().draft_mut(mailbox, id)?;
     require_json(req)?;
     let body = read_body(req)?;
     let attachment = parse_attachment(&Value::Object(parse_json_object(&body)?))?;
     if attachment.size >= UPLOAD_SESSION_MIN {
-        return Err(Reply::error(
+        return Err(error(
             413,
             "ErrorRequestEntityTooLarge",
             "Attachments of 3 MB or more must be uploaded with an upload session (createUploadSession).",
         ));
     }
     let v = json!({
-        "@odata.context": format!("{}/v1.0/$metadata#users('{mailbox}')/messages('{id}')/attachments/$entity", shared.url),
+        "@odata.context": format!("{}/v1.0/$metadata#users('{mailbox}')/messages('{id}')/attachments/$entity", req.origin()),
         "@odata.type": "#microsoft.graph.fileAttachment",
         "id": format!("AAMkAD{}=", random_token(24)),
         "name": attachment.name,
@@ -1007,15 +889,10 @@ fn add_attachment(
         .message
         .attachments
         .push(attachment);
-    Ok(Reply::json(201, v))
+    Ok(json(201, v))
 }
 
-fn create_upload_session(
-    shared: &Shared,
-    req: &mut Request,
-    mailbox: &str,
-    id: &str,
-) -> Result<Reply, Reply> {
+fn create_upload_session(shared: &Shared, req: &mut Request, mailbox: &str, id: &str) -> Answer {
     shared.lock().draft_mut(mailbox, id)?;
     require_json(req)?;
     let body = read_body(req)?;
@@ -1067,14 +944,14 @@ fn create_upload_session(
     let name = name.ok_or_else(|| invalid_request("AttachmentItem.name is required."))?;
     let size = size.ok_or_else(|| invalid_request("AttachmentItem.size is required."))?;
     if size < UPLOAD_SESSION_MIN {
-        return Err(Reply::error(
+        return Err(error(
             400,
             "ErrorAttachmentSizeShouldNotBeLessThanMinimumSize",
             "Attachment size must be at least 3 MB for an upload session; use the attachments endpoint for smaller attachments.",
         ));
     }
     if size > UPLOAD_SESSION_MAX {
-        return Err(Reply::error(
+        return Err(error(
             400,
             "ErrorAttachmentSizeExceeded",
             "The attachment exceeds the maximum size of 150 MB.",
@@ -1102,11 +979,11 @@ fn create_upload_session(
             complete: false,
         },
     );
-    Ok(Reply::json(
+    Ok(json(
         201,
         json!({
-            "@odata.context": format!("{}/v1.0/$metadata#microsoft.graph.uploadSession", shared.url),
-            "uploadUrl": format!("{}/upload/{session}?token={token}", shared.url),
+            "@odata.context": format!("{}/v1.0/$metadata#microsoft.graph.uploadSession", req.origin()),
+            "uploadUrl": format!("{}/upload/{session}?token={token}", req.origin()),
             "expirationDateTime": expiration(),
             "nextExpectedRanges": ["0-"],
         }),
@@ -1119,7 +996,7 @@ fn send_draft(
     info: &AccessTokenInfo,
     mailbox: &str,
     id: &str,
-) -> Result<Reply, Reply> {
+) -> Answer {
     let body = read_body(req)?;
     // The action takes no parameters: an empty body, or at most an empty JSON object.
     if !body.iter().all(u8::is_ascii_whitespace) && !parse_json_object(&body)?.is_empty() {
@@ -1173,9 +1050,9 @@ fn parse_content_range(v: &str) -> Option<(u64, u64, u64)> {
     Some((num(a)?, num(b)?, num(total)?))
 }
 
-fn upload(shared: &Shared, req: &mut Request, id: &str, query: &str) -> Result<Reply, Reply> {
+fn upload(shared: &Shared, req: &mut Request, id: &str, query: &str) -> Answer {
     shared.lock().stats.upload_puts += 1;
-    if header_value(req, "Authorization").is_some() {
+    if req.header("Authorization").is_some() {
         // The upload URL is pre-authenticated; Graph's upload host rejects a bearer token.
         return Err(invalid_token(
             "The upload URL is pre-authenticated: requests to it must not carry an Authorization header.",
@@ -1195,20 +1072,23 @@ fn upload(shared: &Shared, req: &mut Request, id: &str, query: &str) -> Result<R
     let _flight = InFlight::enter(shared, &mailbox);
     delay(shared);
 
-    let range = header_value(req, "Content-Range").ok_or_else(|| {
-        invalid_request("Content-Range is required: bytes {first}-{last}/{total}.")
-    })?;
+    let range = req
+        .header("Content-Range")
+        .map(str::to_string)
+        .ok_or_else(|| {
+            invalid_request("Content-Range is required: bytes {first}-{last}/{total}.")
+        })?;
     let (a, b, total) = parse_content_range(&range)
         .ok_or_else(|| invalid_request(format!("Content-Range '{range}' is malformed.")))?;
-    let Some(len) = req.body_length().map(|n| n as u64) else {
-        return Err(Reply::error(
+    let Some(len) = req.body_length() else {
+        return Err(error(
             411,
             "ErrorInvalidRequest",
             "Content-Length is required.",
         ));
     };
     if len > MAX_CHUNK {
-        return Err(Reply::error(
+        return Err(error(
             413,
             "ErrorRequestEntityTooLarge",
             "An upload chunk may not exceed 4 MB.",
@@ -1234,7 +1114,7 @@ fn upload(shared: &Shared, req: &mut Request, id: &str, query: &str) -> Result<R
             )));
         }
         if session.busy || a != session.next || b >= total {
-            return Err(Reply::error(
+            return Err(error(
                 416,
                 "ErrorInvalidRange",
                 format!(
@@ -1251,7 +1131,7 @@ fn upload(shared: &Shared, req: &mut Request, id: &str, query: &str) -> Result<R
     let mut kept = Vec::new();
     let mut read = 0u64;
     let mut buf = vec![0u8; 64 * 1024];
-    let reader = req.as_reader();
+    let reader = req.reader();
     let ok = loop {
         match reader.read(&mut buf) {
             Ok(0) => break read == len,
@@ -1282,10 +1162,10 @@ fn upload(shared: &Shared, req: &mut Request, id: &str, query: &str) -> Result<R
     }
     session.next = b + 1;
     if session.next < session.size {
-        return Ok(Reply::json(
+        return Ok(json(
             200,
             json!({
-                "@odata.context": format!("{}/v1.0/$metadata#microsoft.graph.uploadSession", shared.url),
+                "@odata.context": format!("{}/v1.0/$metadata#microsoft.graph.uploadSession", req.origin()),
                 "expirationDateTime": expiration(),
                 "nextExpectedRanges": [format!("{}-", session.next)],
             }),
@@ -1308,7 +1188,7 @@ fn upload(shared: &Shared, req: &mut Request, id: &str, query: &str) -> Result<R
         "Location",
         format!(
             "{}/v1.0/users('{}')/messages('{draft_id}')/attachments('{}')",
-            shared.url,
+            req.origin(),
             draft.mailbox,
             random_token(24)
         ),
@@ -1317,13 +1197,13 @@ fn upload(shared: &Shared, req: &mut Request, id: &str, query: &str) -> Result<R
 
 // ---- message JSON ----
 
-fn unknown_property(name: &str, ty: &str) -> Reply {
+fn unknown_property(name: &str, ty: &str) -> GraphError {
     body_read(format!(
         "The property '{name}' does not exist on type '{ty}'. Make sure to only use property names that are defined by the type or mark the type as open type."
     ))
 }
 
-fn string(v: &Value, key: &str) -> Result<String, Reply> {
+fn string(v: &Value, key: &str) -> Result<String, GraphError> {
     v.as_str().map(str::to_string).ok_or_else(|| {
         body_read(format!(
             "Cannot convert the value of '{key}' to Edm.String."
@@ -1332,7 +1212,7 @@ fn string(v: &Value, key: &str) -> Result<String, Reply> {
 }
 
 /// A nullable string property.
-fn opt_string(v: &Value, key: &str) -> Result<Option<String>, Reply> {
+fn opt_string(v: &Value, key: &str) -> Result<Option<String>, GraphError> {
     if v.is_null() {
         Ok(None)
     } else {
@@ -1340,7 +1220,7 @@ fn opt_string(v: &Value, key: &str) -> Result<Option<String>, Reply> {
     }
 }
 
-fn boolean(v: &Value, key: &str) -> Result<bool, Reply> {
+fn boolean(v: &Value, key: &str) -> Result<bool, GraphError> {
     v.as_bool().ok_or_else(|| {
         body_read(format!(
             "Cannot convert the value of '{key}' to Edm.Boolean."
@@ -1348,7 +1228,7 @@ fn boolean(v: &Value, key: &str) -> Result<bool, Reply> {
     })
 }
 
-fn array<'a>(v: &'a Value, key: &str) -> Result<&'a Vec<Value>, Reply> {
+fn array<'a>(v: &'a Value, key: &str) -> Result<&'a Vec<Value>, GraphError> {
     v.as_array().ok_or_else(|| {
         body_read(format!(
             "A collection was expected for '{key}' (collections cannot be null)."
@@ -1356,12 +1236,12 @@ fn array<'a>(v: &'a Value, key: &str) -> Result<&'a Vec<Value>, Reply> {
     })
 }
 
-fn object<'a>(v: &'a Value, key: &str) -> Result<&'a Map<String, Value>, Reply> {
+fn object<'a>(v: &'a Value, key: &str) -> Result<&'a Map<String, Value>, GraphError> {
     v.as_object()
         .ok_or_else(|| body_read(format!("An object was expected for '{key}'.")))
 }
 
-fn parse_message(v: &Value) -> Result<Message, Reply> {
+fn parse_message(v: &Value) -> Result<Message, GraphError> {
     let mut m = Message::default();
     for (k, val) in object(v, "message")? {
         match k.as_str() {
@@ -1425,7 +1305,7 @@ fn parse_message(v: &Value) -> Result<Message, Reply> {
                     let valid_name =
                         name.len() > 2 && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
                     if !(name.starts_with("X-") || name.starts_with("x-")) || !valid_name {
-                        return Err(Reply::error(
+                        return Err(error(
                             400,
                             "InvalidInternetMessageHeader",
                             format!(
@@ -1434,7 +1314,7 @@ fn parse_message(v: &Value) -> Result<Message, Reply> {
                         ));
                     }
                     if value.contains(['\r', '\n']) {
-                        return Err(Reply::error(
+                        return Err(error(
                             400,
                             "InvalidInternetMessageHeader",
                             format!("The value of internet message header '{name}' is not valid."),
@@ -1454,12 +1334,12 @@ fn parse_message(v: &Value) -> Result<Message, Reply> {
     Ok(m)
 }
 
-fn recipients(v: &Value, key: &str) -> Result<Vec<Recipient>, Reply> {
+fn recipients(v: &Value, key: &str) -> Result<Vec<Recipient>, GraphError> {
     array(v, key)?.iter().map(recipient).collect()
 }
 
 /// `{"emailAddress":{"address","name"?}}`.
-fn recipient(v: &Value) -> Result<Recipient, Reply> {
+fn recipient(v: &Value) -> Result<Recipient, GraphError> {
     let mut email = None;
     for (k, val) in object(v, "recipient")? {
         match k.as_str() {
@@ -1477,29 +1357,12 @@ fn recipient(v: &Value) -> Result<Recipient, Reply> {
         }
     }
     match address {
-        Some(a) if is_email(&a) => Ok((name, a)),
+        Some(a) if mime::is_address(&a) => Ok((name, a)),
         _ => Err(invalid_recipients()),
     }
 }
 
-/// `local@domain`, both non-empty, no whitespace, controls or address-list punctuation.
-fn is_email(s: &str) -> bool {
-    let Some((local, domain)) = s.rsplit_once('@') else {
-        return false;
-    };
-    let clean = |p: &str| {
-        !p.is_empty()
-            && p.chars()
-                .all(|c| !c.is_whitespace() && !c.is_control() && !"<>,;:\"()[]\\@".contains(c))
-    };
-    clean(local)
-        && clean(domain)
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains("..")
-}
-
-fn parse_attachment(v: &Value) -> Result<Attachment, Reply> {
+fn parse_attachment(v: &Value) -> Result<Attachment, GraphError> {
     let obj = object(v, "attachment")?;
     if obj.get("@odata.type").and_then(Value::as_str) != Some("#microsoft.graph.fileAttachment") {
         // Without the derived type Graph reads a plain attachment, which has no contentBytes.
@@ -1553,40 +1416,16 @@ struct MimeSummary {
 
 /// Reads the header section (unfolded) for the recipients and subject. No header section, or
 /// no recipient in it, is Graph's `ErrorInvalidRecipients`.
-fn parse_mime(raw: &[u8]) -> Result<MimeSummary, Reply> {
-    let mut fields: Vec<(String, String)> = Vec::new();
-    for (n, line) in raw.split(|b| *b == b'\n').enumerate() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            break;
-        }
-        let line = String::from_utf8_lossy(line);
-        if line.starts_with([' ', '\t']) {
-            match fields.last_mut() {
-                Some((_, v)) => v.push_str(&line),
-                None => return Err(invalid_recipients()),
-            }
-            continue;
-        }
-        let field = line.split_once(':').filter(|(name, _)| {
-            !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
-        });
-        match field {
-            Some((name, value)) => fields.push((name.to_string(), value.trim().to_string())),
-            // No header section at all: nothing names a recipient.
-            None if fields.is_empty() => return Err(invalid_recipients()),
-            None => {
-                return Err(Reply::error(
-                    400,
-                    "ErrorMimeContentConversionFailed",
-                    format!(
-                        "The MIME content could not be parsed: header line {} is malformed.",
-                        n + 1
-                    ),
-                ));
-            }
-        }
-    }
+fn parse_mime(raw: &[u8]) -> Result<MimeSummary, GraphError> {
+    let (fields, _) = mime::headers(raw).map_err(|e| match e {
+        // No header section at all: nothing names a recipient.
+        HeaderError::NoHeaders => invalid_recipients(),
+        HeaderError::Malformed(line) => error(
+            400,
+            "ErrorMimeContentConversionFailed",
+            format!("The MIME content could not be parsed: header line {line} is malformed."),
+        ),
+    })?;
     let mut s = MimeSummary::default();
     for (name, value) in &fields {
         let list = match name.to_ascii_lowercase().as_str() {
@@ -1596,13 +1435,13 @@ fn parse_mime(raw: &[u8]) -> Result<MimeSummary, Reply> {
             "reply-to" => &mut s.reply_to,
             "subject" => {
                 if s.subject.is_empty() {
-                    s.subject = decode_words(value);
+                    s.subject = mime::decode_words(value);
                 }
                 continue;
             }
             _ => continue,
         };
-        list.extend(parse_address_list(value).ok_or_else(invalid_recipients)?);
+        list.extend(mime::address_list(value).ok_or_else(invalid_recipients)?);
     }
     if s.to.is_empty() && s.cc.is_empty() && s.bcc.is_empty() {
         return Err(invalid_recipients());
@@ -1610,300 +1449,15 @@ fn parse_mime(raw: &[u8]) -> Result<MimeSummary, Reply> {
     Ok(s)
 }
 
-/// An RFC 5322 address list, kept simple: `Name <a@b>`, `"Quoted, Name" <a@b>` or bare `a@b`,
-/// comma separated; comments dropped, groups flattened. `None` when an address is invalid.
-fn parse_address_list(s: &str) -> Option<Vec<Recipient>> {
-    let mut items = Vec::new();
-    let mut cur = String::new();
-    let (mut quoted, mut escaped, mut angle, mut comment) = (false, false, false, 0u32);
-    for c in s.chars() {
-        if escaped {
-            if comment == 0 {
-                cur.push(c);
-            }
-            escaped = false;
-            continue;
-        }
-        if c == '\\' && (quoted || comment > 0) {
-            escaped = true;
-            if comment == 0 {
-                cur.push(c);
-            }
-            continue;
-        }
-        if quoted {
-            quoted = c != '"';
-            cur.push(c);
-            continue;
-        }
-        if comment > 0 {
-            match c {
-                '(' => comment += 1,
-                ')' => comment -= 1,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' => {
-                quoted = true;
-                cur.push(c);
-            }
-            '(' => comment = 1,
-            '<' => {
-                angle = true;
-                cur.push(c);
-            }
-            '>' => {
-                angle = false;
-                cur.push(c);
-            }
-            ',' | ';' if !angle => items.push(std::mem::take(&mut cur)),
-            // `group-name: a@b, c@d;`: the group name is not an address.
-            ':' if !angle => cur.clear(),
-            _ => cur.push(c),
-        }
-    }
-    items.push(cur);
+// ---- time ----
 
-    let mut out = Vec::new();
-    for item in items.iter().map(|i| i.trim()).filter(|i| !i.is_empty()) {
-        let (name, address) = match item.find('<') {
-            Some(open) => {
-                let close = item.rfind('>')?;
-                if close < open || !item[close + 1..].trim().is_empty() {
-                    return None;
-                }
-                let name = item[..open].trim();
-                let name = match name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
-                    Some(q) => unquote(q),
-                    None => decode_words(name),
-                };
-                (
-                    (!name.is_empty()).then_some(name),
-                    item[open + 1..close].trim(),
-                )
-            }
-            None => (None, item),
-        };
-        if !is_email(address) {
-            return None;
-        }
-        out.push((name, address.to_string()));
-    }
-    Some(out)
+/// Graph's `DateTimeOffset` layout: `YYYY-MM-DDTHH:MM:SS.0000000Z`.
+fn date_time_offset(secs: u64) -> String {
+    let t = Utc::at(secs);
+    format!("{}T{}.0000000Z", t.date(), t.time())
 }
 
-fn unquote(s: &str) -> String {
-    let mut out = String::new();
-    let mut escaped = false;
-    for c in s.chars() {
-        if escaped || c != '\\' {
-            out.push(c);
-            escaped = false;
-        } else {
-            escaped = true;
-        }
-    }
-    out
-}
-
-/// Decodes RFC 2047 encoded words (`=?utf-8?B?…?=`, `=?utf-8?Q?…?=`; UTF-8, US-ASCII and
-/// ISO-8859-1), dropping the whitespace between adjacent encoded words.
-fn decode_words(s: &str) -> String {
-    let mut out = String::new();
-    // Bytes of adjacent encoded words are joined before UTF-8 decoding: an encoder may split a
-    // character across words.
-    let mut pending: Vec<u8> = Vec::new();
-    let mut last_encoded = false;
-    let mut rest = s;
-    while let Some(i) = rest.find("=?") {
-        let (before, at) = rest.split_at(i);
-        match decode_word(at) {
-            Some((bytes, used)) => {
-                // Whitespace between two encoded words is not part of the text.
-                if !(last_encoded && before.trim().is_empty()) {
-                    out.push_str(&String::from_utf8_lossy(&std::mem::take(&mut pending)));
-                    out.push_str(before);
-                }
-                pending.extend_from_slice(&bytes);
-                last_encoded = true;
-                rest = &at[used..];
-            }
-            None => {
-                out.push_str(&String::from_utf8_lossy(&std::mem::take(&mut pending)));
-                out.push_str(before);
-                out.push_str("=?");
-                last_encoded = false;
-                rest = &at[2..];
-            }
-        }
-    }
-    out.push_str(&String::from_utf8_lossy(&pending));
-    out.push_str(rest);
-    out
-}
-
-/// One encoded word at the start of `s`: its bytes as UTF-8 and its length in `s`.
-fn decode_word(s: &str) -> Option<(Vec<u8>, usize)> {
-    let inner = s.strip_prefix("=?")?;
-    let (charset, rest) = inner.split_once('?')?;
-    let (encoding, rest) = rest.split_once('?')?;
-    let end = rest.find("?=")?;
-    let text = &rest[..end];
-    if text.contains([' ', '\t']) {
-        return None;
-    }
-    let used = 2 + charset.len() + 1 + encoding.len() + 1 + end + 2;
-    let raw = if encoding.eq_ignore_ascii_case("b") {
-        STANDARD
-            .decode(text)
-            .or_else(|_| STANDARD_NO_PAD.decode(text))
-            .ok()?
-    } else if encoding.eq_ignore_ascii_case("q") {
-        let b = text.as_bytes();
-        let mut out = Vec::with_capacity(b.len());
-        let mut i = 0;
-        while i < b.len() {
-            match b[i] {
-                b'_' => out.push(b' '),
-                b'=' => {
-                    let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-                    out.push(u8::from_str_radix(hex, 16).ok()?);
-                    i += 2;
-                }
-                c => out.push(c),
-            }
-            i += 1;
-        }
-        out
-    } else {
-        return None;
-    };
-    // RFC 2231 allows `charset*language`.
-    let charset = charset.split('*').next().unwrap_or_default();
-    if charset.eq_ignore_ascii_case("utf-8") || charset.eq_ignore_ascii_case("us-ascii") {
-        Some((raw, used))
-    } else if charset.eq_ignore_ascii_case("iso-8859-1") || charset.eq_ignore_ascii_case("latin1") {
-        Some((
-            raw.iter()
-                .map(|&b| b as char)
-                .collect::<String>()
-                .into_bytes(),
-            used,
-        ))
-    } else {
-        None
-    }
-}
-
-/// Decodes `%XX` escapes of a path segment (`+` stays `+`: addresses like `a+tag@b` are
-/// common). `None` when an escape is malformed or the result is not UTF-8.
-fn path_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-// ---- ids and time ----
-
-/// Unguessable bytes: the kernel CSPRNG, or (off Linux) SHA-256 over time, a counter and the
-/// process id, which is still unique and unpredictable enough for a test fake.
-fn random_bytes(n: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; n];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom")
-        && f.read_exact(&mut buf).is_ok()
-    {
-        return buf;
-    }
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut out = Vec::with_capacity(n + 32);
-    while out.len() < n {
-        let mut h = Sha256::new();
-        h.update(
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-                .to_le_bytes(),
-        );
-        h.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-        h.update(std::process::id().to_le_bytes());
-        out.extend_from_slice(&h.finalize());
-    }
-    out.truncate(n);
-    out
-}
-
-fn random_token(bytes: usize) -> String {
-    URL_SAFE_NO_PAD.encode(random_bytes(bytes))
-}
-
-fn uuid() -> String {
-    let mut b = random_bytes(16);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// `YYYY-MM-DDTHH:MM:SS` (Graph's `innerError.date`), or with `.0000000Z` appended (its
-/// `DateTimeOffset` properties).
-fn format_time(secs: u64, offset: bool) -> String {
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}{}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        if offset { ".0000000Z" } else { "" }
-    )
-}
-
-fn utc_timestamp(offset: bool) -> String {
-    format_time(now_secs(), offset)
-}
-
+/// When an upload session created now expires.
 fn expiration() -> String {
-    format_time(now_secs() + UPLOAD_SESSION_TTL_SECS, true)
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    date_time_offset(now_secs() + UPLOAD_SESSION_TTL_SECS)
 }

@@ -134,6 +134,14 @@ impl Env {
         self.run_cmd(self.command(args), stdin)
     }
 
+    /// `mailer send` of a short mail (body `b`) to `to` with `subject` and the `extra` flags,
+    /// stdin closed.
+    pub fn send_simple(&self, to: &str, subject: &str, extra: &[&str]) -> Output {
+        let mut args = vec!["send", "--to", to, "--subject", subject, "--body", "b"];
+        args.extend_from_slice(extra);
+        self.run(&args, None)
+    }
+
     /// Runs a prepared command to completion with `stdin`, bounded by [`RUN_LIMIT`].
     pub fn run_cmd(&self, mut cmd: Command, stdin: Option<&str>) -> Output {
         let mut child = cmd
@@ -148,6 +156,28 @@ impl Env {
         }
         drop(input);
         wait_output(child, RUN_LIMIT)
+    }
+
+    /// Starts every run (its arguments, stdin closed) at once and waits for all of them,
+    /// bounded by `limit` in all. The outputs are in the order of `runs`.
+    pub fn run_concurrently(&self, runs: &[Vec<String>], limit: Duration) -> Vec<Output> {
+        let children: Vec<Child> = runs
+            .iter()
+            .map(|args| {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                self.command(&args)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("spawn mailer")
+            })
+            .collect();
+        let deadline = Instant::now() + limit;
+        children
+            .into_iter()
+            .map(|child| wait_until(child, deadline, limit))
+            .collect()
     }
 
     /// Starts `mailer` in the background with stderr streamed line by line.
@@ -245,8 +275,12 @@ impl Drop for Running {
     }
 }
 
-fn wait_output(mut child: Child, limit: Duration) -> Output {
-    let deadline = Instant::now() + limit;
+fn wait_output(child: Child, limit: Duration) -> Output {
+    wait_until(child, Instant::now() + limit, limit)
+}
+
+/// Waits for `child` until `deadline` (`limit` names it in the panic when it is missed).
+fn wait_until(mut child: Child, deadline: Instant, limit: Duration) -> Output {
     loop {
         match child.try_wait().expect("wait") {
             Some(_) => break,

@@ -238,12 +238,22 @@ pub fn percent_encode(s: &str) -> String {
 /// Decodes one form/query component: `+` is a space, `%XX` a byte. `None` when a `%` escape
 /// is malformed or the result is not UTF-8 (a strict server rejects such input).
 pub fn percent_decode(s: &str) -> Option<String> {
+    decode(s, true)
+}
+
+/// Decodes `%XX` escapes of a URL path segment; `+` stays `+` (addresses like `a+tag@b` are
+/// common in paths). `None` when an escape is malformed or the result is not UTF-8.
+pub fn percent_decode_path(s: &str) -> Option<String> {
+    decode(s, false)
+}
+
+fn decode(s: &str, plus_is_space: bool) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' => {
                 let hex = bytes.get(i + 1..i + 3)?;
                 let hex = std::str::from_utf8(hex).ok()?;

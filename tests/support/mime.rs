@@ -1,10 +1,17 @@
-//! A small MIME reader for assertions: splits a message into its leaf parts with headers
-//! unfolded and bodies decoded (base64, quoted-printable, 7bit/8bit), so tests can check
-//! delivered bytes part by part and compare structures across transports.
+//! The one MIME reader of the tests, for the fakes and for assertions:
+//!
+//! - [`headers`]: a header section read strictly (fields unfolded, names checked), as a
+//!   server reads what a client sent (the fake Graph's MIME form does);
+//! - [`address_list`], [`is_address`] and [`decode_words`]: RFC 5322 address lists and RFC 2047
+//!   encoded words, as a server reads recipients and subjects;
+//! - [`parse`]: a whole message split into its leaf parts with bodies decoded (base64,
+//!   quoted-printable, 7bit/8bit), so tests can check delivered bytes part by part and compare
+//!   structures across transports.
 
 #![allow(dead_code)]
 
 use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 
 #[derive(Debug, Clone)]
 pub struct Part {
@@ -45,6 +52,7 @@ fn find<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// Reads a whole message; panics (naming the problem) when its header section is malformed.
 pub fn parse(bytes: &[u8]) -> Parsed {
     let (headers, body) = split(bytes);
     let mut leaves = Vec::new();
@@ -56,31 +64,68 @@ pub fn parse(bytes: &[u8]) -> Parsed {
     }
 }
 
-fn split(bytes: &[u8]) -> (Vec<(String, String)>, &[u8]) {
+/// `(name, value)` of one header field, the value unfolded and trimmed.
+pub type Field = (String, String);
+
+/// Why a header section could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeaderError {
+    /// The first line is neither a field nor empty: there is no header section at all.
+    NoHeaders,
+    /// This line (1-based) is neither a field nor the continuation of one.
+    Malformed(usize),
+}
+
+/// Reads the header section of `bytes`, up to the first empty line, strictly: each field is
+/// `name: value` with a name of printable ASCII; a line starting with white space continues
+/// the field before it (unfolded as RFC 5322 2.2.3 says: the line break goes, the white space
+/// stays); values are trimmed. Returns the fields in order and what follows the empty line
+/// (nothing without one).
+pub fn headers(bytes: &[u8]) -> Result<(Vec<Field>, &[u8]), HeaderError> {
+    let mut fields: Vec<Field> = Vec::new();
     let mut pos = 0;
-    let mut head_end = bytes.len();
-    let mut body_start = bytes.len();
-    for line in bytes.split_inclusive(|b| *b == b'\n') {
-        if line == b"\r\n" || line == b"\n" {
-            head_end = pos;
-            body_start = pos + line.len();
-            break;
+    for (n, raw) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
+        pos += raw.len();
+        let line = raw.strip_suffix(b"\n").unwrap_or(raw);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return Ok((trimmed(fields), &bytes[pos..]));
         }
-        pos += line.len();
-    }
-    let text = String::from_utf8_lossy(&bytes[..head_end]);
-    let mut headers: Vec<(String, String)> = Vec::new();
-    for line in text.lines() {
+        let line = String::from_utf8_lossy(line);
         if line.starts_with([' ', '\t']) {
-            if let Some(l) = headers.last_mut() {
-                l.1.push(' ');
-                l.1.push_str(line.trim());
+            match fields.last_mut() {
+                Some((_, value)) => value.push_str(&line),
+                None => return Err(HeaderError::NoHeaders),
             }
-        } else if let Some((n, v)) = line.split_once(':') {
-            headers.push((n.trim().to_owned(), v.trim().to_owned()));
+            continue;
+        }
+        let field = line.split_once(':').filter(|(name, _)| {
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+        });
+        match field {
+            Some((name, value)) => fields.push((name.to_string(), value.trim().to_string())),
+            None if fields.is_empty() => return Err(HeaderError::NoHeaders),
+            None => return Err(HeaderError::Malformed(n + 1)),
         }
     }
-    (headers, &bytes[body_start.min(bytes.len())..])
+    Ok((trimmed(fields), &bytes[bytes.len()..]))
+}
+
+fn trimmed(fields: Vec<Field>) -> Vec<Field> {
+    fields
+        .into_iter()
+        .map(|(name, value)| (name, value.trim_end().to_string()))
+        .collect()
+}
+
+/// [`headers`] for [`parse`], which reads what mailer produced: a malformed section is a bug.
+fn split(bytes: &[u8]) -> (Vec<Field>, &[u8]) {
+    headers(bytes).unwrap_or_else(|e| {
+        panic!(
+            "malformed MIME header section ({e:?}):\n{}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(2000)])
+        )
+    })
 }
 
 fn param(value: &str, name: &str) -> Option<String> {
@@ -136,9 +181,7 @@ fn walk(headers: &[(String, String)], body: &[u8], leaves: &mut Vec<Part>) -> St
                 .copied()
                 .filter(|b| !b.is_ascii_whitespace())
                 .collect();
-            base64::engine::general_purpose::STANDARD
-                .decode(clean)
-                .expect("valid base64 part")
+            STANDARD.decode(clean).expect("valid base64 part")
         }
         "quoted-printable" => decode_qp(body),
         _ => body.to_vec(),
@@ -202,4 +245,214 @@ fn decode_qp(body: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+// ---- addresses and encoded words ----
+
+/// `(display name, address)` of one mailbox.
+pub type Address = (Option<String>, String);
+
+/// An RFC 5322 address list, kept simple: `Name <a@b>`, `"Quoted, Name" <a@b>` or bare `a@b`,
+/// comma separated; comments dropped, groups flattened, display names decoded
+/// ([`decode_words`]). `None` when an address is invalid ([`is_address`]).
+pub fn address_list(s: &str) -> Option<Vec<Address>> {
+    let mut items = Vec::new();
+    let mut cur = String::new();
+    let (mut quoted, mut escaped, mut angle, mut comment) = (false, false, false, 0u32);
+    for c in s.chars() {
+        if escaped {
+            if comment == 0 {
+                cur.push(c);
+            }
+            escaped = false;
+            continue;
+        }
+        if c == '\\' && (quoted || comment > 0) {
+            escaped = true;
+            if comment == 0 {
+                cur.push(c);
+            }
+            continue;
+        }
+        if quoted {
+            quoted = c != '"';
+            cur.push(c);
+            continue;
+        }
+        if comment > 0 {
+            match c {
+                '(' => comment += 1,
+                ')' => comment -= 1,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                quoted = true;
+                cur.push(c);
+            }
+            '(' => comment = 1,
+            '<' => {
+                angle = true;
+                cur.push(c);
+            }
+            '>' => {
+                angle = false;
+                cur.push(c);
+            }
+            ',' | ';' if !angle => items.push(std::mem::take(&mut cur)),
+            // `group-name: a@b, c@d;`: the group name is not an address.
+            ':' if !angle => cur.clear(),
+            _ => cur.push(c),
+        }
+    }
+    items.push(cur);
+
+    let mut out = Vec::new();
+    for item in items.iter().map(|i| i.trim()).filter(|i| !i.is_empty()) {
+        let (name, address) = match item.find('<') {
+            Some(open) => {
+                let close = item.rfind('>')?;
+                if close < open || !item[close + 1..].trim().is_empty() {
+                    return None;
+                }
+                let name = item[..open].trim();
+                let name = match name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
+                    Some(q) => unquote(q),
+                    None => decode_words(name),
+                };
+                (
+                    (!name.is_empty()).then_some(name),
+                    item[open + 1..close].trim(),
+                )
+            }
+            None => (None, item),
+        };
+        if !is_address(address) {
+            return None;
+        }
+        out.push((name, address.to_string()));
+    }
+    Some(out)
+}
+
+/// `local@domain`, both non-empty, no whitespace, controls or address-list punctuation.
+pub fn is_address(s: &str) -> bool {
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return false;
+    };
+    let clean = |p: &str| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| !c.is_whitespace() && !c.is_control() && !"<>,;:\"()[]\\@".contains(c))
+    };
+    clean(local)
+        && clean(domain)
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+}
+
+fn unquote(s: &str) -> String {
+    let mut out = String::new();
+    let mut escaped = false;
+    for c in s.chars() {
+        if escaped || c != '\\' {
+            out.push(c);
+            escaped = false;
+        } else {
+            escaped = true;
+        }
+    }
+    out
+}
+
+/// Decodes RFC 2047 encoded words (`=?utf-8?B?…?=`, `=?utf-8?Q?…?=`; UTF-8, US-ASCII and
+/// ISO-8859-1), dropping the whitespace between adjacent encoded words.
+pub fn decode_words(s: &str) -> String {
+    let mut out = String::new();
+    // Bytes of adjacent encoded words are joined before UTF-8 decoding: an encoder may split a
+    // character across words.
+    let mut pending: Vec<u8> = Vec::new();
+    let mut last_encoded = false;
+    let mut rest = s;
+    while let Some(i) = rest.find("=?") {
+        let (before, at) = rest.split_at(i);
+        match decode_word(at) {
+            Some((bytes, used)) => {
+                // Whitespace between two encoded words is not part of the text.
+                if !(last_encoded && before.trim().is_empty()) {
+                    out.push_str(&String::from_utf8_lossy(&std::mem::take(&mut pending)));
+                    out.push_str(before);
+                }
+                pending.extend_from_slice(&bytes);
+                last_encoded = true;
+                rest = &at[used..];
+            }
+            None => {
+                out.push_str(&String::from_utf8_lossy(&std::mem::take(&mut pending)));
+                out.push_str(before);
+                out.push_str("=?");
+                last_encoded = false;
+                rest = &at[2..];
+            }
+        }
+    }
+    out.push_str(&String::from_utf8_lossy(&pending));
+    out.push_str(rest);
+    out
+}
+
+/// One encoded word at the start of `s`: its bytes as UTF-8 and its length in `s`.
+fn decode_word(s: &str) -> Option<(Vec<u8>, usize)> {
+    let inner = s.strip_prefix("=?")?;
+    let (charset, rest) = inner.split_once('?')?;
+    let (encoding, rest) = rest.split_once('?')?;
+    let end = rest.find("?=")?;
+    let text = &rest[..end];
+    if text.contains([' ', '\t']) {
+        return None;
+    }
+    let used = 2 + charset.len() + 1 + encoding.len() + 1 + end + 2;
+    let raw = if encoding.eq_ignore_ascii_case("b") {
+        STANDARD
+            .decode(text)
+            .or_else(|_| STANDARD_NO_PAD.decode(text))
+            .ok()?
+    } else if encoding.eq_ignore_ascii_case("q") {
+        let b = text.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'_' => out.push(b' '),
+                b'=' => {
+                    let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                    out.push(u8::from_str_radix(hex, 16).ok()?);
+                    i += 2;
+                }
+                c => out.push(c),
+            }
+            i += 1;
+        }
+        out
+    } else {
+        return None;
+    };
+    // RFC 2231 allows `charset*language`.
+    let charset = charset.split('*').next().unwrap_or_default();
+    if charset.eq_ignore_ascii_case("utf-8") || charset.eq_ignore_ascii_case("us-ascii") {
+        Some((raw, used))
+    } else if charset.eq_ignore_ascii_case("iso-8859-1") || charset.eq_ignore_ascii_case("latin1") {
+        Some((
+            raw.iter()
+                .map(|&b| b as char)
+                .collect::<String>()
+                .into_bytes(),
+            used,
+        ))
+    } else {
+        None
+    }
 }
