@@ -73,6 +73,14 @@ pub enum Command {
     Logout(LogoutArgs),
     /// List profiles
     Profiles,
+    /// Check everything a send needs, one line per check, each with its fix
+    Doctor(DoctorArgs),
+    /// What a server's error code means and how to fix it (AADSTS70043, 5.7.139, ErrorSendAsDenied, ...)
+    Explain {
+        /// The code as the server printed it: AADSTS70043, 70043, 535 5.7.139, ErrorSendAsDenied, invalid_grant
+        #[arg(num_args = 1.., value_name = "CODE")]
+        code: Vec<String>,
+    },
     /// Print shell completions
     Completions {
         #[arg(value_enum)]
@@ -211,12 +219,29 @@ pub struct SendArgs {
     /// Transport for this message instead of the profile's
     #[arg(long, value_enum)]
     pub transport: Option<TransportKind>,
+    /// When the transport refuses for a reason of its own (SMTP AUTH disabled, no Graph
+    /// mailbox), send through this one instead [default: the profile's `fallback`]
+    #[arg(long, value_enum)]
+    pub fallback: Option<TransportKind>,
     /// Print the MIME message and exit: no network, no token
     #[arg(long)]
     pub dry_run: bool,
     /// On a temporary failure keep the message in the outbox (exit 75) for `mailer queue run`
     #[arg(long)]
     pub queue: bool,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct DoctorArgs {
+    /// Also send a short test message to the profile's own mailbox through each transport
+    #[arg(long)]
+    pub send_test: bool,
+    /// Only the local checks: no request leaves the machine
+    #[arg(long, conflicts_with = "send_test")]
+    pub no_network: bool,
+    /// Check every profile of the config file
+    #[arg(long)]
+    pub all_profiles: bool,
 }
 
 #[derive(Args, Debug)]

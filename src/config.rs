@@ -68,6 +68,16 @@ pub struct Profile {
     /// `login --redirect-uri`: the fixed redirect registered for the app.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_uri: Option<String>,
+    /// Run through `sh -c` to tell a person that something needs them (a login, a secret
+    /// that expires, a message that failed); see `notify.rs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_command: Option<String>,
+    /// The transport to try when the chosen one refuses for a reason of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<TransportKind>,
+    /// When the app's client secret or certificate expires (RFC 3339), for warnings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_expires: Option<String>,
 }
 
 macro_rules! string_enum {

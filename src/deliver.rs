@@ -24,12 +24,22 @@ pub struct Request {
     pub transport: Option<TransportKind>,
     /// Keep the message in the outbox when it cannot be sent now.
     pub queue: bool,
+    /// Where to send when the transport refuses for a reason of its own.
+    pub fallback: Option<TransportKind>,
+}
+
+/// A delivery that went through the other transport, and why.
+#[derive(Debug, Clone)]
+pub struct Fallback {
+    pub from: TransportKind,
+    pub reason: String,
 }
 
 pub enum Outcome {
     Sent {
         transport: TransportKind,
         receipt: Receipt,
+        fallback: Option<Fallback>,
     },
     /// Not sent yet: waiting in the outbox for `queue run`.
     Queued {
@@ -117,12 +127,15 @@ impl<'a> Delivery<'a> {
             true => self.write_ahead(req, kind)?,
             false => None,
         };
-        let result = self.attempt(kind, &req.outgoing).await;
+        let (result, via, fallback) = self
+            .attempt_or_fall_back(kind, req.fallback, &req.outgoing)
+            .await;
         let Some((claim, mut entry)) = ahead else {
             return Ok(match result {
                 Ok(receipt) => Outcome::Sent {
-                    transport: kind,
+                    transport: via,
                     receipt,
+                    fallback,
                 },
                 Err(error) => Outcome::Failed {
                     failure: Failure::of(&error),
@@ -134,8 +147,9 @@ impl<'a> Delivery<'a> {
             Ok(receipt) => {
                 self.outbox.remove(claim)?;
                 Ok(Outcome::Sent {
-                    transport: kind,
+                    transport: via,
                     receipt,
+                    fallback,
                 })
             }
             Err(error) if Failure::of(&error).keeps() => {
@@ -181,6 +195,33 @@ impl<'a> Delivery<'a> {
         Ok(Some((claim, entry)))
     }
 
+    /// An attempt through `kind`; when it refuses for a reason the other transport does not
+    /// share (SMTP AUTH off for the tenant, no Graph mailbox, a large message without
+    /// Mail.ReadWrite), one more through `fallback`. Never for a bad message or a denied
+    /// send-as: those fail everywhere.
+    async fn attempt_or_fall_back(
+        &mut self,
+        kind: TransportKind,
+        fallback: Option<TransportKind>,
+        o: &Outgoing,
+    ) -> (Result<Receipt>, TransportKind, Option<Fallback>) {
+        let first = self.attempt(kind, o).await;
+        let other = fallback.filter(|f| *f != kind && self.acct.provider.transports().contains(f));
+        match (first, other) {
+            (Err(e), Some(other)) if e.transport_specific => {
+                self.printer.warn(format!(
+                    "{kind} refused ({}); sending through {other} instead",
+                    e.what
+                ));
+                let reason = e.what;
+                let second = self.attempt(other, o).await;
+                let note = second.is_ok().then_some(Fallback { from: kind, reason });
+                (second, other, note)
+            }
+            (result, _) => (result, kind, None),
+        }
+    }
+
     /// One attempt through `kind`, opening it on first use.
     async fn attempt(&mut self, kind: TransportKind, o: &Outgoing) -> Result<Receipt> {
         let i = match self.open.iter().position(|t| t.kind() == kind) {
@@ -209,8 +250,9 @@ impl<'a> Delivery<'a> {
                 continue;
             };
             let kind = entry.transport.unwrap_or(self.acct.profile.transport);
+            let fallback = self.acct.profile.fallback;
             let result = match queued_message(&entry, self.acct) {
-                Ok(o) => self.attempt(kind, &o).await,
+                Ok(o) => self.attempt_or_fall_back(kind, fallback, &o).await.0,
                 Err(e) => Err(e),
             };
             match result {

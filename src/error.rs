@@ -65,7 +65,15 @@ pub struct Error {
     /// The command or setting that fixes it.
     pub fix: Option<String>,
     /// What `--json` prints instead of the generic error object (e.g. a queued message).
-    pub json: Option<serde_json::Value>,
+    pub json: Option<Box<serde_json::Value>>,
+    /// The server's code, as `mailer explain` takes it (`AADSTS70043`, `5.7.139`, …).
+    pub code: Option<String>,
+    /// The failure is particular to the transport that met it (SMTP AUTH off for the
+    /// tenant, no Graph mailbox): another transport may well deliver.
+    pub transport_specific: bool,
+    /// The command has shown the failure itself (doctor's report): only the exit code is
+    /// left to give.
+    pub shown: bool,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -78,7 +86,23 @@ impl Error {
             why: None,
             fix: None,
             json: None,
+            code: None,
+            transport_specific: false,
+            shown: false,
         }
+    }
+    pub fn code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+    /// Marks the failure as already shown to the user.
+    pub fn shown(mut self) -> Self {
+        self.shown = true;
+        self
+    }
+    pub fn transport_specific(mut self, yes: bool) -> Self {
+        self.transport_specific = yes;
+        self
     }
     pub fn why(mut self, why: impl Into<String>) -> Self {
         self.why = Some(why.into());
@@ -91,8 +115,8 @@ impl Error {
     /// What `--json` prints for this error, when the command has a better object than the
     /// generic one (a status report, a queued message).
     pub fn with_json(mut self, json: Option<serde_json::Value>) -> Self {
-        if json.is_some() {
-            self.json = json;
+        if let Some(v) = json {
+            self.json = Some(Box::new(v));
         }
         self
     }
@@ -127,7 +151,7 @@ impl Error {
     /// The machine-readable form for `--json`, given the exit code `main` chose.
     pub fn to_json(&self, exit_code: u8) -> serde_json::Value {
         if let Some(v) = &self.json {
-            let mut v = v.clone();
+            let mut v = (**v).clone();
             if let Some(object) = v.as_object_mut() {
                 object
                     .entry("exit_code")
@@ -139,6 +163,7 @@ impl Error {
             "status": "error",
             "class": self.class.name(),
             "exit_code": exit_code,
+            "code": self.code,
             "error": self.what,
             "why": self.why,
             "fix": self.fix,
@@ -149,6 +174,9 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "mailer: {}", self.what)?;
+        if let Some(code) = self.code.as_deref().filter(|c| !self.what.contains(c)) {
+            write!(f, " [{code}]")?;
+        }
         if let Some(why) = &self.why {
             write!(f, "\n  why: {why}")?;
         }

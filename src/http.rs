@@ -77,6 +77,69 @@ fn pem_blocks(pem: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
+/// The proxy a request to `url` goes through, as reqwest picks it from the environment
+/// (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, upper or lower case, minus `NO_PROXY`), with
+/// any password taken out: for messages and `doctor`.
+pub fn proxy_for(url: &oauth2::url::Url) -> Option<String> {
+    let var = |name: &str| {
+        std::env::var(name)
+            .or_else(|_| std::env::var(name.to_ascii_lowercase()))
+            .ok()
+            .filter(|v| !v.is_empty())
+    };
+    let host = url
+        .host_str()?
+        .trim_matches(['[', ']'])
+        .to_ascii_lowercase();
+    if let Some(no) = var("NO_PROXY") {
+        let bypass = no.split(',').map(str::trim).any(|n| {
+            let n = n.trim_start_matches('.').to_ascii_lowercase();
+            n == "*" || (!n.is_empty() && (host == n || host.ends_with(&format!(".{n}"))))
+        });
+        if bypass {
+            return None;
+        }
+    }
+    let scheme_var = if url.scheme() == "https" {
+        "HTTPS_PROXY"
+    } else {
+        "HTTP_PROXY"
+    };
+    let proxy = var(scheme_var).or_else(|| var("ALL_PROXY"))?;
+    Some(match oauth2::url::Url::parse(&proxy) {
+        Ok(mut u) => {
+            let _ = u.set_password(None);
+            let _ = u.set_username("");
+            u.to_string()
+        }
+        Err(_) => proxy,
+    })
+}
+
+/// What is wrong with a TLS connection, read from an error chain (rustls' words), and what
+/// fixes it.
+pub fn tls_problem(chain: &str) -> Option<(&'static str, &'static str)> {
+    let c = chain.to_ascii_lowercase();
+    if c.contains("unknownissuer") || c.contains("unknown issuer") || c.contains("unknownca") {
+        Some((
+            "the server's certificate is signed by a CA this machine does not trust (a TLS-inspecting proxy?)",
+            CA_FIX,
+        ))
+    } else if c.contains("expired") {
+        Some((
+            "the server's certificate has expired",
+            "check the host's certificate, or the system clock",
+        ))
+    } else if c.contains("notvalidforname") || c.contains("not valid for name") {
+        Some((
+            "the server's certificate is not valid for this host name",
+            "check the host name (--authority, --graph-url, --smtp-host)",
+        ))
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -61,7 +61,7 @@ fn exit_code(class: Class) -> u8 {
 /// object on stdout. A reader that went away hears nothing more.
 fn report(e: Error, json: bool) -> ExitCode {
     let code = exit_code(e.class);
-    if e.class == Class::OutputClosed {
+    if e.class == Class::OutputClosed || e.shown {
         return ExitCode::from(code);
     }
     mailer::output::report(&e.to_string());

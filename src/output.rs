@@ -145,6 +145,49 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
+/// Unix seconds of a civil UTC time (Howard Hinnant's days-from-civil).
+pub fn unix_from_civil(year: i64, month: i64, day: i64, secs_of_day: i64) -> Option<u64> {
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + secs_of_day).ok()
+}
+
+/// Parses RFC 3339 (`2027-01-31T12:00:00Z`, fractions and `+02:00` offsets allowed) to
+/// Unix seconds; a bare date means its midnight UTC.
+pub fn parse_rfc3339(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    if t.len() == 10 {
+        return unix_from_civil(y, mo, d, 0);
+    }
+    if !matches!(t.as_bytes().get(10), Some(b'T' | b't' | b' ')) {
+        return None;
+    }
+    let secs = num(11..13)? * 3600 + num(14..16)? * 60 + num(17..19)?;
+    let mut rest = &t[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        rest = frac.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
+            let v = o[1..3].parse::<i64>().ok()? * 3600 + o[4..6].parse::<i64>().ok()? * 60;
+            if o.starts_with('+') { v } else { -v }
+        }
+        _ => return None,
+    };
+    unix_from_civil(y, mo, d, secs - offset)
+}
+
 /// `3 days`, `5 min`: a coarse duration for people.
 pub fn fmt_duration(secs: u64) -> String {
     match secs {
@@ -174,6 +217,16 @@ mod tests {
             assert_eq!(fmt_time(unix), text);
         }
         assert_eq!(rfc3339(1_795_347_845), "2026-11-22T11:44:05Z");
+        for (text, unix) in [
+            ("2026-11-22T11:44:05Z", Some(1_795_347_845)),
+            ("2026-11-22T13:44:05.123+02:00", Some(1_795_347_845)),
+            ("2026-11-22", Some(1_795_305_600)),
+            ("2000-02-29T00:00:00Z", Some(951_782_400)),
+            ("2026-13-01T00:00:00Z", None),
+            ("soon", None),
+        ] {
+            assert_eq!(parse_rfc3339(text), unix, "{text}");
+        }
         assert_eq!(fmt_duration(59), "59 s");
         assert_eq!(fmt_duration(600), "10 min");
         assert_eq!(fmt_duration(7200), "2 h");

@@ -250,3 +250,19 @@ impl TokenSource for Tokens<'_> {
         self.acct.cache.remove(self.transport);
     }
 }
+
+/// The claims of a JWT access token, decoded but never verified (only the issuer can, and
+/// the server that takes the token does): for diagnosis only. `None` for opaque tokens,
+/// such as those of personal Microsoft accounts.
+pub fn claims(token: &Secret) -> Option<serde_json::Value> {
+    use base64::Engine;
+    let mut parts = token.expose().split('.');
+    let (_header, payload) = (parts.next()?, parts.next()?);
+    parts.next()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .filter(|v| v.is_object())
+}

@@ -115,7 +115,7 @@ fn assertion(acct: &Account) -> Result<Secret> {
     )))
 }
 
-fn pem_block(path: &Path, labels: &[&str]) -> Result<Vec<u8>> {
+pub fn pem_block(path: &Path, labels: &[&str]) -> Result<Vec<u8>> {
     pem_labeled(path, labels).map(|(_, der)| der)
 }
 

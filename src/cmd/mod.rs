@@ -2,6 +2,8 @@
 //! work and prints what they return; no policy lives here. This file dispatches and holds
 //! what `send` and `sendmail` share: how a delivery outcome is reported.
 
+mod doctor;
+mod explain;
 mod login;
 mod logout;
 mod profiles;
@@ -35,9 +37,21 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .map_err(|e| Error::internal(format!("cannot render the man page: {e}")))?;
             printer.data(&out)
         }
+        Command::Doctor(args) => match Context::load(&cli.global) {
+            Ok(ctx) => doctor::run(&ctx, args).await,
+            Err(e) => doctor::config_unreadable(cli.global.json, cli.global.quiet, e),
+        },
         command => {
             let mut ctx = Context::load(&cli.global)?;
-            match command {
+            let watched = matches!(
+                command,
+                Command::Send(_)
+                    | Command::Sendmail { .. }
+                    | Command::Queue(_)
+                    | Command::Token(_)
+                    | Command::Status
+            );
+            let result = match command {
                 Command::Login(args) => login::run(&mut ctx, *args).await,
                 Command::Send(args) => send::run(&ctx, *args).await,
                 Command::Sendmail { args } => sendmail::run(&ctx, args).await,
@@ -46,9 +60,35 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Command::Status => status::run(&ctx),
                 Command::Logout(args) => logout::run(&mut ctx, args),
                 Command::Profiles => profiles::run(&ctx),
-                Command::Completions { .. } | Command::Man => unreachable!("handled above"),
+                Command::Explain { code } => explain::run(&ctx, code),
+                Command::Completions { .. } | Command::Man | Command::Doctor(_) => {
+                    unreachable!("handled above")
+                }
+            };
+            if watched {
+                warn_a_person(&ctx, result.as_ref().err());
             }
+            result
         }
+    }
+}
+
+/// After an unattended run that used the profile: tell a person what needs them.
+fn warn_a_person(ctx: &Context, error: Option<&Error>) {
+    if ctx.interactive()
+        || ctx
+            .profile()
+            .and_then(|p| p.notify_command.as_ref())
+            .is_none()
+    {
+        return;
+    }
+    let Ok(acct) = ctx.account() else { return };
+    if let Some(e) = error.filter(|e| e.class == crate::error::Class::LoginNeeded) {
+        crate::notify::notify(&acct, crate::notify::Event::LoginNeeded, &e.what);
+    }
+    if let Some(detail) = crate::notify::credential_expiring(&acct) {
+        crate::notify::notify(&acct, crate::notify::Event::CredentialExpirySoon, &detail);
     }
 }
 
@@ -64,17 +104,27 @@ fn describe(o: &Outgoing) -> String {
 /// Prints a delivery's outcome; an outcome that is not "sent" becomes the command's error.
 fn report(ctx: &Context, acct: &Account, o: &Outgoing, outcome: Outcome) -> Result<()> {
     match outcome {
-        Outcome::Sent { transport, receipt } => {
-            ctx.printer.json_only(&serde_json::json!({
+        Outcome::Sent {
+            transport,
+            receipt,
+            fallback,
+        } => {
+            let mut json = serde_json::json!({
                 "status": "sent",
                 "transport": transport.as_str(),
                 "message_id": receipt.message_id,
                 "request_id": receipt.request_id,
                 "reply": receipt.reply,
                 "recipients": o.recipients.len(),
-            }))?;
-            ctx.printer
-                .say(format!("sent via {transport} {}", describe(o)));
+            });
+            let mut line = format!("sent via {transport} {}", describe(o));
+            if let Some(f) = fallback {
+                json["fallback_from"] = f.from.as_str().into();
+                json["fallback_reason"] = f.reason.clone().into();
+                line.push_str(&format!(" (fell back from {}: {})", f.from, f.reason));
+            }
+            ctx.printer.json_only(&json)?;
+            ctx.printer.say(line);
             Ok(())
         }
         Outcome::Queued { id, reason } => Err(queued(acct, &id, reason)),
@@ -95,6 +145,7 @@ fn queued(acct: &Account, id: &str, cause: Error) -> Error {
     }
     let mut e = Error::temp(format!("not sent yet, queued as {id}: {}", cause.what)).fix(fix);
     e.why = cause.why;
-    e.json = Some(serde_json::json!({ "status": "queued", "id": id, "error": cause.what }));
-    e
+    e.with_json(Some(
+        serde_json::json!({ "status": "queued", "id": id, "error": cause.what }),
+    ))
 }

@@ -75,6 +75,14 @@ async fn flush(ctx: &Context) -> Result<()> {
     let report = delivery.flush(&lock).await;
     delivery.close().await;
     let report = report?;
+    if report.failed > 0 && !ctx.interactive() {
+        let detail = format!(
+            "{} of profile \"{}\" failed for good and moved to the failed part of the outbox (`mailer queue list` shows why)",
+            plural(report.failed, "message"),
+            acct.name
+        );
+        crate::notify::notify(&acct, crate::notify::Event::MessageFailed, &detail);
+    }
     let (sent, failed, remaining) = (report.sent, report.failed, report.remaining);
     let summary = json!({ "sent": sent, "failed": failed, "queued": remaining });
     if sent + failed + remaining == 0 {

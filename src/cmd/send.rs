@@ -65,6 +65,7 @@ pub async fn run(ctx: &Context, args: SendArgs) -> Result<()> {
     let request = Request {
         queue: args.queue || acct.profile.queue,
         transport: args.transport,
+        fallback: args.fallback.or(acct.profile.fallback),
         outgoing,
     };
     let outcome = deliver::deliver(&acct, &ctx.printer, &request).await?;

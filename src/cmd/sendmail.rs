@@ -56,6 +56,7 @@ pub async fn run(ctx: &Context, args: Vec<String>) -> Result<()> {
         },
         transport: None,
         queue: true,
+        fallback: acct.profile.fallback,
     };
     let outcome = deliver::deliver(&acct, &ctx.printer, &request).await?;
     super::report(ctx, &acct, &request.outgoing, outcome)

@@ -49,9 +49,16 @@ pub fn run(ctx: &Context) -> Result<()> {
     }
     ctx.printer.json_only(&json)?;
     if let Idle::Soon { days, days_left } = s.idle {
-        ctx.printer.warn(format!(
+        let text = format!(
             "the refresh token was last used {days} days ago and expires in {days_left} days unused. Run `mailer token --refresh` to renew it (weekly from cron keeps it alive)."
-        ));
+        );
+        ctx.printer.warn(&text);
+        if !ctx.interactive() {
+            crate::notify::notify(&acct, crate::notify::Event::IdleExpirySoon, &text);
+        }
+    }
+    if let Some(text) = crate::notify::credential_expiring(&acct) {
+        ctx.printer.warn(&text);
     }
     Ok(())
 }

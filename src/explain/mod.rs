@@ -71,6 +71,72 @@ impl Fill {
     }
 }
 
+/// A code as a person types it, or as a server printed it: `AADSTS70043`, `70043`,
+/// `535 5.7.139`, `5.7.139`, `ErrorSendAsDenied`, `invalid_grant`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    /// The canonical form: `AADSTS70043`, `5.7.139`, `ErrorSendAsDenied`.
+    pub code: String,
+    /// Where such a code comes from, when its form says so.
+    pub source: Option<Source>,
+    /// The key the table is searched by.
+    key: String,
+}
+
+impl Query {
+    pub fn parse(text: &str) -> Query {
+        let text = text.trim();
+        if let Some(enhanced) = crate::transport::smtp::enhanced_code(text) {
+            return Query {
+                code: enhanced.clone(),
+                source: Some(Source::Smtp),
+                key: enhanced,
+            };
+        }
+        let digits = text
+            .strip_prefix("AADSTS")
+            .or_else(|| text.strip_prefix("aadsts"))
+            .unwrap_or(text);
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Query {
+                code: format!("AADSTS{digits}"),
+                source: Some(Source::Entra),
+                key: digits.to_owned(),
+            };
+        }
+        Query {
+            code: text.to_owned(),
+            source: None,
+            key: text.to_owned(),
+        }
+    }
+
+    /// The entries this code may be, the preferred source first.
+    pub fn matches(&self, prefer: Source) -> Vec<&'static Entry> {
+        let mut found: Vec<&'static Entry> = TABLE
+            .iter()
+            .filter(|e| self.source.is_none_or(|s| s == e.source))
+            .filter(|e| e.codes.iter().any(|c| c.eq_ignore_ascii_case(&self.key)))
+            .collect();
+        found.sort_by_key(|e| e.source != prefer);
+        found
+    }
+
+    /// Where to look up a code this table does not know.
+    pub fn docs(&self) -> String {
+        match self.source {
+            Some(Source::Entra) => format!("https://login.microsoftonline.com/error?code={}", self.key),
+            Some(Source::Smtp) => "https://learn.microsoft.com/exchange/mail-flow-best-practices/non-delivery-reports-in-exchange-online/non-delivery-reports-in-exchange-online".into(),
+            _ => "https://learn.microsoft.com/graph/errors".into(),
+        }
+    }
+}
+
+/// Every entry, for listings and tests.
+pub fn entries() -> &'static [Entry] {
+    TABLE
+}
+
 pub fn lookup(source: Source, code: &str) -> Option<&'static Entry> {
     TABLE
         .iter()
@@ -100,6 +166,26 @@ mod tests {
             fill.apply(lookup(Smtp, "5.7.139").unwrap().fix)
                 .contains("ops@contoso.com")
         );
+    }
+
+    #[test]
+    fn codes_in_every_form() {
+        for (text, code, source) in [
+            ("AADSTS70043", "AADSTS70043", Some(Entra)),
+            ("70043", "AADSTS70043", Some(Entra)),
+            ("535 5.7.139", "5.7.139", Some(Smtp)),
+            ("5.7.139", "5.7.139", Some(Smtp)),
+            ("ErrorSendAsDenied", "ErrorSendAsDenied", None),
+            ("invalid_grant", "invalid_grant", None),
+        ] {
+            let q = Query::parse(text);
+            assert_eq!((q.code.as_str(), q.source), (code, source), "{text}");
+        }
+        assert_eq!(
+            Query::parse("errorsendasdenied").matches(Entra)[0].source,
+            Graph
+        );
+        assert!(Query::parse("AADSTS1").matches(Entra).is_empty());
     }
 
     #[test]

@@ -174,17 +174,24 @@ impl Provider for Microsoft {
         Some(90)
     }
 
-    /// Branches on the AADSTS number where it is known and on the OAuth `error` otherwise.
+    /// Branches on the AADSTS number where it is known and on the OAuth `error` otherwise
+    /// (RFC 6749 section 5.2).
     fn explain(&self, e: &TokenError, action: &str, fill: &Fill) -> Error {
         let code = e.aadsts();
-        let known = code.and_then(|c| explain::lookup(Source::Entra, &c.to_string()));
+        let known = code
+            .and_then(|c| explain::lookup(Source::Entra, &c.to_string()))
+            .or_else(|| explain::lookup(Source::Entra, &e.error));
         let (class, meaning, fix) = match known {
             Some(entry) => (
                 entry.class,
                 fill.apply(entry.meaning),
                 fill.apply(entry.fix),
             ),
-            None => by_error_name(&e.error, fill),
+            None => (
+                Class::Refused,
+                "the identity provider refused the request".to_owned(),
+                fill.apply("log in again: {login}"),
+            ),
         };
         let tag = match code {
             Some(c) => format!("AADSTS{c}"),
@@ -193,50 +200,7 @@ impl Provider for Microsoft {
         Error::new(class, format!("{action} failed: {tag}: {meaning}"))
             .why(e.why())
             .fix(fix)
-    }
-}
-
-/// The meaning of an OAuth error without a known AADSTS number (RFC 6749 section 5.2).
-fn by_error_name(error: &str, fill: &Fill) -> (Class, String, String) {
-    let login = fill.apply("log in again: {login}");
-    match error {
-        "invalid_grant" => (
-            Class::LoginNeeded,
-            "the login is no longer valid".into(),
-            login,
-        ),
-        "access_denied" => (
-            Class::LoginNeeded,
-            "access was denied on the sign-in page".into(),
-            format!(
-                "sign in and accept the requested permissions, or ask an admin to grant consent; then {login}"
-            ),
-        ),
-        "consent_required" | "interaction_required" | "login_required" => (
-            Class::LoginNeeded,
-            "the identity provider needs the user to sign in interactively".into(),
-            login,
-        ),
-        "invalid_client" | "unauthorized_client" => (
-            Class::Config,
-            "the app registration rejected this client".into(),
-            "check --client-id, --tenant and the client secret of the app registration".into(),
-        ),
-        "invalid_scope" => (
-            Class::Config,
-            "the requested scopes are not valid".into(),
-            "check --scopes and the app's API permissions".into(),
-        ),
-        "temporarily_unavailable" | "server_error" => (
-            Class::Temporary,
-            "the identity provider is temporarily unavailable".into(),
-            "try again later".into(),
-        ),
-        _ => (
-            Class::Refused,
-            "the identity provider refused the request".into(),
-            login,
-        ),
+            .code(tag)
     }
 }
 

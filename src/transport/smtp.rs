@@ -103,6 +103,22 @@ impl<'a> Smtp<'a> {
     }
 }
 
+impl Smtp<'_> {
+    /// Connects and authenticates like a send, then says goodbye: no mail leaves.
+    pub async fn probe(&mut self) -> Result<()> {
+        self.ensure().await?;
+        self.close().await;
+        Ok(())
+    }
+}
+
+/// Greets the server and sets up TLS, without authenticating; then QUIT.
+pub async fn probe(s: &Settings) -> Result<()> {
+    let mut c = open(s).await?;
+    let _ = c.quit().await;
+    Ok(())
+}
+
 async fn open(s: &Settings) -> Result<AsyncSmtpConnection> {
     let hello = ClientId::default();
     let io = |e: SmtpError| connection_error(s, &e);
@@ -164,21 +180,10 @@ async fn authenticate(s: &Settings, token: Secret) -> Result<Attempt<AsyncSmtpCo
 fn classify_auth(s: &Settings, e: &SmtpError) -> Result<Attempt<AsyncSmtpConnection>> {
     let text = e.to_string();
     let code = enhanced_code(&text);
-    if let Some(entry) = code
-        .as_deref()
-        .and_then(|c| explain::lookup(Source::Smtp, c))
-    {
-        return Err(Error::new(
-            entry.class,
-            format!(
-                "{}: {} ({})",
-                s.host,
-                s.fill.apply(entry.meaning),
-                code.unwrap_or_default()
-            ),
-        )
-        .why(text)
-        .fix(s.fill.apply(entry.fix)));
+    let known = explained(s, code.as_deref(), &text);
+    // 535 5.7.139 is a policy, not a verdict on the token: no renewal helps.
+    if let Some(e) = known.filter(|e| e.class != Class::LoginNeeded) {
+        return Err(e);
     }
     let rejected_535 = e.is_permanent() && e.status().is_some_and(|c| c.to_string() == "535");
     // A 334 challenge (Gmail style) shows up as a client error: lettre 0.11 cannot answer
@@ -188,7 +193,8 @@ fn classify_auth(s: &Settings, e: &SmtpError) -> Result<Attempt<AsyncSmtpConnect
         return Ok(Attempt::Rejected(
             Error::login_needed(format!("{} rejected the access token twice, the second one freshly issued", s.host))
                 .why(text)
-                .fix(format!("check that the app has the SMTP.Send permission and {} may use SMTP AUTH, then log in again: {}", s.user, s.fill.login)),
+                .fix(format!("check that the app has the SMTP.Send permission and {} may use SMTP AUTH, then log in again: {}", s.user, s.fill.login))
+                .code(code.unwrap_or_else(|| "535".into())),
         ));
     }
     if e.is_transient() {
@@ -197,6 +203,22 @@ fn classify_auth(s: &Settings, e: &SmtpError) -> Result<Attempt<AsyncSmtpConnect
             .fix("try again later"));
     }
     Err(connection_error(s, e))
+}
+
+/// A reply whose enhanced status code the explain table knows, as the error to report.
+fn explained(s: &Settings, code: Option<&str>, text: &str) -> Option<Error> {
+    let code = code?;
+    let entry = explain::lookup(Source::Smtp, code)?;
+    Some(
+        Error::new(
+            entry.class,
+            format!("{}: {} ({code})", s.host, s.fill.apply(entry.meaning)),
+        )
+        .why(text.to_owned())
+        .fix(s.fill.apply(entry.fix))
+        .code(code)
+        .transport_specific(entry.fallback),
+    )
 }
 
 /// The RFC 3463 enhanced status code in a reply, e.g. "5.7.139".
@@ -249,7 +271,6 @@ impl Transport for Smtp<'_> {
         .map_err(|e| {
             Error::bad_data(format!("invalid envelope: {e}")).fix("name at least one recipient")
         })?;
-        let host = self.s.host.clone();
         let conn = self.ensure().await?;
         match conn.send(&envelope, &bytes).await {
             Ok(reply) => Ok(Receipt {
@@ -264,7 +285,7 @@ impl Transport for Smtp<'_> {
             Err(e) => {
                 // lettre has already ended the session on an error.
                 self.conn = None;
-                Err(send_error(&host, &e))
+                Err(send_error(&self.s, &e))
             }
         }
     }
@@ -276,8 +297,12 @@ impl Transport for Smtp<'_> {
     }
 }
 
-fn send_error(host: &str, e: &SmtpError) -> Error {
+fn send_error(s: &Settings, e: &SmtpError) -> Error {
+    let host = &s.host;
     let text = e.to_string();
+    if let Some(e) = explained(s, enhanced_code(&text).as_deref(), &text) {
+        return e;
+    }
     if e.is_transient() {
         return Error::temp(format!("{host} deferred the message"))
             .why(text)

@@ -9,6 +9,7 @@ mod support;
 
 mod app_only;
 mod browser;
+mod diagnosis;
 mod fake_entra_selftest;
 mod fake_graph_selftest;
 mod login;

@@ -262,6 +262,10 @@ struct State {
     user: String,
     user_in_id_token: bool,
     access_token_lifetime: u64,
+    /// Written into the `aud` claim of access tokens instead of their resource.
+    jwt_audience: Option<String>,
+    /// Seconds added to the `Date` header of every answer (a server clock that is off).
+    date_skew: i64,
     fail_token: Option<OAuthError>,
     fail_authorize: Option<OAuthError>,
     auto_approve_after: Option<u32>,
@@ -455,6 +459,8 @@ impl FakeEntra {
                 user: "ada@contoso.example".to_string(),
                 user_in_id_token: true,
                 access_token_lifetime: 3599,
+                jwt_audience: None,
+                date_skew: 0,
                 fail_token: None,
                 fail_authorize: None,
                 auto_approve_after: None,
@@ -566,6 +572,17 @@ impl FakeEntra {
     /// `false`: id_tokens carry neither `preferred_username` nor `email`.
     pub fn set_user_in_id_token(&self, on: bool) {
         self.shared.lock().user_in_id_token = on;
+    }
+
+    /// Access tokens issued from now on claim this audience (`aud`), whatever resource
+    /// they were issued for: a token the client would send to the wrong server.
+    pub fn set_jwt_audience(&self, aud: Option<&str>) {
+        self.shared.lock().jwt_audience = aud.map(str::to_owned);
+    }
+
+    /// Answers carry a `Date` this many seconds off the real time.
+    pub fn set_date_skew(&self, secs: i64) {
+        self.shared.lock().date_skew = secs;
     }
 
     /// `expires_in` of access tokens issued from now on (default 3599).
@@ -690,6 +707,18 @@ impl FakeEntra {
 }
 
 fn handle(shared: &Shared, req: &mut Request) -> Reply {
+    let reply = route(shared, req);
+    let skew = shared.lock().date_skew;
+    match skew {
+        0 => reply,
+        s => reply.with_header(
+            "Date",
+            Utc::at(now_secs().saturating_add_signed(s)).http_date(),
+        ),
+    }
+}
+
+fn route(shared: &Shared, req: &mut Request) -> Reply {
     let path = req.path().to_string();
     let query = req.query().to_string();
     let get = req.method() == "GET";
@@ -1727,8 +1756,11 @@ impl State {
     fn mint_access_token(&mut self, info: AccessTokenInfo) -> (String, u64) {
         let lifetime = self.access_token_lifetime;
         // Entra's access tokens are JWTs of 1.5-2.5 KB and its refresh tokens over 1 KB;
-        // realistic sizes make the client's storage (keyring chunking) do real work.
-        let token = self.new_secret(ACCESS_TOKEN_BYTES);
+        // realistic sizes make the client's storage (keyring chunking) do real work. The
+        // claims are Entra's (v1.0 access tokens); the signature is random, as only the
+        // resource server (this fake, through its map) can judge a token anyway.
+        let token = self.jwt(&info, lifetime);
+        self.secrets.push(token.clone());
         self.access_tokens.insert(
             token.clone(),
             AccessToken {
@@ -1737,6 +1769,41 @@ impl State {
             },
         );
         (token, lifetime)
+    }
+
+    fn jwt(&self, info: &AccessTokenInfo, lifetime: u64) -> String {
+        let now = now_secs();
+        let short: Vec<String> = info
+            .scopes
+            .iter()
+            .map(|s| s.rsplit('/').next().unwrap_or(s).to_string())
+            .collect();
+        let mut claims = json!({
+            "aud": self.jwt_audience.clone().unwrap_or_else(|| info.resource.clone()),
+            "iss": "https://sts.windows.net/fake-tenant/",
+            "iat": now, "nbf": now, "exp": now + lifetime,
+            "appid": info.client_id,
+            "ver": "1.0",
+            "uti": random_token(24),
+        });
+        if info.app {
+            claims["roles"] = json!(short);
+        } else {
+            claims["scp"] = json!(short.join(" "));
+            claims["upn"] = json!(info.user);
+            claims["unique_name"] = json!(info.user);
+        }
+        let header = URL_SAFE_NO_PAD.encode(r#"{"typ":"JWT","alg":"RS256","kid":"fake"}"#);
+        let body = URL_SAFE_NO_PAD.encode(claims.to_string());
+        let sig_len = ACCESS_TOKEN_BYTES
+            .saturating_sub(header.len() + body.len())
+            .max(64)
+            * 3
+            / 4;
+        format!(
+            "{header}.{body}.{}",
+            URL_SAFE_NO_PAD.encode(random_bytes(sig_len))
+        )
     }
 
     /// Starts the token family of a new sign-in of the current user; returns its index.

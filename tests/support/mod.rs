@@ -4,5 +4,7 @@ pub mod harness;
 pub mod http;
 pub mod mime;
 pub mod openssl;
+pub mod proxy;
 pub mod server;
 pub mod smtp;
+pub mod tls;

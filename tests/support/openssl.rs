@@ -50,3 +50,36 @@ pub fn self_signed_certificate(dir: &Path) -> TestCertificate {
         public_key_der: read("pub.der"),
     }
 }
+
+/// A CA and a server certificate it signed (SAN `IP:127.0.0.1`, `DNS:localhost`), made the
+/// way tests/support/certs/gen.sh makes the committed one: for a TLS server whose CA the
+/// client may or may not trust.
+pub struct ServerPki {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Makes `ca.pem`, `server.pem` and `server-key.pem` in `dir`.
+pub fn server_pki(dir: &Path) -> ServerPki {
+    #[rustfmt::skip]
+    openssl(dir, &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes", "-keyout", "ca-key.pem", "-out", "ca.pem", "-days", "2", "-subj", "/CN=untrusted test CA",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"]);
+    #[rustfmt::skip]
+    openssl(dir, &["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes", "-keyout", "server-key.pem", "-out", "server.csr", "-subj", "/CN=localhost"]);
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    #[rustfmt::skip]
+    openssl(dir, &["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
+        "-CAcreateserial", "-days", "2", "-extfile", "leaf.ext", "-out", "server.pem"]);
+    ServerPki {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("server.pem"),
+        key: dir.join("server-key.pem"),
+    }
+}

@@ -24,7 +24,8 @@ pub fn explain(
             .as_str()
             .map(str::to_owned)
     });
-    let (class, meaning, fix) = match explain::lookup(Source::Graph, &code) {
+    let entry = explain::lookup(Source::Graph, &code);
+    let (class, meaning, fix) = match entry {
         Some(e) => (e.class, fill.apply(e.meaning), fill.apply(e.fix)),
         None => by_status(status, fill, retries),
     };
@@ -39,9 +40,14 @@ pub fn explain(
         " (request-id {})",
         request_id.as_deref().unwrap_or("none")
     ));
-    Error::new(class, format!("{what} failed: {meaning}"))
+    let e = Error::new(class, format!("{what} failed: {meaning}"))
         .why(why)
         .fix(fix)
+        .transport_specific(entry.is_some_and(|e| e.fallback));
+    match code.is_empty() {
+        true => e,
+        false => e.code(code),
+    }
 }
 
 fn by_status(status: StatusCode, fill: &Fill, retries: u32) -> (Class, String, String) {

@@ -129,7 +129,8 @@ impl<'a> Graph<'a> {
                 "the message is {} MB, over the ~3 MB Graph accepts for a MIME send",
                 bytes.len() / 1_000_000
             ))
-            .fix("send it with --transport smtp, or as a built message (send --attach) that can use an upload session"));
+            .fix("send it with --transport smtp, or as a built message (send --attach) that can use an upload session")
+            .transport_specific(true));
         }
         let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
         let url = format!("{}/{}/sendMail", self.s.base, self.mailbox(out));
@@ -149,7 +150,9 @@ impl<'a> Graph<'a> {
         if !self.s.large_attachments {
             return Err(Error::login_needed("the message is over Graph's 4 MB request limit, and large messages need the Mail.ReadWrite permission, which this profile did not ask for")
                 .why("Graph sends large attachments through a draft and an upload session")
-                .fix(format!("log in again with it: {} --large-attachments   (or send with --transport smtp)", self.s.fill.login)));
+                .fix(format!("log in again with it: {} --large-attachments   (or send with --transport smtp)", self.s.fill.login))
+                // SMTP carries a message of any size the mailbox allows.
+                .transport_specific(true));
         }
         let mailbox = self.mailbox(out);
         let url = format!("{}/{mailbox}/messages", self.s.base);
