@@ -560,7 +560,7 @@ fn explain_golden_output_of_every_entry() {
         if !seen.insert(code.to_ascii_lowercase()) {
             continue;
         }
-        let out = env.run(&["explain", code], None);
+        let out = env.run(&["explain", code, "--profile", "golden"], None);
         assert_eq!(out.code, 0, "{code}: {out}");
         assert!(
             out.stdout.contains("meaning") && out.stdout.contains("fix"),
