@@ -75,6 +75,13 @@ pub enum Command {
     Profiles,
     /// Check everything a send needs, one line per check, each with its fix
     Doctor(DoctorArgs),
+    /// What a login for this address needs: account kind, tenant, cloud, endpoints
+    Discover(DiscoverArgs),
+    /// Register mailer's app in Entra from the command line, or print the portal steps
+    #[command(subcommand)]
+    App(AppCommand),
+    /// Guided: discover, register the app, log in, send a test message, summary
+    Setup(Box<SetupArgs>),
     /// What a server's error code means and how to fix it (AADSTS70043, 5.7.139, ErrorSendAsDenied, ...)
     Explain {
         /// The code as the server printed it: AADSTS70043, 70043, 535 5.7.139, ErrorSendAsDenied, invalid_grant
@@ -229,6 +236,147 @@ pub struct SendArgs {
     /// On a temporary failure keep the message in the outbox (exit 75) for `mailer queue run`
     #[arg(long)]
     pub queue: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DiscoverArgs {
+    /// The mail address, e.g. ops@contoso.com
+    #[arg(value_name = "ADDRESS")]
+    pub address: String,
+    /// Ask this login host instead of login.microsoftonline.com (sovereign clouds, tests)
+    #[arg(long, value_name = "URL")]
+    pub authority: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AppCommand {
+    /// Register the app through Microsoft Graph, signed in with a bootstrap client
+    Create(Box<AppCreateArgs>),
+    /// Print the portal steps, filled in for this tenant
+    Instructions(AppInstructionsArgs),
+}
+
+#[derive(Args, Debug, Default)]
+pub struct AppCreateArgs {
+    /// Display name of the app [default: mailer (USER@HOST)]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The public client to sign in with for the registration [default: Microsoft Graph Command Line Tools]
+    #[arg(long, value_name = "ID")]
+    pub bootstrap_client_id: Option<String>,
+    /// Also grant tenant-wide consent (needs an admin role); otherwise say what the admin must do
+    #[arg(long)]
+    pub grant_consent: bool,
+    /// Also ask for Mail.ReadWrite, which Graph needs for attachments over 3 MB
+    #[arg(long)]
+    pub large_attachments: bool,
+    /// An app for daemons: application permission Mail.Send and a certificate, no user sign-in
+    #[arg(long, requires = "user")]
+    pub app_only: bool,
+    /// App-only with a client secret instead of a certificate (it expires; doctor warns)
+    #[arg(long, requires = "app_only")]
+    pub secret: bool,
+    /// Days the certificate or secret is valid
+    #[arg(long, value_name = "N", default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=730))]
+    pub cert_days: u32,
+    /// The mailbox; its domain tells the tenant and cloud
+    #[arg(long, value_name = "ADDRESS")]
+    pub user: Option<String>,
+    /// The tenant (GUID or domain), when --user does not say it
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Login host, e.g. https://login.microsoftonline.us
+    #[arg(long, value_name = "URL")]
+    pub authority: Option<String>,
+    /// Graph host, e.g. https://graph.microsoft.us
+    #[arg(long, value_name = "URL")]
+    pub graph_url: Option<String>,
+    /// Extra trusted root certificates (PEM)
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// Sign in with a device code instead of a browser on this machine
+    #[arg(long)]
+    pub device_code: bool,
+    /// Print the sign-in URL but do not open a browser
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Give up waiting for the sign-in after this many seconds
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub timeout: u64,
+    /// Where an app-only credential is kept [default: keyring]
+    #[arg(long, value_enum)]
+    pub token_store: Option<TokenStoreKind>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct AppInstructionsArgs {
+    /// The mailbox; its domain tells the tenant
+    #[arg(long, value_name = "ADDRESS")]
+    pub user: Option<String>,
+    /// The tenant (GUID or domain): no network is needed then
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Display name of the app
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Steps for an app-only (daemon) app
+    #[arg(long)]
+    pub app_only: bool,
+    /// Include Mail.ReadWrite
+    #[arg(long)]
+    pub large_attachments: bool,
+    /// Login host, e.g. https://login.microsoftonline.us
+    #[arg(long, value_name = "URL")]
+    pub authority: Option<String>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct SetupArgs {
+    /// The mail address to send from
+    #[arg(long, value_name = "ADDRESS")]
+    pub user: Option<String>,
+    /// The Application (client) ID of an existing app registration
+    #[arg(long, value_name = "ID", conflicts_with = "create_app")]
+    pub client_id: Option<String>,
+    /// Register mailer's app now (you sign in once as a user who may register apps)
+    #[arg(long)]
+    pub create_app: bool,
+    /// Default transport of the profile [default: graph]
+    #[arg(long, value_enum)]
+    pub transport: Option<TransportKind>,
+    /// Where tokens are kept [default: keyring]
+    #[arg(long, value_enum)]
+    pub token_store: Option<TokenStoreKind>,
+    /// Answer yes to every question (register the app when no --client-id is given)
+    #[arg(long)]
+    pub yes: bool,
+    /// Skip the test message
+    #[arg(long)]
+    pub no_test_send: bool,
+    /// Sign in with device codes instead of a browser on this machine
+    #[arg(long)]
+    pub device_code: bool,
+    /// Print sign-in URLs but do not open a browser
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Login host (sovereign clouds, tests)
+    #[arg(long, value_name = "URL")]
+    pub authority: Option<String>,
+    /// Graph host
+    #[arg(long, value_name = "URL")]
+    pub graph_url: Option<String>,
+    /// SMTP host
+    #[arg(long, value_name = "HOST")]
+    pub smtp_host: Option<String>,
+    /// SMTP port
+    #[arg(long, value_name = "N")]
+    pub smtp_port: Option<u16>,
+    /// Extra trusted root certificates (PEM)
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// Give up waiting for a sign-in after this many seconds
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub timeout: u64,
 }
 
 #[derive(Args, Debug, Default)]

@@ -174,6 +174,13 @@ impl Config {
     }
 }
 
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`: a tenant or client id.
+pub fn is_guid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
+        && s.chars().all(|c| c == '-' || c.is_ascii_hexdigit())
+}
+
 /// Profile names become file and keyring entry names: letters, digits, `.`, `_`, `-`.
 pub fn check_profile_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()

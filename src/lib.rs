@@ -32,6 +32,7 @@ pub mod output;
 pub mod provider;
 pub mod secret;
 pub mod sendmail_args;
+pub mod setup;
 pub mod store;
 pub mod tokens;
 pub mod transport;

@@ -201,8 +201,8 @@ impl Renewal {
         let answer = match &self.state {
             TokenState::AppOnly => {
                 tracing::debug!(profile = %acct.name, %transport, "minting an app-only token");
-                auth::client_credentials::mint(acct, self.record.client_secret.as_ref(), transport)
-                    .await?
+                let cred = auth::client_credentials::Credential::of(&self.record);
+                auth::client_credentials::mint(acct, cred, transport).await?
             }
             TokenState::Refreshable(rt)
             | TokenState::IdleExpired {

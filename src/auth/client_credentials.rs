@@ -17,35 +17,73 @@ use std::path::Path;
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const ASSERTION_LIFETIME: u64 = 600;
 
+/// What an app proves itself with: a client secret, or a certificate whose private key is
+/// in a file (`--private-key`) or in the token store (made by `mailer app create`).
+#[derive(Clone, Copy, Default)]
+pub struct Credential<'a> {
+    pub secret: Option<&'a Secret>,
+    pub private_key: Option<&'a Secret>,
+}
+
+impl<'a> Credential<'a> {
+    pub fn of(record: &'a crate::store::Record) -> Credential<'a> {
+        Credential {
+            secret: record.client_secret.as_ref(),
+            private_key: record.private_key.as_ref(),
+        }
+    }
+}
+
+/// How long a login waits for a just-registered app to reach Entra's token servers.
+const PROPAGATION_LIMIT: std::time::Duration = std::time::Duration::from_secs(150);
+
 /// The login: an app acts in one tenant, and one token is minted now to prove the
-/// credentials before the profile is saved.
-pub async fn sign_in(acct: &Account, secret: Option<&Secret>) -> Result<TokenAnswer> {
+/// credentials before the profile is saved. A just-registered app is unknown to the token
+/// endpoint for a minute or two (AADSTS700016): the login waits for it, bounded.
+pub async fn sign_in(acct: &Account, cred: Credential<'_>) -> Result<TokenAnswer> {
     let p = &acct.profile;
     if ["common", "organizations", "consumers"].contains(&p.tenant.to_ascii_lowercase().as_str()) {
         return Err(Error::usage(format!("--app-only needs your tenant, not {}", p.tenant))
             .why("an app acts in one tenant; Entra refuses client credentials on /common, /organizations and /consumers (AADSTS9001023)")
             .fix("pass --tenant with your tenant's GUID or domain, e.g. --tenant contoso.onmicrosoft.com"));
     }
-    if secret.is_none() && p.certificate.is_none() {
+    if cred.secret.is_none() && p.certificate.is_none() {
         return Err(Error::usage("--app-only needs a client secret or a certificate")
             .fix("pipe the secret to --client-secret-stdin (or set MAILER_CLIENT_SECRET), or pass --certificate cert.pem --private-key key.pem"));
     }
-    mint(acct, secret, p.transport).await
+    let started = std::time::Instant::now();
+    let mut wait = std::time::Duration::from_secs(1);
+    loop {
+        match mint(acct, cred, p.transport).await {
+            Err(e)
+                if e.code.as_deref() == Some("AADSTS700016")
+                    && started.elapsed() + wait < PROPAGATION_LIMIT =>
+            {
+                tracing::warn!(
+                    "Entra does not know the app yet (AADSTS700016); a new app takes a minute or two. Retrying in {wait:?}"
+                );
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(15));
+            }
+            result => return result,
+        }
+    }
 }
 
 /// A new app-only token for `transport`'s resource.
 pub async fn mint(
     acct: &Account,
-    secret: Option<&Secret>,
+    cred: Credential<'_>,
     transport: TransportKind,
 ) -> Result<TokenAnswer> {
+    let secret = cred.secret;
     let client = acct.oauth_client(secret)?;
     let scope = acct.provider.app_scope(&acct.profile, transport);
     let mut request = client
         .exchange_client_credentials()
         .add_scope(Scope::new(scope));
     if secret.is_none() {
-        let assertion = assertion(acct)?;
+        let assertion = assertion(acct, cred.private_key)?;
         request = request
             .add_extra_param("client_assertion_type", ASSERTION_TYPE)
             .add_extra_param("client_assertion", assertion.expose().to_owned());
@@ -57,29 +95,35 @@ pub async fn mint(
 }
 
 /// The signed client assertion.
-fn assertion(acct: &Account) -> Result<Secret> {
+fn assertion(acct: &Account, stored_key: Option<&Secret>) -> Result<Secret> {
     let p = &acct.profile;
-    let (Some(cert_path), Some(key_path)) = (&p.certificate, &p.private_key) else {
-        return Err(Error::config(
-            "this app-only profile has neither a client secret nor a certificate",
+    let missing = || {
+        Error::config("this app-only profile has neither a client secret nor a certificate").fix(
+            format!(
+                "log in again with one: {} --client-secret-stdin",
+                acct.login_command()
+            ),
         )
-        .fix(format!(
-            "log in again with one: {} --client-secret-stdin",
-            acct.login_command()
-        )));
     };
+    let cert_path = p.certificate.as_ref().ok_or_else(missing)?;
     let cert = pem_block(cert_path, &["CERTIFICATE"])?;
-    let (label, key) = pem_labeled(key_path, &["PRIVATE KEY", "RSA PRIVATE KEY"])?;
+    let labels = ["PRIVATE KEY", "RSA PRIVATE KEY"];
+    let (where_, (label, key)) = match (&p.private_key, stored_key) {
+        (Some(path), _) => (path.display().to_string(), pem_labeled(path, &labels)?),
+        (None, Some(k)) => (
+            "the key in the token store".to_owned(),
+            pem_decode(k.expose(), &labels)
+                .map_err(|e| e.fix(format!("log in again: {}", acct.login_command())))?,
+        ),
+        (None, None) => return Err(missing()),
+    };
     let pair = match label.as_str() {
         "PRIVATE KEY" => ring::signature::RsaKeyPair::from_pkcs8(&key),
         _ => ring::signature::RsaKeyPair::from_der(&key),
     }
     .map_err(|e| {
-        Error::config(format!(
-            "{} is not a usable RSA private key: {e}",
-            key_path.display()
-        ))
-        .fix("pass the certificate's RSA key as PEM (openssl pkey -in key -out key.pem)")
+        Error::config(format!("{where_} is not a usable RSA private key: {e}"))
+            .fix("pass the certificate's RSA key as PEM (openssl pkey -in key -out key.pem)")
     })?;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let thumbprint = b64.encode(ring::digest::digest(&ring::digest::SHA256, &cert));
@@ -119,12 +163,20 @@ pub fn pem_block(path: &Path, labels: &[&str]) -> Result<Vec<u8>> {
     pem_labeled(path, labels).map(|(_, der)| der)
 }
 
-/// The first PEM block with one of `labels`, decoded; the label found.
+/// The first PEM block with one of `labels` in a file, decoded; the label found.
 fn pem_labeled(path: &Path, labels: &[&str]) -> Result<(String, Vec<u8>)> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Error::config(format!("cannot read {}: {e}", path.display()))
             .fix("check --certificate / --private-key")
     })?;
+    pem_decode(&text, labels).map_err(|e| Error {
+        what: format!("{}: {}", path.display(), e.what),
+        ..e
+    })
+}
+
+/// The first PEM block with one of `labels` in `text`, decoded; the label found.
+fn pem_decode(text: &str, labels: &[&str]) -> Result<(String, Vec<u8>)> {
     for label in labels {
         let begin = format!("-----BEGIN {label}-----");
         let end = format!("-----END {label}-----");
@@ -138,16 +190,14 @@ fn pem_labeled(path: &Path, labels: &[&str]) -> Result<(String, Vec<u8>)> {
             let der = base64::engine::general_purpose::STANDARD
                 .decode(body)
                 .map_err(|e| {
-                    Error::config(format!("{} holds a damaged PEM block: {e}", path.display()))
-                        .fix("export it again")
+                    Error::config(format!("a damaged PEM block: {e}")).fix("export it again")
                 })?;
             return Ok((label.to_string(), der));
         }
     }
-    Err(Error::config(format!(
-        "{} holds no {} PEM block",
-        path.display(),
-        labels.join(" or ")
-    ))
-    .fix("pass PEM files: the certificate (BEGIN CERTIFICATE) and its key (BEGIN PRIVATE KEY)"))
+    Err(
+        Error::config(format!("no {} PEM block", labels.join(" or "))).fix(
+            "pass PEM files: the certificate (BEGIN CERTIFICATE) and its key (BEGIN PRIVATE KEY)",
+        ),
+    )
 }

@@ -26,16 +26,22 @@ pub struct Options<'a> {
 
 /// Signs in and stores the tokens. `acct.profile.user` is filled from the sign-in when
 /// the caller did not give one; the caller then writes the profile to the config.
-pub async fn login(acct: &mut Account, secret: Option<Secret>, opts: &Options<'_>) -> Result<()> {
+pub async fn login(
+    acct: &mut Account,
+    secret: Option<Secret>,
+    private_key: Option<Secret>,
+    opts: &Options<'_>,
+) -> Result<()> {
     acct.http()?; // a bad --ca-file fails now, not after the sign-in
     acct.store.check_writable()?;
     let now = crate::tokens::now();
     let mut record = Record {
         version: Record::VERSION,
         client_secret: secret,
+        private_key,
         ..Default::default()
     };
-    let answer = sign_in(acct, record.client_secret.as_ref(), opts).await?;
+    let answer = sign_in(acct, &record, opts).await?;
     if acct.profile.flow.needs_a_person() {
         check_delegated(acct, &answer, opts)?;
         acct.identity_changed();
@@ -51,15 +57,20 @@ pub async fn login(acct: &mut Account, secret: Option<Secret>, opts: &Options<'_
     Ok(())
 }
 
+/// The flow's own way to a first token answer, stored nowhere (the bootstrap sign-in of
+/// `mailer app create` uses it as is).
+pub async fn first_token(acct: &Account, opts: &Options<'_>) -> Result<TokenAnswer> {
+    sign_in(acct, &Record::default(), opts).await
+}
+
 /// The flow's own way to a first token answer.
-async fn sign_in(
-    acct: &Account,
-    secret: Option<&Secret>,
-    opts: &Options<'_>,
-) -> Result<TokenAnswer> {
+async fn sign_in(acct: &Account, record: &Record, opts: &Options<'_>) -> Result<TokenAnswer> {
     let p = &acct.profile;
+    let secret = record.client_secret.as_ref();
     match p.flow {
-        Flow::ClientCredentials => client_credentials::sign_in(acct, secret).await,
+        Flow::ClientCredentials => {
+            client_credentials::sign_in(acct, client_credentials::Credential::of(record)).await
+        }
         Flow::DeviceCode => {
             let scopes = acct.provider.authorize_scopes(p);
             device::sign_in(acct, secret, &scopes, opts).await

@@ -11,10 +11,14 @@ use crate::secret::Secret;
 use std::io::Read;
 use std::time::Duration;
 
-pub async fn run(ctx: &mut Context, args: LoginArgs) -> Result<()> {
+pub(super) async fn run(ctx: &mut Context, args: LoginArgs) -> Result<()> {
     let name = ctx.profile_name.clone();
     let existing = ctx.profile().cloned();
-    let profile = merge(existing.as_ref(), &args)?;
+    let mut profile = merge(existing.as_ref(), &args)?;
+    let knows_tenant = args.tenant.is_some() || args.cloud.is_some() || existing.is_some();
+    if let (Some(user), false) = (&args.user, knows_tenant) {
+        discover_tenant(ctx, &mut profile, user).await?;
+    }
     // `login` runs its flow even with a piped stdin; only an explicit --non-interactive
     // forbids a person. App-only needs no person: it may run anywhere, cron included.
     if ctx.non_interactive_flag() && profile.flow.needs_a_person() {
@@ -27,18 +31,16 @@ pub async fn run(ctx: &mut Context, args: LoginArgs) -> Result<()> {
         )));
     }
     let mut acct = Account::new(&name, profile, &ctx.config_path)?;
+    // A re-login keeps the credentials stored by the previous one (or `app create`).
+    let stored = acct.store.load().ok().flatten().unwrap_or_default();
     let secret = match client_secret(&args)? {
         Some(s) => Some(s),
         // A certificate login must not silently keep authenticating with an old secret.
         None if acct.profile.certificate.is_some() => None,
-        // A re-login keeps the secret stored by the previous one.
-        None => acct
-            .store
-            .load()
-            .ok()
-            .flatten()
-            .and_then(|r| r.client_secret),
+        None => stored.client_secret,
     };
+    // A key file named now wins over a stored key.
+    let private_key = stored.private_key.filter(|_| args.private_key.is_none());
     let opts = auth::login::Options {
         no_browser: args.no_browser,
         login_hint: args.login_hint.as_deref(),
@@ -46,7 +48,7 @@ pub async fn run(ctx: &mut Context, args: LoginArgs) -> Result<()> {
         user_given: args.user.is_some(),
         printer: &ctx.printer,
     };
-    auth::login::login(&mut acct, secret, &opts).await?;
+    auth::login::login(&mut acct, secret, private_key, &opts).await?;
     if let Some(old) = &existing {
         auth::login::forget_old_store(&name, old.token_store, acct.profile.token_store);
     }
@@ -71,15 +73,41 @@ pub async fn run(ctx: &mut Context, args: LoginArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--user` without `--tenant`: the tenant GUID and cloud come from discovery, so that
+/// nobody needs to know them.
+async fn discover_tenant(ctx: &Context, profile: &mut Profile, user: &str) -> Result<()> {
+    let authority = profile
+        .authority
+        .as_deref()
+        .map(|a| crate::provider::checked_url(a, "authority"))
+        .transpose()?;
+    let http = crate::http::client(profile.ca_file.as_deref())?;
+    let found = crate::setup::discover::discover(&http, user, authority.as_ref()).await?;
+    profile.tenant = found.tenant();
+    profile.cloud = found.cloud;
+    ctx.printer.say(format!(
+        "{user}: {} account, tenant {}, {} cloud",
+        match found.kind {
+            crate::setup::discover::Kind::Work => "work or school",
+            crate::setup::discover::Kind::Personal => "personal Microsoft",
+        },
+        profile.tenant,
+        found.cloud
+    ));
+    Ok(())
+}
+
 /// The profile this login will create: flags over the existing profile over defaults.
 fn merge(existing: Option<&Profile>, a: &LoginArgs) -> Result<Profile> {
     let client_id = a.client_id.clone().or_else(|| existing.map(|p| p.client_id.clone())).ok_or_else(|| {
         Error::usage("--client-id is required the first time a profile logs in")
             .fix("pass the Application (client) ID of your Entra app registration: mailer login --client-id 00000000-0000-0000-0000-000000000000")
     })?;
+    let flow = flow_of(a, existing);
     // A certificate belongs to an app-only login; another flow forgets it.
-    let kept =
-        |f: fn(&Profile) -> Option<std::path::PathBuf>| existing.filter(|_| a.app_only).and_then(f);
+    let kept = |f: fn(&Profile) -> Option<std::path::PathBuf>| {
+        existing.filter(|_| flow.is_app_only()).and_then(f)
+    };
     let mut p = Profile {
         provider: existing.map(|p| p.provider).unwrap_or_default(),
         tenant: a
@@ -98,7 +126,7 @@ fn merge(existing: Option<&Profile>, a: &LoginArgs) -> Result<Profile> {
             .or(existing.map(|p| p.transport))
             .unwrap_or_default(),
         cloud: a.cloud.or(existing.map(|p| p.cloud)).unwrap_or_default(),
-        flow: flow_of(a),
+        flow,
         certificate: a
             .certificate
             .as_deref()
@@ -121,6 +149,10 @@ fn merge(existing: Option<&Profile>, a: &LoginArgs) -> Result<Profile> {
             .map(provider::parse_scopes)
             .or_else(|| existing.and_then(|p| p.scopes.clone())),
         large_attachments: a.large_attachments || existing.is_some_and(|p| p.large_attachments),
+        // What a person added to the profile stays.
+        notify_command: existing.and_then(|p| p.notify_command.clone()),
+        fallback: existing.and_then(|p| p.fallback),
+        credential_expires: existing.and_then(|p| p.credential_expires.clone()),
         ..Profile::default()
     };
     set_endpoints(&mut p, existing, a);
@@ -131,11 +163,18 @@ fn merge(existing: Option<&Profile>, a: &LoginArgs) -> Result<Profile> {
     Ok(p)
 }
 
-fn flow_of(a: &LoginArgs) -> Flow {
+/// The flow the flags ask for; without any, an app-only profile (as `mailer app create`
+/// writes one) stays app-only, and anything else signs in in the browser.
+fn flow_of(a: &LoginArgs, existing: Option<&Profile>) -> Flow {
     if a.app_only {
         Flow::ClientCredentials
     } else if a.device_code {
         Flow::DeviceCode
+    } else if existing.is_some_and(|p| p.flow.is_app_only())
+        && a.login_hint.is_none()
+        && !a.no_browser
+    {
+        Flow::ClientCredentials
     } else {
         Flow::AuthorizationCode
     }

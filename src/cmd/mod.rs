@@ -2,6 +2,8 @@
 //! work and prints what they return; no policy lives here. This file dispatches and holds
 //! what `send` and `sendmail` share: how a delivery outcome is reported.
 
+mod app;
+mod discover;
 mod doctor;
 mod explain;
 mod login;
@@ -10,6 +12,7 @@ mod profiles;
 mod queue;
 mod send;
 mod sendmail;
+mod setup;
 mod status;
 mod token;
 
@@ -61,6 +64,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Command::Logout(args) => logout::run(&mut ctx, args),
                 Command::Profiles => profiles::run(&ctx),
                 Command::Explain { code } => explain::run(&ctx, code),
+                Command::Discover(args) => discover::run(&ctx, args).await,
+                Command::App(cmd) => app::run(&mut ctx, cmd).await,
+                Command::Setup(args) => setup::run(&mut ctx, *args).await,
                 Command::Completions { .. } | Command::Man | Command::Doctor(_) => {
                     unreachable!("handled above")
                 }

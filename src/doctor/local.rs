@@ -304,7 +304,8 @@ fn claims_match(
         }
     }
     let tid = c["tid"].as_str().unwrap_or_default();
-    if is_guid(&p.tenant) && !tid.is_empty() && !tid.eq_ignore_ascii_case(&p.tenant) {
+    if crate::config::is_guid(&p.tenant) && !tid.is_empty() && !tid.eq_ignore_ascii_case(&p.tenant)
+    {
         return Err((
             format!(
                 "the {t} token was issued by tenant {tid}, not the profile's {}",
@@ -324,12 +325,6 @@ fn same_resource(aud: &str, resource: &str) -> bool {
     ];
     ids.iter()
         .any(|(id, host)| aud.eq_ignore_ascii_case(id) && resource.contains(host))
-}
-
-pub fn is_guid(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
-        && s.chars().all(|c| c == '-' || c.is_ascii_hexdigit())
 }
 
 pub fn outbox(acct: &Account) -> Check {
@@ -422,10 +417,9 @@ impl Check {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn guids() {
+        use crate::config::is_guid;
         assert!(is_guid("00000003-0000-0000-c000-000000000000"));
         assert!(!is_guid("contoso.com"));
         assert!(!is_guid("0000000-0000-0000-c000-000000000000z"));

@@ -10,6 +10,8 @@
 mod local;
 mod network;
 
+pub use network::test_message;
+
 use crate::auth::Account;
 use crate::error::{Class, Error};
 use crate::output::Printer;

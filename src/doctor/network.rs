@@ -244,30 +244,7 @@ async fn send_test(acct: &Account, printer: &Printer, t: TransportKind) -> Check
         TransportKind::Graph => "send-test-graph",
         TransportKind::Smtp => "send-test-smtp",
     };
-    let result: Result<String, Error> = async {
-        let me = acct.mailbox()?;
-        let draft = Draft {
-            to: vec![me.clone()],
-            subject: format!("mailer doctor: test via {t}"),
-            text: Some(format!("This message was sent by `mailer doctor --send-test` for profile \"{}\" through {t}. It can be deleted.\n", acct.name)),
-            ..Default::default()
-        };
-        let out = Outgoing {
-            message_id: Some(crate::message::new_message_id(&me)),
-            sender: me.clone(),
-            recipients: vec![me],
-            content: Content::Built(Box::new(draft)),
-            send_as: None,
-            no_save_sent: false,
-        };
-        let mut transport = AnyTransport::open(t, acct, printer)?;
-        let receipt = transport.send(&out).await;
-        transport.close().await;
-        let receipt = receipt?;
-        Ok(receipt.request_id.map(|r| format!("request-id {r}")).or(receipt.reply).unwrap_or_default())
-    }
-    .await;
-    match result {
+    match test_message(acct, printer, t, "mailer doctor --send-test").await {
         Ok(note) => Check::ok(
             name,
             format!(
@@ -277,6 +254,43 @@ async fn send_test(acct: &Account, printer: &Printer, t: TransportKind) -> Check
         ),
         Err(e) => Check::from_error(name, &e),
     }
+}
+
+/// Sends a short message to the profile's own mailbox through `t`; returns what the server
+/// said (its request-id or reply).
+pub async fn test_message(
+    acct: &Account,
+    printer: &Printer,
+    t: TransportKind,
+    by: &str,
+) -> Result<String, Error> {
+    let me = acct.mailbox()?;
+    let draft = Draft {
+        to: vec![me.clone()],
+        subject: format!("mailer: test via {t}"),
+        text: Some(format!(
+            "This message was sent by `{by}` for profile \"{}\" through {t}. It can be deleted.\n",
+            acct.name
+        )),
+        ..Default::default()
+    };
+    let out = Outgoing {
+        message_id: Some(crate::message::new_message_id(&me)),
+        sender: me.clone(),
+        recipients: vec![me],
+        content: Content::Built(Box::new(draft)),
+        send_as: None,
+        no_save_sent: false,
+    };
+    let mut transport = AnyTransport::open(t, acct, printer)?;
+    let receipt = transport.send(&out).await;
+    transport.close().await;
+    let receipt = receipt?;
+    Ok(receipt
+        .request_id
+        .map(|r| format!("request-id {r}"))
+        .or(receipt.reply)
+        .unwrap_or_default())
 }
 
 #[cfg(test)]

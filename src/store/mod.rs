@@ -37,6 +37,9 @@ pub struct Record {
     pub refresh_token_used_at: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<Secret>,
+    /// An app-only certificate's private key (PEM) made by `mailer app create`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<Secret>,
     /// Cached access tokens by transport ("graph", "smtp").
     #[serde(default)]
     pub access: BTreeMap<String, CachedToken>,

@@ -16,6 +16,7 @@ mod login;
 mod output;
 mod send;
 mod server_selftest;
+mod setup;
 mod smtp_selftest;
 mod tokens;
 mod unattended;

@@ -31,6 +31,16 @@
 //! access may use the client-credentials grant (others get `unsupported_grant_type`), and an
 //! unknown resource gets AADSTS500011 unless roles were set with [`FakeEntra::set_app_roles`].
 //!
+//! Tenant discovery, as a client finds a tenant from a mail address: the OpenID discovery
+//! document `GET /{domain|tenant-id}/v2.0/.well-known/openid-configuration` of every tenant
+//! added with [`FakeEntra::add_tenant`] (issuer with the tenant GUID, `cloud_instance_name`,
+//! `tenant_region_scope`, `tenant_region_sub_scope`, `msgraph_host` as each national cloud
+//! publishes them; an unknown domain gets 400 `invalid_tenant` AADSTS90002) and the user-realm
+//! answer `GET /getuserrealm.srf?login=…&json=1` (`NameSpaceType` Managed, Federated with its
+//! `FederationBrandName`, or Unknown). Apps registered through the fake Graph directory
+//! ([`FakeEntra::hooks`]) can stay unknown to the token endpoint for a few requests
+//! (AADSTS700016), as a new registration does while it replicates.
+//!
 //! It runs on the shared HTTP skeleton (`server.rs`); this file holds only what Entra does.
 
 // Shared test support: no single test uses every knob.
@@ -107,6 +117,82 @@ pub struct Stats {
     pub token_requests: Vec<TokenRequestLog>,
     /// `"METHOD /path"` of requests answered 404 or 405 (not Entra errors, but always a bug).
     pub unrouted: Vec<String>,
+    /// `"GET /path?query"` of every discovery-document and user-realm request.
+    pub discovery_requests: Vec<String>,
+}
+
+/// A national cloud, as its discovery documents describe it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FakeCloud {
+    Global,
+    /// US Government Community Cloud: the global cloud, `tenant_region_sub_scope` `GCC`.
+    Gcc,
+    GccHigh,
+    Dod,
+    China,
+}
+
+impl FakeCloud {
+    /// (login host, `cloud_instance_name`, `tenant_region_scope`, `tenant_region_sub_scope`,
+    /// `msgraph_host`), as Microsoft's documents for each cloud publish them.
+    fn document(
+        self,
+    ) -> (
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+        &'static str,
+    ) {
+        match self {
+            FakeCloud::Global => (
+                "login.microsoftonline.com",
+                "microsoftonline.com",
+                "NA",
+                None,
+                "graph.microsoft.com",
+            ),
+            FakeCloud::Gcc => (
+                "login.microsoftonline.com",
+                "microsoftonline.com",
+                "NA",
+                Some("GCC"),
+                "graph.microsoft.com",
+            ),
+            FakeCloud::GccHigh => (
+                "login.microsoftonline.us",
+                "microsoftonline.us",
+                "USGov",
+                Some("DODCON"),
+                "graph.microsoft.us",
+            ),
+            FakeCloud::Dod => (
+                "login.microsoftonline.us",
+                "microsoftonline.us",
+                "USGov",
+                Some("DOD"),
+                "dod-graph.microsoft.us",
+            ),
+            FakeCloud::China => (
+                "login.partner.microsoftonline.cn",
+                "partner.microsoftonline.cn",
+                "AS",
+                None,
+                "microsoftgraph.chinacloudapi.cn",
+            ),
+        }
+    }
+}
+
+/// A tenant the discovery endpoints know.
+#[derive(Clone, Debug)]
+pub struct TenantSpec {
+    pub id: String,
+    /// Verified domains; the first is the primary one.
+    pub domains: Vec<String>,
+    pub cloud: FakeCloud,
+    /// `Some(brand)`: sign-in is federated to an on-premises IdP with this name.
+    pub federation_brand: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -281,6 +367,10 @@ struct State {
     last_authorize: Option<Vec<(String, String)>>,
     /// `(client_id, jti)` of every accepted client assertion.
     used_jtis: HashSet<(String, String)>,
+    tenants: Vec<TenantSpec>,
+    /// Token requests each app registered through [`EntraHooks`] is still unknown for.
+    replicating: HashMap<String, u32>,
+    new_app_propagation: u32,
 }
 
 /// An Entra error answer before it is rendered.
@@ -474,6 +564,9 @@ impl FakeEntra {
                 secrets: Vec::new(),
                 last_authorize: None,
                 used_jtis: HashSet::new(),
+                tenants: Vec::new(),
+                replicating: HashMap::new(),
+                new_app_propagation: 0,
             }),
         });
         let handler = Arc::clone(&shared);
@@ -653,6 +746,24 @@ impl FakeEntra {
         Arc::new(move |token: &str| shared.lock().introspect(token))
     }
 
+    /// Makes a tenant known to discovery (its domains and GUID).
+    pub fn add_tenant(&self, spec: TenantSpec) {
+        self.shared.lock().tenants.push(spec);
+    }
+
+    /// Apps registered from now on through [`Self::hooks`] answer AADSTS700016 to their
+    /// first `n` token requests, as a new registration does until it has replicated.
+    pub fn set_new_app_propagation(&self, n: u32) {
+        self.shared.lock().new_app_propagation = n;
+    }
+
+    /// What the fake Graph directory tells this Entra when it registers an app.
+    pub fn hooks(&self) -> EntraHooks {
+        EntraHooks {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
     /// Decoded query pairs of the last `/authorize` hit whose query was parseable.
     pub fn last_authorize_query(&self) -> Option<Vec<(String, String)>> {
         self.shared.lock().last_authorize.clone()
@@ -706,6 +817,112 @@ impl FakeEntra {
     }
 }
 
+/// The fake Graph directory's side door into this Entra: an app registered, a credential
+/// uploaded or an application permission granted through Graph reaches the token endpoint,
+/// as in the real service (after the replication delay of [`FakeEntra::set_new_app_propagation`]).
+#[derive(Clone)]
+pub struct EntraHooks {
+    shared: Arc<Shared>,
+}
+
+impl EntraHooks {
+    /// A new app registration: a public client with these redirect URIs, or (no URIs) a
+    /// confidential app for app-only access with no credential and no application
+    /// permissions yet.
+    pub fn register_app(&self, client_id: &str, public_redirect_uris: &[String]) {
+        let mut st = self.shared.lock();
+        let n = st.new_app_propagation;
+        if n > 0 {
+            st.replicating.insert(client_id.to_string(), n);
+        }
+        if public_redirect_uris.is_empty() {
+            let client = st.app_client(client_id);
+            if let Some(app) = client.app.as_mut() {
+                app.roles.insert(GRAPH.to_string(), Vec::new());
+                app.roles.insert(EXCHANGE.to_string(), Vec::new());
+            }
+        } else {
+            st.clients.insert(
+                client_id.to_string(),
+                Client {
+                    secret: None,
+                    redirect_uris: public_redirect_uris.to_vec(),
+                    app: None,
+                },
+            );
+        }
+    }
+
+    /// A certificate uploaded as a key credential (DER); its RSA key verifies assertions.
+    pub fn add_certificate(&self, client_id: &str, cert_der: &[u8]) -> Result<(), String> {
+        let public_key = rsa_public_key_of(cert_der)?;
+        let certificate = Certificate {
+            x5t: URL_SAFE_NO_PAD.encode(ring::digest::digest(
+                &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+                cert_der,
+            )),
+            x5t_s256: URL_SAFE_NO_PAD.encode(Sha256::digest(cert_der)),
+            public_key,
+        };
+        let mut st = self.shared.lock();
+        if let Some(app) = st.app_client(client_id).app.as_mut() {
+            app.certificates.push(certificate);
+        }
+        Ok(())
+    }
+
+    /// A client secret made by `addPassword`.
+    pub fn add_secret(&self, client_id: &str, secret: &str) {
+        let mut st = self.shared.lock();
+        st.secrets.push(secret.to_string());
+        st.app_client(client_id).secret = Some(secret.to_string());
+    }
+
+    /// An application permission assigned (`appRoleAssignedTo`) on `resource`.
+    pub fn grant_role(&self, client_id: &str, resource: &str, role: &str) {
+        let mut st = self.shared.lock();
+        if let Some(app) = st.app_client(client_id).app.as_mut() {
+            let roles = app.roles.entry(resource.to_string()).or_default();
+            if !roles.iter().any(|r| r == role) {
+                roles.push(role.to_string());
+            }
+        }
+    }
+}
+
+/// The PKCS#1 `RSAPublicKey` (DER) of an X.509 certificate, read with the openssl CLI as an
+/// Entra key credential upload would be parsed.
+fn rsa_public_key_of(cert_der: &[u8]) -> Result<Vec<u8>, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    std::fs::write(dir.path().join("cert.der"), cert_der).map_err(|e| e.to_string())?;
+    let run = |args: &[&str]| -> Result<(), String> {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .map_err(|e| format!("openssl: {e}"))?;
+        match out.status.success() {
+            true => Ok(()),
+            false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+        }
+    };
+    run(&[
+        "x509", "-inform", "DER", "-in", "cert.der", "-noout", "-pubkey", "-out", "pub.pem",
+    ])?;
+    run(&[
+        "rsa",
+        "-pubin",
+        "-in",
+        "pub.pem",
+        "-RSAPublicKey_out",
+        "-outform",
+        "DER",
+        "-out",
+        "pub.der",
+    ])?;
+    std::fs::read(dir.path().join("pub.der")).map_err(|e| e.to_string())
+}
+
 fn handle(shared: &Shared, req: &mut Request) -> Reply {
     let reply = route(shared, req);
     let skew = shared.lock().date_skew;
@@ -754,6 +971,16 @@ fn route(shared: &Shared, req: &mut Request) -> Reply {
                 }
             }
         },
+        [tenant, "v2.0", ".well-known", "openid-configuration"] if get && !tenant.is_empty() => {
+            let mut st = shared.lock();
+            st.stats.discovery_requests.push(req.line());
+            st.discovery(tenant)
+        }
+        ["getuserrealm.srf"] if get => {
+            let mut st = shared.lock();
+            st.stats.discovery_requests.push(req.line());
+            st.user_realm(&query)
+        }
         ["devicelogin"] if !get => unrouted(shared, req, 405),
         ["devicelogin"] => shared.lock().devicelogin(&query),
         // Test-only introspection, for fakes in other processes (the SMTP server) that must
@@ -1174,6 +1401,97 @@ impl State {
         no_store_redirect(redirect_location(redirect_uri, &params))
     }
 
+    fn tenant(&self, segment: &str) -> Option<&TenantSpec> {
+        self.tenants.iter().find(|t| {
+            t.id.eq_ignore_ascii_case(segment)
+                || t.domains.iter().any(|d| d.eq_ignore_ascii_case(segment))
+        })
+    }
+
+    /// The tenant's OpenID Connect discovery document, as Entra publishes it.
+    fn discovery(&mut self, segment: &str) -> Reply {
+        let Some(t) = self.tenant(segment).cloned() else {
+            let e = oauth_error(
+                400,
+                "invalid_tenant",
+                90002,
+                format!(
+                    "Tenant '{segment}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant."
+                ),
+            );
+            return self.error_reply(&e, None);
+        };
+        let (host, instance, region, sub_scope, graph) = t.cloud.document();
+        let id = t.id.to_ascii_lowercase();
+        let base = format!("https://{host}/{id}");
+        let mut doc = json!({
+            "token_endpoint": format!("{base}/oauth2/v2.0/token"),
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+            "jwks_uri": format!("https://{host}/{id}/discovery/v2.0/keys"),
+            "response_modes_supported": ["query", "fragment", "form_post"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "issuer": format!("{base}/v2.0"),
+            "request_uri_parameter_supported": false,
+            "userinfo_endpoint": format!("https://{graph}/oidc/userinfo"),
+            "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
+            "device_authorization_endpoint": format!("{base}/oauth2/v2.0/devicecode"),
+            "http_logout_supported": true,
+            "frontchannel_logout_supported": true,
+            "end_session_endpoint": format!("{base}/oauth2/v2.0/logout"),
+            "claims_supported": ["sub", "iss", "cloud_instance_name", "cloud_instance_host_name", "cloud_graph_host_name", "msgraph_host", "aud", "exp", "iat", "auth_time", "acr", "nonce", "preferred_username", "name", "tid", "ver", "at_hash", "c_hash", "email"],
+            "kerberos_endpoint": format!("{base}/kerberos"),
+            "tenant_region_scope": region,
+            "cloud_instance_name": instance,
+            "cloud_graph_host_name": if t.cloud == FakeCloud::China { "graph.chinacloudapi.cn" } else { "graph.windows.net" },
+            "msgraph_host": graph,
+            "rbac_url": "https://pas.windows.net",
+        });
+        if let Some(sub) = sub_scope {
+            doc["tenant_region_sub_scope"] = json!(sub);
+        }
+        Reply::json(200, &doc).with_header("Cache-Control", "max-age=86400, private")
+    }
+
+    /// `getuserrealm.srf?login=…&json=1`: how the address signs in.
+    fn user_realm(&mut self, query: &str) -> Reply {
+        let q = parse_strict(query).unwrap_or_default();
+        let (Some(login), Some("1")) = (param(&q, "login"), param(&q, "json")) else {
+            // Without json=1 the answer is XML; no client of this fake should want that.
+            return Reply::plain(400, "login and json=1 are required");
+        };
+        let domain = login.rsplit_once('@').map_or(login, |(_, d)| d);
+        let v = match self.tenant(domain) {
+            None => {
+                json!({ "State": 4, "UserState": 1, "Login": login, "NameSpaceType": "Unknown" })
+            }
+            Some(t) => {
+                let (_, instance, ..) = t.cloud.document();
+                let domain = t
+                    .domains
+                    .iter()
+                    .find(|d| d.eq_ignore_ascii_case(domain))
+                    .cloned()
+                    .unwrap_or_default();
+                match &t.federation_brand {
+                    None => json!({
+                        "State": 4, "UserState": 1, "Login": login, "NameSpaceType": "Managed",
+                        "DomainName": domain, "FederationBrandName": domain, "CloudInstanceName": instance,
+                    }),
+                    Some(brand) => json!({
+                        "State": 3, "UserState": 2, "Login": login, "NameSpaceType": "Federated",
+                        "DomainName": domain, "FederationGlobalVersion": -1,
+                        "AuthURL": format!("https://sts.{domain}/adfs/ls/?username={}&wa=wsignin1.0&wtrealm=urn%3afederation%3aMicrosoftOnline&wctx=", percent_encode(login)),
+                        "FederationBrandName": brand, "CloudInstanceName": instance,
+                    }),
+                }
+            }
+        };
+        Reply::json(200, &v)
+    }
+
     fn authorize(&mut self, tenant: &str, query: &str) -> Reply {
         self.stats.authorize += 1;
         let Some(q) = parse_strict(query) else {
@@ -1408,6 +1726,16 @@ impl State {
         let form = req.check_method_and_type()?;
         if let Some(e) = self.fail_token.take() {
             return Err(e);
+        }
+        if let Some(id) = param(&form, "client_id")
+            && let Some(n) = self.replicating.get_mut(id)
+        {
+            *n -= 1;
+            let id = id.to_string();
+            if *n == 0 {
+                self.replicating.remove(&id);
+            }
+            return Err(unknown_client(&id));
         }
         if let Some(v) = param(&form, "code_verifier") {
             self.secrets.push(v.to_string());

@@ -40,6 +40,10 @@
 // Shared test support: no single test uses every knob.
 #![allow(dead_code)]
 
+#[path = "fake_directory.rs"]
+mod directory;
+pub use directory::DirectorySnapshot;
+
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -50,7 +54,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use super::fake_entra::AccessTokenInfo;
+use super::fake_entra::{AccessTokenInfo, EntraHooks};
 use super::http::{pair, parse_form, percent_decode_path};
 use super::mime::{self, HeaderError};
 use super::server::{BodyError, Reply, Request, Server, Utc, now_secs, random_token, uuid};
@@ -158,6 +162,8 @@ pub struct FakeGraph {
 struct Shared {
     validator: Validator,
     state: Mutex<State>,
+    /// The app-registration endpoints, when started with [`FakeGraph::start_with_directory`].
+    directory: Option<directory::Directory>,
 }
 
 impl Shared {
@@ -281,8 +287,19 @@ impl FakeGraph {
     /// Starts the fake on `127.0.0.1:<ephemeral port>`; bearer tokens are checked with
     /// `validator` (from `FakeEntra::validator()`).
     pub fn start(validator: Validator) -> FakeGraph {
+        FakeGraph::start_inner(validator, None)
+    }
+
+    /// Also serves the directory (app registration) endpoints; what they register reaches
+    /// the fake Entra through `hooks` (from `FakeEntra::hooks()`).
+    pub fn start_with_directory(validator: Validator, hooks: EntraHooks) -> FakeGraph {
+        FakeGraph::start_inner(validator, Some(directory::Directory::new(hooks)))
+    }
+
+    fn start_inner(validator: Validator, directory: Option<directory::Directory>) -> FakeGraph {
         let shared = Arc::new(Shared {
             validator,
+            directory,
             state: Mutex::new(State {
                 fail: None,
                 send_as: Vec::new(),
@@ -344,6 +361,35 @@ impl FakeGraph {
 
     pub fn stats(&self) -> GraphStats {
         self.shared.lock().stats.clone()
+    }
+
+    fn dir(&self) -> &directory::Directory {
+        self.shared
+            .directory
+            .as_ref()
+            .expect("started with FakeGraph::start_with_directory")
+    }
+
+    /// The applications, service principals, consent grants and role assignments made so far.
+    pub fn directory(&self) -> DirectorySnapshot {
+        self.dir().snapshot()
+    }
+
+    /// `true`: creating an application answers 403 `Authorization_RequestDenied`, as in a
+    /// tenant where users may not register apps.
+    pub fn deny_app_registration(&self, on: bool) {
+        self.dir().deny_registration(on);
+    }
+
+    /// `true`: the signed-in user is an admin who may grant tenant-wide consent and assign
+    /// application permissions (default: an ordinary user).
+    pub fn set_admin(&self, on: bool) {
+        self.dir().set_admin(on);
+    }
+
+    /// The next `n` service-principal creations answer as if the new app had not replicated.
+    pub fn set_sp_propagation(&self, n: u32) {
+        self.dir().set_sp_propagation(n);
     }
 }
 
@@ -544,6 +590,11 @@ fn route(shared: &Shared, req: &mut Request) -> Answer {
     let ["v1.0", rest @ ..] = segments.as_slice() else {
         return Err(unrouted(shared, req, 404));
     };
+    if let Some(dir) = &shared.directory
+        && let Some(answer) = directory::route(dir, &shared.validator, req, rest)
+    {
+        return answer;
+    }
     // Graph matches path segments case-insensitively; the version must be exact.
     let (owner, tail) = match rest {
         [me, tail @ ..] if eq(me, "me") => (Owner::Me, tail),

@@ -314,3 +314,62 @@ pub fn browse(url: &str) -> super::http::Response {
     let location = r.header("Location").expect("Location").to_owned();
     super::http::request("GET", &location, &[], b"")
 }
+
+/// Real headless Chromium as `$BROWSER` for `env` (tests/support/chromium-browser.sh). Every
+/// Chromium it started is killed, with its process group, when this is dropped.
+pub struct Chromium {
+    pidfile: PathBuf,
+    pub dom: PathBuf,
+}
+
+impl Chromium {
+    pub fn attach(env: &mut Env) -> Chromium {
+        assert!(
+            Command::new("chromium")
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success()),
+            "Debian's chromium is needed for this test: run scripts/test (it installs it) or apt-get install chromium"
+        );
+        let pidfile = env.path("chromium.pid");
+        let dom = env.path("chromium.dom");
+        env.set(
+            "BROWSER",
+            &format!("{} %s", support_file("chromium-browser.sh").display()),
+        );
+        env.set("MAILER_TEST_CHROMIUM_PIDFILE", pidfile.to_str().unwrap());
+        env.set("MAILER_TEST_CHROMIUM_DOM", dom.to_str().unwrap());
+        Chromium { pidfile, dom }
+    }
+
+    /// What Chromium's last page showed once loaded (bounded wait).
+    pub fn last_page(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut page = String::new();
+        while Instant::now() < deadline {
+            page = std::fs::read_to_string(&self.dom).unwrap_or_default();
+            if page.contains("</html>") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        page
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dom.with_extension("dom.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        for pid in std::fs::read_to_string(&self.pidfile)
+            .unwrap_or_default()
+            .lines()
+        {
+            let _ = Command::new("kill")
+                .args(["-9", "--", &format!("-{}", pid.trim())])
+                .status();
+        }
+    }
+}
