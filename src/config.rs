@@ -175,6 +175,16 @@ impl Config {
 }
 
 /// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`: a tenant or client id.
+/// ` --profile NAME`, or nothing for the default profile: what a printed command needs to
+/// act on the same profile.
+pub fn profile_flag(name: &str) -> String {
+    if name == "default" {
+        String::new()
+    } else {
+        format!(" --profile {name}")
+    }
+}
+
 pub fn is_guid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])

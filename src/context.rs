@@ -63,11 +63,7 @@ impl Context {
     }
 
     pub fn no_profile(&self) -> Error {
-        let flag = if self.profile_name == "default" {
-            String::new()
-        } else {
-            format!(" --profile {}", self.profile_name)
-        };
+        let flag = crate::config::profile_flag(&self.profile_name);
         Error::login_needed(format!(
             "no profile \"{}\" in {}",
             self.profile_name,

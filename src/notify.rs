@@ -9,6 +9,8 @@
 
 use crate::auth::Account;
 use crate::fsutil::{self, LockFile};
+use crate::store::Record;
+use crate::tokens::{self, Idle};
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -73,7 +75,7 @@ fn due(profile: &str, event: Event) -> std::io::Result<bool> {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
-    let now = crate::tokens::now();
+    let now = tokens::now();
     if sent
         .get(event.name())
         .is_some_and(|t| now.saturating_sub(*t) < ONCE_PER)
@@ -125,18 +127,76 @@ fn run(command: &str, acct: &Account, event: Event, detail: &str) {
     }
 }
 
-/// The app's credential expires within [`EXPIRY_NOTICE_DAYS`]: what and when.
-pub fn credential_expiring(acct: &Account) -> Option<String> {
-    let (what, when) = acct.credential_expiry().ok().flatten()?;
-    let left = when.saturating_sub(crate::tokens::now());
-    (left < EXPIRY_NOTICE_DAYS * 86_400).then(|| match left {
-        0 => format!("{what} of profile \"{}\" has expired", acct.name),
-        _ => format!(
-            "{what} of profile \"{}\" expires on {}",
-            acct.name,
-            crate::output::fmt_time(when)
-        ),
-    })
+/// Days ahead `status` and `doctor` show a client secret's or certificate's expiry (a
+/// person reads those; the notification comes later, at [`EXPIRY_NOTICE_DAYS`]).
+pub const CREDENTIAL_WARNING_DAYS: u64 = 30;
+
+/// Something that will need a person, before it breaks a send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Warning {
+    pub event: Event,
+    pub text: String,
+    pub days_left: u64,
+}
+
+/// What `status` warns of and what an unattended run notifies (the nearer ones): the
+/// refresh token's idle expiry and the app credential's expiry. One list, so that the
+/// two never disagree.
+pub fn upcoming(acct: &Account, record: Option<&Record>, now: u64) -> Vec<Warning> {
+    let mut found = Vec::new();
+    if let Idle::Soon { days, days_left } = tokens::idle(acct, record, now) {
+        found.push(Warning {
+            event: Event::IdleExpirySoon,
+            text: format!(
+                "the refresh token of profile \"{}\" was last used {days} days ago and expires in {days_left} days unused. Run `mailer{} token --refresh` to renew it (weekly from cron keeps it alive).",
+                acct.name,
+                acct.profile_flag()
+            ),
+            days_left,
+        });
+    }
+    if let Some((what, when)) = acct.credential_expiry().ok().flatten() {
+        let left = when.saturating_sub(now);
+        if left < CREDENTIAL_WARNING_DAYS * 86_400 {
+            let text = match left {
+                0 => format!("{what} of profile \"{}\" has expired", acct.name),
+                _ => format!(
+                    "{what} of profile \"{}\" expires on {}",
+                    acct.name,
+                    crate::output::fmt_time(when)
+                ),
+            };
+            found.push(Warning {
+                event: Event::CredentialExpirySoon,
+                text: format!(
+                    "{text}: create a new one for the app, then {}",
+                    acct.login_command()
+                ),
+                days_left: left / 86_400,
+            });
+        }
+    }
+    found
+}
+
+/// After an unattended run: the warnings near enough to tell a person, each at most once
+/// a day. Costs one token store read, and only for a profile with a `notify_command`.
+pub fn warn_unattended(acct: &Account, login_needed: Option<&str>) {
+    if acct.profile.notify_command.is_none() {
+        return;
+    }
+    if let Some(detail) = login_needed {
+        notify(acct, Event::LoginNeeded, detail);
+    }
+    let record = match acct.store.load() {
+        Ok(r) => r,
+        Err(e) => return tracing::debug!("no warnings checked: {}", e.what),
+    };
+    for w in upcoming(acct, record.as_ref(), tokens::now()) {
+        if w.days_left <= EXPIRY_NOTICE_DAYS {
+            notify(acct, w.event, &w.text);
+        }
+    }
 }
 
 #[cfg(test)]

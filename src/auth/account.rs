@@ -74,6 +74,11 @@ impl Account {
         })
     }
 
+    /// ` --profile NAME` for printed commands, nothing for the default profile.
+    pub fn profile_flag(&self) -> String {
+        crate::config::profile_flag(&self.name)
+    }
+
     /// The exact command that logs this profile in again, for "login needed" errors.
     pub fn login_command(&self) -> String {
         super::login::login_command(&self.name, &self.profile)

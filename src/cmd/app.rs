@@ -266,11 +266,7 @@ fn print(ctx: &Context, a: &AppCreateArgs, c: &Created) -> Result<()> {
         "admin_consent_url": r.admin_consent_url,
         "credential_expires": r.credential_expires.map(crate::output::rfc3339),
     });
-    let flag = if ctx.profile_name == "default" {
-        String::new()
-    } else {
-        format!(" --profile {}", ctx.profile_name)
-    };
+    let flag = crate::config::profile_flag(&ctx.profile_name);
     ctx.printer.result(&json, || {
         let mut out = format!(
             "App registered: client id {} in tenant {} (profile \"{}\").\n",

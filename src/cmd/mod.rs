@@ -81,21 +81,14 @@ pub async fn run(cli: Cli) -> Result<()> {
 
 /// After an unattended run that used the profile: tell a person what needs them.
 fn warn_a_person(ctx: &Context, error: Option<&Error>) {
-    if ctx.interactive()
-        || ctx
-            .profile()
-            .and_then(|p| p.notify_command.as_ref())
-            .is_none()
-    {
+    if ctx.interactive() {
         return;
     }
     let Ok(acct) = ctx.account() else { return };
-    if let Some(e) = error.filter(|e| e.class == crate::error::Class::LoginNeeded) {
-        crate::notify::notify(&acct, crate::notify::Event::LoginNeeded, &e.what);
-    }
-    if let Some(detail) = crate::notify::credential_expiring(&acct) {
-        crate::notify::notify(&acct, crate::notify::Event::CredentialExpirySoon, &detail);
-    }
+    let login_needed = error
+        .filter(|e| e.class == crate::error::Class::LoginNeeded)
+        .map(|e| e.what.as_str());
+    crate::notify::warn_unattended(&acct, login_needed);
 }
 
 /// `as a@b to 3 recipients`.
@@ -140,11 +133,7 @@ fn report(ctx: &Context, acct: &Account, o: &Outgoing, outcome: Outcome) -> Resu
 
 /// The exit-75 error that reports a queued message.
 fn queued(acct: &Account, id: &str, cause: Error) -> Error {
-    let flag = if acct.name == "default" {
-        String::new()
-    } else {
-        format!(" --profile {}", acct.name)
-    };
+    let flag = crate::config::profile_flag(&acct.name);
     let mut fix = format!("`mailer{flag} queue run` sends it (run it from cron)");
     if let Some(f) = &cause.fix {
         fix = format!("{f}; then {fix}");

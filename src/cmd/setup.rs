@@ -171,11 +171,7 @@ fn ask(ctx: &Context, question: &str, flag: &str) -> Result<String> {
 
 fn summary(ctx: &Context, acct: &crate::auth::Account, sent: &[&str]) -> Result<()> {
     let p = &acct.profile;
-    let flag = if acct.name == "default" {
-        String::new()
-    } else {
-        format!(" --profile {}", acct.name)
-    };
+    let flag = crate::config::profile_flag(&acct.name);
     let json = serde_json::json!({
         "status": "ready", "profile": acct.name, "user": p.user, "tenant": p.tenant, "cloud": p.cloud.as_str(),
         "client_id": p.client_id, "transport": p.transport.as_str(), "token_store": acct.store.describe(),

@@ -48,17 +48,16 @@ pub fn run(ctx: &Context) -> Result<()> {
         return Err(e.with_json(Some(json)));
     }
     ctx.printer.json_only(&json)?;
-    if let Idle::Soon { days, days_left } = s.idle {
-        let text = format!(
-            "the refresh token was last used {days} days ago and expires in {days_left} days unused. Run `mailer token --refresh` to renew it (weekly from cron keeps it alive)."
-        );
-        ctx.printer.warn(&text);
-        if !ctx.interactive() {
-            crate::notify::notify(&acct, crate::notify::Event::IdleExpirySoon, &text);
-        }
+    // Unattended runs notify these too (cmd::warn_a_person); here a person reads them.
+    for w in crate::notify::upcoming(&acct, s.record.as_ref(), now) {
+        ctx.printer.warn(&w.text);
     }
-    if let Some(text) = crate::notify::credential_expiring(&acct) {
-        ctx.printer.warn(&text);
+    if s.failed > 0 {
+        ctx.printer.warn(format!(
+            "{} in the outbox failed for good: `mailer{flag} queue list` shows why, `mailer{flag} queue purge --failed` clears them",
+            crate::output::plural(s.failed, "message"),
+            flag = acct.profile_flag()
+        ));
     }
     Ok(())
 }

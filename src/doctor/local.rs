@@ -4,6 +4,7 @@
 use super::{Check, Status};
 use crate::auth::Account;
 use crate::error::Class;
+use crate::notify::CREDENTIAL_WARNING_DAYS;
 use crate::outbox::Outbox;
 use crate::output::{fmt_duration, fmt_time, plural};
 use crate::secret::Secret;
@@ -11,8 +12,6 @@ use crate::store::{Record, Store};
 use crate::tokens::{self, Idle, TokenState};
 use crate::transport::TransportKind;
 
-/// Warn this many days before a client secret or certificate expires.
-const CREDENTIAL_WARNING_DAYS: u64 = 30;
 /// Tokens longer than this break SMTP clients with line-length limits (RFC 5321 allows
 /// 998 characters per line; many clients cap the AUTH line around 4 KB).
 const LONG_TOKEN: usize = 4096;
@@ -176,11 +175,7 @@ pub fn refresh_token(acct: &Account, record: Option<&Record>) -> Check {
 }
 
 fn keepalive(acct: &Account) -> String {
-    let flag = if acct.name == "default" {
-        String::new()
-    } else {
-        format!(" --profile {}", acct.name)
-    };
+    let flag = crate::config::profile_flag(&acct.name);
     format!(
         "run `mailer{flag} token --refresh` now, and weekly from cron: 0 9 * * 1 mailer{flag} token --refresh >/dev/null"
     )
@@ -195,7 +190,7 @@ pub fn cached_tokens(acct: &Account, record: Option<&Record>) -> Vec<Check> {
         .filter_map(|&t| {
             let cached = acct.cache.get(t).or_else(|| record?.cached(t).cloned())?;
             (cached.expires_at > now)
-                .then(|| token_check(acct, t, &cached.token, cached.expires_at))
+                .then(|| token_check(acct, t, &cached.token, cached.expires_at, None))
         })
         .collect()
 }
@@ -208,8 +203,15 @@ pub fn check_name(t: TransportKind) -> &'static str {
 }
 
 /// What a transport's access token says of itself: audience, permissions, user, tenant,
-/// lifetime and size. Decoded, never verified, never printed.
-pub fn token_check(acct: &Account, t: TransportKind, token: &Secret, expires_at: u64) -> Check {
+/// lifetime and size. Decoded, never verified, never printed. `tenant_id`: the profile's
+/// tenant GUID as discovery found it, for a profile that names its tenant by domain.
+pub fn token_check(
+    acct: &Account,
+    t: TransportKind,
+    token: &Secret,
+    expires_at: u64,
+    tenant_id: Option<&str>,
+) -> Check {
     let name = check_name(t);
     let size = token.expose().len();
     let life = format!("valid until {}", fmt_time(expires_at));
@@ -221,7 +223,7 @@ pub fn token_check(acct: &Account, t: TransportKind, token: &Secret, expires_at:
             ),
         );
     };
-    if let Err((detail, fix)) = claims_match(acct, t, &claims) {
+    if let Err((detail, fix)) = claims_match(acct, t, &claims, tenant_id) {
         return Check::fail(name, Class::LoginNeeded, detail, fix);
     }
     let mut detail = format!("{life}; for {}, {size} bytes", claims_summary(&claims));
@@ -252,6 +254,7 @@ fn claims_match(
     acct: &Account,
     t: TransportKind,
     c: &serde_json::Value,
+    tenant_id: Option<&str>,
 ) -> Result<(), (String, String)> {
     let p = &acct.profile;
     let resource = acct.provider.resource(p, t);
@@ -304,13 +307,17 @@ fn claims_match(
         }
     }
     let tid = c["tid"].as_str().unwrap_or_default();
-    if crate::config::is_guid(&p.tenant) && !tid.is_empty() && !tid.eq_ignore_ascii_case(&p.tenant)
-    {
+    let expected = match crate::config::is_guid(&p.tenant) {
+        true => Some(p.tenant.as_str()),
+        false => tenant_id,
+    };
+    if let Some(want) = expected.filter(|w| !tid.is_empty() && !tid.eq_ignore_ascii_case(w)) {
+        let named = match want == p.tenant {
+            true => want.to_owned(),
+            false => format!("{} ({want})", p.tenant),
+        };
         return Err((
-            format!(
-                "the {t} token was issued by tenant {tid}, not the profile's {}",
-                p.tenant
-            ),
+            format!("the {t} token was issued by tenant {tid}, not the profile's {named}"),
             acct.login_command(),
         ));
     }
@@ -343,11 +350,7 @@ pub fn outbox(acct: &Account) -> Check {
         .map(|e| e.created)
         .min()
         .map(|t| now.saturating_sub(t));
-    let flag = if acct.name == "default" {
-        String::new()
-    } else {
-        format!(" --profile {}", acct.name)
-    };
+    let flag = crate::config::profile_flag(&acct.name);
     let detail = format!(
         "{} queued{}, {} failed",
         queued.len(),

@@ -19,13 +19,8 @@ pub async fn run(acct: &Account, printer: &Printer, opts: &Options, checks: &mut
     let transports = acct.provider.transports();
     let matters =
         |t: TransportKind| t == acct.profile.transport || acct.profile.fallback == Some(t);
-    for &t in transports {
-        let check = match crate::tokens::access_token(acct, t, false).await {
-            Ok(c) => token_check(acct, t, &c.token, c.expires_at),
-            Err(e) => Check::from_error(check_name(t), &e),
-        };
-        checks.push(if matters(t) { check } else { check.softened() });
-    }
+    // Asked first, reported in its place below: its discovery document names the tenant's
+    // GUID, which a profile with a domain tenant (`contoso.com`) lacks for the token check.
     let authority = acct.endpoints.authority.clone();
     let discovery = format!(
         "{}/{}/v2.0/.well-known/openid-configuration",
@@ -33,6 +28,14 @@ pub async fn run(acct: &Account, printer: &Printer, opts: &Options, checks: &mut
         acct.profile.tenant
     );
     let login_host = probe_http(acct, "network-authority", &discovery).await;
+    let tenant_id = login_host.as_ref().ok().and_then(|p| p.tenant_id.clone());
+    for &t in transports {
+        let check = match crate::tokens::access_token(acct, t, false).await {
+            Ok(c) => token_check(acct, t, &c.token, c.expires_at, tenant_id.as_deref()),
+            Err(e) => Check::from_error(check_name(t), &e),
+        };
+        checks.push(if matters(t) { check } else { check.softened() });
+    }
     checks.push(clock(login_host.as_ref().ok().and_then(|p| p.date)));
     checks.push(into_check(login_host));
     if transports.contains(&TransportKind::Graph) {
@@ -65,7 +68,12 @@ struct Probe {
     detail: String,
     /// The server's clock, from its `Date` header.
     date: Option<u64>,
+    /// The tenant GUID, when the answer was an OpenID discovery document.
+    tenant_id: Option<String>,
 }
+
+/// Discovery documents are a few KB; anything much larger is not one.
+const MAX_PROBE_BODY: usize = 64 * 1024;
 
 /// Whether `url` answers at all: any HTTP status means DNS, TCP and TLS worked.
 async fn probe_http(acct: &Account, name: &'static str, url: &str) -> Result<Probe, Check> {
@@ -93,15 +101,24 @@ async fn probe_http(acct: &Account, name: &'static str, url: &str) -> Result<Pro
                 .get("Date")
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_http_date);
+            let status = r.status().as_u16();
+            let body = match tokio::time::timeout(PROBE_TIMEOUT, r.bytes()).await {
+                Ok(Ok(b)) if b.len() <= MAX_PROBE_BODY => b,
+                _ => Default::default(),
+            };
+            let tenant_id = serde_json::from_slice(&body)
+                .ok()
+                .and_then(|doc| crate::setup::discover::tenant_of(&doc));
             Ok(Probe {
                 name,
                 detail: format!(
                     "{}{via} answered HTTP {} in {} ms",
                     host_of(url),
-                    r.status().as_u16(),
+                    status,
                     started.elapsed().as_millis()
                 ),
                 date,
+                tenant_id,
             })
         }
     }
@@ -209,10 +226,17 @@ async fn smtp_checks(acct: &Account) -> Vec<Check> {
     if let Err(e) = smtp::probe(&settings).await {
         return vec![Check::from_error("network-smtp", &e)];
     }
+    // Whoever set HTTPS_PROXY may expect SMTP to take it too; it does not (no CONNECT for
+    // SMTP), and saying so explains a firewall that only lets the proxy out.
+    let direct = oauth2::url::Url::parse(&format!("https://{}", settings.host))
+        .ok()
+        .and_then(|u| crate::http::proxy_for(&u))
+        .map(|p| format!(", directly (SMTP does not go through the proxy {p})"))
+        .unwrap_or_default();
     let reached = Check::ok(
         "network-smtp",
         format!(
-            "{target} greeted and completed {} in {} ms",
+            "{target} greeted and completed {} in {} ms{direct}",
             match settings.security {
                 crate::config::SmtpSecurity::Starttls => "STARTTLS",
                 crate::config::SmtpSecurity::Tls => "the TLS handshake",

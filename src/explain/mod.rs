@@ -137,6 +137,23 @@ pub fn entries() -> &'static [Entry] {
     TABLE
 }
 
+/// Where to read about `code` from `source` when the table does not know it: the line an
+/// error message ends with, so that an unknown code still leads somewhere.
+pub fn docs_for_unknown(source: Source, code: &str) -> String {
+    let q = Query::parse(code);
+    match (source, q.source) {
+        (Source::Entra, Some(Source::Entra)) | (Source::Graph | Source::Smtp, _) => Query {
+            source: Some(source),
+            ..q
+        }
+        .docs(),
+        (Source::Entra, _) => {
+            "https://learn.microsoft.com/entra/identity-platform/reference-error-codes".into()
+        }
+        (Source::Google, _) => "https://developers.google.com/identity/protocols/oauth2".into(),
+    }
+}
+
 pub fn lookup(source: Source, code: &str) -> Option<&'static Entry> {
     TABLE
         .iter()
@@ -152,6 +169,20 @@ mod tests {
 
     use Class::*;
     use Source::*;
+
+    #[test]
+    fn unknown_codes_lead_to_the_providers_pages() {
+        assert_eq!(
+            docs_for_unknown(Entra, "AADSTS1234567"),
+            "https://login.microsoftonline.com/error?code=1234567"
+        );
+        assert!(docs_for_unknown(Entra, "weird_error").contains("reference-error-codes"));
+        assert_eq!(
+            docs_for_unknown(Graph, "ErrorSomethingNew"),
+            "https://learn.microsoft.com/graph/errors"
+        );
+        assert!(docs_for_unknown(Smtp, "5.9.9").contains("non-delivery-reports"));
+    }
 
     #[test]
     fn lookups_by_source_and_code() {

@@ -1,6 +1,5 @@
 //! The table: one entry per server error code mailer knows, each checked against the
-//! provider's own documentation where one was found (the `docs` field names the page; ""
-//! means the code was seen only in field reports).
+//! provider's own documentation (the `docs` field names the page).
 
 use super::{Entry, Source::*};
 use crate::error::Class::*;
@@ -12,9 +11,11 @@ const ENTRA_AUTH_CODE: &str =
 const ENTRA_DEVICE_CODE: &str =
     "https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code";
 const EWS_RESPONSE_CODES: &str = "https://learn.microsoft.com/en-us/previous-versions/office/developer/exchange-server-2010/bb426458(v=exchg.140)";
-const EXO_LOB_SMTP: &str = "https://github.com/x13-me/OfficeDocs-Exchange/blob/public/Exchange/ExchangeOnline/mail-flow-best-practices/fix-issues-with-printers-scanners-and-lob-applications-that-send-email-using-off.md";
-const EXO_NDR: &str = "https://github.com/x13-me/OfficeDocs-Exchange/blob/public/Exchange/ExchangeOnline/mail-flow-best-practices/non-delivery-reports-in-exchange-online/non-delivery-reports-in-exchange-online.md";
+const EXO_LOB_SMTP: &str = "https://learn.microsoft.com/exchange/mail-flow-best-practices/fix-issues-with-printers-scanners-and-lob-applications-that-send-email-using-off";
+const EXO_NDR: &str = "https://learn.microsoft.com/exchange/mail-flow-best-practices/non-delivery-reports-in-exchange-online/non-delivery-reports-in-exchange-online";
 const GOOGLE_OAUTH: &str = "https://developers.google.com/identity/protocols";
+const GOOGLE_AUTH_ERRORS: &str =
+    "https://developers.google.com/identity/protocols/oauth2/web-server#authorization-errors";
 const GMAIL_ERRORS: &str = "https://developers.google.com/gmail/api/guides/handle-errors";
 const GMAIL_SMTP_ERRORS: &str = "https://support.google.com/a/answer/3726730";
 
@@ -247,7 +248,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "the client assertion is not within its valid time range",
         cause: "the host clock of an app-only certificate profile is off by minutes (mailer's assertion is valid for 10 minutes)",
         fix: "sync the clock (timedatectl set-ntp true, or chrony/ntpd) and retry; no new login is needed",
-        docs: "https://github.com/MicrosoftDocs/azure-devops-docs/blob/main/docs/pipelines/release/includes/errors-workload-identity.md",
+        docs: ENTRA_CODES,
         fallback: false,
     },
     Entry {
@@ -529,7 +530,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "the account {user} may not send as that mailbox",
         cause: "send --from names a mailbox, group or alias that {user} has neither Send As nor Send on Behalf for",
         fix: "an Exchange admin grants Send As (Add-RecipientPermission -Identity FROM_ADDRESS -Trustee {user} -AccessRights SendAs) or Send on Behalf, and the app gets delegated Mail.Send.Shared, then {login}; or drop --from",
-        docs: "https://github.com/microsoftgraph/microsoft-graph-docs-contrib/blob/main/concepts/outlook-send-mail-from-other-user.md",
+        docs: "https://learn.microsoft.com/graph/outlook-send-mail-from-other-user",
         fallback: false,
     },
     Entry {
@@ -572,7 +573,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "the access token carries no permissions Graph understands",
         cause: "the token was minted before any permission was granted (or consent was revoked), or an app-only token belongs to an app with only delegated permissions",
         fix: "grant Mail.Send (application permission for app-only) under App registrations > your app > API permissions > Grant admin consent for {tenant}, then {login}",
-        docs: "",
+        docs: "https://learn.microsoft.com/graph/resolve-auth-errors",
         fallback: false,
     },
     Entry {
@@ -602,7 +603,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "the mailbox hit its daily message or recipient limit",
         cause: "a runaway cron job or large mailing passed Exchange's sending limits (10,000 recipients a day), or an Outlook.com account is still unverified",
         fix: "wait up to 24 hours and send less; on Outlook.com complete the verification mail in the Inbox",
-        docs: "",
+        docs: "https://learn.microsoft.com/office365/servicedescriptions/exchange-online-service-description/exchange-online-limits#sending-limits",
         fallback: false,
     },
     Entry {
@@ -612,7 +613,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "the mailbox named in the request is not a valid user of this tenant",
         cause: "--user or --from is an alias, a typo, a deleted user or an address on another domain than the mailbox's primary one",
         fix: "find the primary address (Get-Mailbox -Identity {user} | Format-List PrimarySmtpAddress,UserPrincipalName) and log in again with --user set to it",
-        docs: "",
+        docs: "https://learn.microsoft.com/graph/api/user-sendmail",
         fallback: false,
     },
     Entry {
@@ -636,7 +637,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "a custom header was refused by Graph (names must start with X-, and only a few are allowed)",
         cause: "a --header such as In-Reply-To, References or List-Unsubscribe, or too many headers, went through Graph's JSON",
         fix: "name custom headers X-... (--header 'X-Name: value'), or send the MIME with mailer send --raw or --transport smtp",
-        docs: "",
+        docs: "https://learn.microsoft.com/graph/api/resources/internetmessageheader",
         fallback: false,
     },
     Entry {
@@ -646,7 +647,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "the base64 MIME content could not be decoded by Graph",
         cause: "the --raw message was encoded wrongly or cut short on the way (a mailer bug)",
         fix: "send with --transport smtp for now, and report the bug with the request-id",
-        docs: "https://github.com/microsoftgraph/microsoft-graph-docs-contrib/blob/main/api-reference/v1.0/api/user-sendmail.md",
+        docs: "https://learn.microsoft.com/graph/api/user-sendmail",
         fallback: false,
     },
     // SMTP enhanced status codes: Exchange Online (smtp.office365.com) and Gmail.
@@ -677,7 +678,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "basic authentication (a password) is not supported for client submission",
         cause: "a password login reached smtp.office365.com instead of an OAuth token",
         fix: "use an OAuth profile: {login}, then send with --transport smtp (XOAUTH2) or --transport graph",
-        docs: "",
+        docs: "https://learn.microsoft.com/exchange/clients-and-mobile-in-exchange-online/deprecation-of-basic-authentication-exchange-online",
         fallback: false,
     },
     Entry {
@@ -727,7 +728,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "the connection used TLS 1.0 or 1.1, but the server needs TLS 1.2 or later",
         cause: "a TLS-intercepting proxy or middlebox on the cron host's network downgrades the connection",
         fix: "make the path to the SMTP host TLS 1.2+ end to end (exempt it from TLS inspection, or trust the proxy with --ca-file on login); retrying alone will not help",
-        docs: "https://github.com/x13-me/OfficeDocs-Exchange/blob/public/Exchange/ExchangeOnline/mail-flow-best-practices/clients-and-mobile-in-exchange-online/opt-in-exchange-online-endpoint-for-legacy-TLS-using-SMTP-AUTH.md",
+        docs: "https://learn.microsoft.com/exchange/clients-and-mobile-in-exchange-online/opt-in-exchange-online-endpoint-for-legacy-tls-using-smtp-auth",
         fallback: false,
     },
     Entry {
@@ -737,7 +738,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "the connection used TLS 1.0 or 1.1, which the organization does not allow",
         cause: "a TLS-intercepting proxy or middlebox on the cron host's network downgrades the connection",
         fix: "make the path to the SMTP host TLS 1.2+ end to end (exempt it from TLS inspection, or trust the proxy with --ca-file on login)",
-        docs: "https://github.com/x13-me/OfficeDocs-Exchange/blob/public/Exchange/ExchangeOnline/mail-flow-best-practices/clients-and-mobile-in-exchange-online/opt-in-exchange-online-endpoint-for-legacy-TLS-using-SMTP-AUTH.md",
+        docs: "https://learn.microsoft.com/exchange/clients-and-mobile-in-exchange-online/opt-in-exchange-online-endpoint-for-legacy-tls-using-smtp-auth",
         fallback: false,
     },
     Entry {
@@ -747,7 +748,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "access is denied for now: suspicious activity or a volume spike made Exchange restrict sending temporarily",
         cause: "a sudden burst of mail from the host or tenant, or a service-side incident (\"Server busy\")",
         fix: "retry later with backoff (mailer queue run); if it persists an admin checks Microsoft Defender > Restricted entities and the message trace",
-        docs: "https://github.com/MicrosoftDocs/SupportArticles-docs/blob/main/Exchange/ExchangeOnline/email-delivery/ndr/fix-error-code-451-4-7-500-699-asxxx-in-exchange-online.md",
+        docs: "https://learn.microsoft.com/exchange/troubleshoot/email-delivery/ndr/fix-error-code-451-4-7-500-699-asxxx-in-exchange-online",
         fallback: false,
     },
     Entry {
@@ -757,7 +758,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "the tenant's outbound mail is blocked because it sent too much spam or bulk mail",
         cause: "a compromised account or connector in the tenant sent spam",
         fix: "an admin secures the compromised accounts, checks https://security.microsoft.com/mailflowStatusReport and asks Microsoft support to lift the block",
-        docs: "https://github.com/MicrosoftDocs/SupportArticles-docs/blob/main/Exchange/ExchangeOnline/email-delivery/ndr/fix-error-code-5-7-700-through-5-7-750.md",
+        docs: "https://learn.microsoft.com/exchange/troubleshoot/email-delivery/ndr/fix-error-code-5-7-700-through-5-7-750",
         fallback: false,
     },
     Entry {
@@ -767,7 +768,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "traffic from this tenant's low-reputation IP addresses is not accepted",
         cause: "a new or trial tenant without paid licences sends mail",
         fix: "an admin buys licences for the tenant or asks Microsoft support for an exception",
-        docs: "https://github.com/MicrosoftDocs/SupportArticles-docs/blob/main/Exchange/ExchangeOnline/email-delivery/ndr/fix-error-code-5-7-700-through-5-7-750.md",
+        docs: "https://learn.microsoft.com/exchange/troubleshoot/email-delivery/ndr/fix-error-code-5-7-700-through-5-7-750",
         fallback: false,
     },
     Entry {
@@ -777,7 +778,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "the client is blocked from sending from a domain that is not an accepted domain",
         cause: "--from names a domain that is not verified in the tenant, and too much such mail was sent",
         fix: "an admin adds and verifies the domain (Microsoft 365 admin center > Settings > Domains), or send from {user}",
-        docs: "https://github.com/MicrosoftDocs/SupportArticles-docs/blob/main/Exchange/ExchangeOnline/email-delivery/ndr/fix-error-code-5-7-700-through-5-7-750.md",
+        docs: "https://learn.microsoft.com/exchange/troubleshoot/email-delivery/ndr/fix-error-code-5-7-700-through-5-7-750",
         fallback: false,
     },
     Entry {
@@ -797,7 +798,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "the client was not authenticated when it sent MAIL FROM",
         cause: "the AUTH before it failed, or STARTTLS was not done so AUTH was never offered",
         fix: "use port 587 with --smtp-security starttls on login, fix the AUTH failure reported before this one, and log in again if the token is dead: {login}",
-        docs: "https://github.com/MicrosoftDocs/SupportArticles-docs/blob/main/Exchange/ExchangeOnline/email-delivery/ndr/fix-error-code-5-7-57-in-exchange-online.md",
+        docs: "https://learn.microsoft.com/exchange/troubleshoot/email-delivery/ndr/fix-error-code-5-7-57-in-exchange-online",
         fallback: false,
     },
     Entry {
@@ -807,7 +808,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "the MIME could not be parsed by Exchange: it has too many headers or parts",
         cause: "a pathological message, such as deeply nested forwarded messages",
         fix: "send a simpler message: attach files instead of embedding forwarded .eml chains",
-        docs: "",
+        docs: EXO_NDR,
         fallback: false,
     },
     Entry {
@@ -858,7 +859,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "client authentication failed: the OAuth client is unknown or deleted, or its secret is wrong",
         cause: "a typo in the client ID, or the client was deleted or its secret reset in the Cloud console",
         fix: "copy the client ID and secret from Google Cloud console > APIs & Services > Credentials and log in again: {login}",
-        docs: "",
+        docs: GOOGLE_AUTH_ERRORS,
         fallback: false,
     },
     Entry {
@@ -878,7 +879,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "the user or Google refused the authorization",
         cause: "Cancel was clicked, or the app is in Testing and the account is not a listed test user",
         fix: "add the account under OAuth consent screen > Audience > Test users (or publish the app), then log in and allow: {login}",
-        docs: "",
+        docs: GOOGLE_AUTH_ERRORS,
         fallback: false,
     },
     Entry {
@@ -888,7 +889,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "the Workspace admin's policy blocks this app or its scopes for the account",
         cause: "the Workspace restricts third-party apps or Gmail scopes, newly or for this organizational unit",
         fix: "an admin trusts the app: Google Admin console > Security > Access and data control > API controls > Manage Third-Party App Access > Add app > OAuth App Name or Client ID > {client_id} > Trusted; then {login}",
-        docs: "",
+        docs: GOOGLE_AUTH_ERRORS,
         fallback: false,
     },
     Entry {
@@ -898,7 +899,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "the OAuth client is internal to a Workspace organization the account is not part of",
         cause: "a personal or other-organization account signed in to an app whose consent screen is Internal",
         fix: "log in with an account of that organization: {login}; or switch the consent screen's user type to External",
-        docs: "",
+        docs: GOOGLE_AUTH_ERRORS,
         fallback: false,
     },
     Entry {
@@ -908,7 +909,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "the service account is not authorized for domain-wide delegation with these scopes",
         cause: "its client ID is not listed in the Admin console or lists other scopes, the target is a consumer account, or the change has not propagated (up to 24 hours)",
         fix: "an admin adds Google Admin console > Security > Access and data control > API controls > Manage Domain Wide Delegation > Add new > Client ID {client_id} with https://www.googleapis.com/auth/gmail.send (https://mail.google.com/ for SMTP)",
-        docs: "",
+        docs: GOOGLE_AUTH_ERRORS,
         fallback: false,
     },
     Entry {
@@ -958,7 +959,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "the account cannot use Gmail (mail service not enabled)",
         cause: "the Workspace user has the Gmail service off or unlicensed, or a service account called the API without impersonating a user",
         fix: "an admin turns Gmail on for the user's unit (Google Admin console > Apps > Google Workspace > Gmail > Service status); for service accounts set the mailbox with --user {user}",
-        docs: "",
+        docs: GMAIL_ERRORS,
         fallback: false,
     },
     Entry {
@@ -1017,8 +1018,9 @@ mod tests {
                 !e.meaning.ends_with('.'),
                 "{code}: meaning ends with a period"
             );
+            // The provider's own pages, not mirrors or forks of them.
             assert!(
-                e.docs.is_empty() || e.docs.starts_with("https://"),
+                e.docs.starts_with("https://") && !e.docs.contains("github.com"),
                 "{code}: docs"
             );
             let prefixed = |c: &&str| c.starts_with("AADSTS") || c.starts_with("535");

@@ -178,25 +178,32 @@ impl Provider for Microsoft {
     /// (RFC 6749 section 5.2).
     fn explain(&self, e: &TokenError, action: &str, fill: &Fill) -> Error {
         let code = e.aadsts();
-        let known = code
-            .and_then(|c| explain::lookup(Source::Entra, &c.to_string()))
-            .or_else(|| explain::lookup(Source::Entra, &e.error));
-        let (class, meaning, fix) = match known {
-            Some(entry) => (
-                entry.class,
-                fill.apply(entry.meaning),
-                fill.apply(entry.fix),
-            ),
-            None => (
-                Class::Refused,
-                "the identity provider refused the request".to_owned(),
-                fill.apply("log in again: {login}"),
-            ),
-        };
+        let by_number = code.and_then(|c| explain::lookup(Source::Entra, &c.to_string()));
         let tag = match code {
             Some(c) => format!("AADSTS{c}"),
             None => e.error.clone(),
         };
+        let (class, meaning, mut fix) =
+            match by_number.or_else(|| explain::lookup(Source::Entra, &e.error)) {
+                Some(entry) => (
+                    entry.class,
+                    fill.apply(entry.meaning),
+                    fill.apply(entry.fix),
+                ),
+                None => (
+                    Class::Refused,
+                    "the identity provider refused the request".to_owned(),
+                    fill.apply("if it names the login, log in again: {login}"),
+                ),
+            };
+        // A number the table does not know still leads somewhere, even when the OAuth
+        // `error` gave a general meaning.
+        if by_number.is_none() {
+            fix = format!(
+                "{fix}; {tag} is described at {}",
+                explain::docs_for_unknown(Source::Entra, &tag)
+            );
+        }
         Error::new(class, format!("{action} failed: {tag}: {meaning}"))
             .why(e.why())
             .fix(fix)

@@ -303,7 +303,7 @@ async fn user_realm(http: &reqwest::Client, base: &Url, address: &str) -> Value 
 }
 
 /// The tenant GUID of `issuer` (`https://login.microsoftonline.com/{GUID}/v2.0`).
-fn tenant_of(doc: &Value) -> Option<String> {
+pub fn tenant_of(doc: &Value) -> Option<String> {
     let issuer = Url::parse(doc["issuer"].as_str()?).ok()?;
     let first = issuer.path_segments()?.next()?.to_owned();
     crate::config::is_guid(&first).then_some(first)

@@ -243,7 +243,13 @@ fn unreachable(s: &Settings, why: &str) -> Error {
 }
 
 fn connection_error(s: &Settings, e: &SmtpError) -> Error {
-    let text = e.to_string();
+    let text = crate::error::chain(e);
+    // rustls reports an untrusted chain inside a "connection error", not as a TLS error.
+    if let Some((what, fix)) = crate::http::tls_problem(&text) {
+        return Error::refused(format!("TLS with {}:{}: {what}", s.host, s.port))
+            .why(text)
+            .fix(fix);
+    }
     if e.is_tls() {
         return Error::refused(format!("the TLS handshake with {} failed", s.host))
             .why(text)
@@ -324,9 +330,18 @@ fn send_error(s: &Settings, e: &SmtpError) -> Error {
                 "read the server's reason above; an admin can tell why it was refused",
             )
         };
-        return Error::new(class, format!("{host}: {what}"))
-            .why(text)
-            .fix(fix);
+        let e = Error::new(class, format!("{host}: {what}"));
+        // A code the table does not know still leads somewhere.
+        return match enhanced_code(&text) {
+            Some(code) => e
+                .fix(format!(
+                    "{fix}; {code} is described at {}",
+                    explain::docs_for_unknown(Source::Smtp, &code)
+                ))
+                .code(code),
+            None => e.fix(fix),
+        }
+        .why(text);
     }
     Error::temp(format!("the connection to {host} failed while sending"))
         .why(text)

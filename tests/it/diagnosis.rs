@@ -25,7 +25,7 @@ const ORDER: [&str; 13] = [
     "credential-expiry",
 ];
 
-fn doctor(env: &Env, extra: &[&str]) -> (Output, Value) {
+pub fn doctor(env: &Env, extra: &[&str]) -> (Output, Value) {
     let mut args = vec!["doctor", "--json"];
     args.extend_from_slice(extra);
     let out = env.run(&args, None);
@@ -33,7 +33,7 @@ fn doctor(env: &Env, extra: &[&str]) -> (Output, Value) {
     (out, v)
 }
 
-fn check<'a>(v: &'a Value, name: &str) -> &'a Value {
+pub fn check<'a>(v: &'a Value, name: &str) -> &'a Value {
     v["checks"]
         .as_array()
         .unwrap()
@@ -52,7 +52,7 @@ fn names(v: &Value) -> Vec<String> {
 }
 
 /// Sets `key = value` in the test profile of the config file.
-fn set_profile(env: &Env, key: &str, value: toml::Value) {
+pub fn set_profile(env: &Env, key: &str, value: toml::Value) {
     let path = env.config_path();
     let mut doc: toml::Table = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     doc["profiles"][&env.profile]
@@ -62,7 +62,7 @@ fn set_profile(env: &Env, key: &str, value: toml::Value) {
     std::fs::write(&path, toml::to_string(&doc).unwrap()).unwrap();
 }
 
-fn file_stand(smtp: SmtpOptions, extra: &[&str]) -> Stand {
+pub fn file_stand(smtp: SmtpOptions, extra: &[&str]) -> Stand {
     let mut args = vec!["--token-store", "file"];
     args.extend_from_slice(extra);
     Stand::new(Some(smtp), &args)

@@ -273,6 +273,7 @@ fn auth_code_flow_issues_entra_shaped_tokens() {
             scopes: vec![GRAPH_SEND.into()],
             user: "ada@contoso.example".into(),
             client_id: APP.into(),
+            tid: HOME_TID.into(),
             expired: false,
             app: false,
         }
@@ -1166,6 +1167,7 @@ fn secret_app_gets_app_only_tokens_without_refresh_token() {
             scopes: vec!["https://graph.microsoft.com/Mail.Send".into()],
             user: String::new(),
             client_id: SECRET_APP.into(),
+            tid: HOME_TID.into(),
             expired: false,
             app: true,
         }

@@ -217,6 +217,8 @@ pub struct AccessTokenInfo {
     /// The signed-in user; empty for app-only tokens.
     pub user: String,
     pub client_id: String,
+    /// The tenant that issued it (the JWT's `tid`).
+    pub tid: String,
     pub expired: bool,
     /// An app-only token (client credentials): `scopes` are the app's application permissions
     /// (roles), `user` is empty.
@@ -348,6 +350,8 @@ struct State {
     user: String,
     user_in_id_token: bool,
     access_token_lifetime: u64,
+    /// About how long access tokens are (tokens with many group claims pass 4 KB).
+    access_token_bytes: usize,
     /// Written into the `aud` claim of access tokens instead of their resource.
     jwt_audience: Option<String>,
     /// Seconds added to the `Date` header of every answer (a server clock that is off).
@@ -549,6 +553,7 @@ impl FakeEntra {
                 user: "ada@contoso.example".to_string(),
                 user_in_id_token: true,
                 access_token_lifetime: 3599,
+                access_token_bytes: ACCESS_TOKEN_BYTES,
                 jwt_audience: None,
                 date_skew: 0,
                 fail_token: None,
@@ -681,6 +686,11 @@ impl FakeEntra {
     /// `expires_in` of access tokens issued from now on (default 3599).
     pub fn set_access_token_lifetime(&self, secs: u64) {
         self.shared.lock().access_token_lifetime = secs;
+    }
+
+    /// The approximate length of access tokens issued from now on (default 1400 bytes).
+    pub fn set_access_token_size(&self, bytes: usize) {
+        self.shared.lock().access_token_bytes = bytes;
     }
 
     /// The next request to the token endpoint (that has a readable form body) is answered with
@@ -1239,6 +1249,17 @@ fn resolve_scope(
 }
 
 /// The tenant id a tenant path segment stands for.
+impl State {
+    /// The tenant id tokens requested at `/{tenant}/…` carry: a registered tenant's own,
+    /// else [`tid_of`]'s.
+    fn tid_of(&self, tenant: &str) -> String {
+        match self.tenant(tenant) {
+            Some(t) => t.id.to_ascii_lowercase(),
+            None => tid_of(tenant),
+        }
+    }
+}
+
 fn tid_of(tenant: &str) -> String {
     if tenant.eq_ignore_ascii_case("consumers") {
         CONSUMERS_TID.to_string()
@@ -1401,8 +1422,10 @@ impl State {
         no_store_redirect(redirect_location(redirect_uri, &params))
     }
 
+    /// The tenant a path segment names; the one added last wins, so a test can move a
+    /// domain to another tenant.
     fn tenant(&self, segment: &str) -> Option<&TenantSpec> {
-        self.tenants.iter().find(|t| {
+        self.tenants.iter().rev().find(|t| {
             t.id.eq_ignore_ascii_case(segment)
                 || t.domains.iter().any(|d| d.eq_ignore_ascii_case(segment))
         })
@@ -1834,7 +1857,7 @@ impl State {
         if fam.client_id != g.client_id {
             return Err(other_client("refresh token"));
         }
-        if fam.tid != tid_of(g.tenant) {
+        if fam.tid != self.tid_of(g.tenant) {
             return Err(other_tenant("refresh token"));
         }
         match fam.revoked {
@@ -2061,6 +2084,7 @@ impl State {
             resource,
             user: String::new(),
             client_id,
+            tid: self.tid_of(tenant),
             expired: false,
             app: true,
         });
@@ -2111,6 +2135,7 @@ impl State {
             "iss": "https://sts.windows.net/fake-tenant/",
             "iat": now, "nbf": now, "exp": now + lifetime,
             "appid": info.client_id,
+            "tid": info.tid,
             "ver": "1.0",
             "uti": random_token(24),
         });
@@ -2123,7 +2148,8 @@ impl State {
         }
         let header = URL_SAFE_NO_PAD.encode(r#"{"typ":"JWT","alg":"RS256","kid":"fake"}"#);
         let body = URL_SAFE_NO_PAD.encode(claims.to_string());
-        let sig_len = ACCESS_TOKEN_BYTES
+        let sig_len = self
+            .access_token_bytes
             .saturating_sub(header.len() + body.len())
             .max(64)
             * 3
@@ -2145,7 +2171,7 @@ impl State {
         self.families.push(Family {
             client_id: client_id.to_string(),
             user: self.user.clone(),
-            tid: tid_of(tenant),
+            tid: self.tid_of(tenant),
             consent,
             oidc,
             revoked: None,
@@ -2173,6 +2199,7 @@ impl State {
             scopes: granted.clone(),
             user: user.clone(),
             client_id: client_id.clone(),
+            tid: tid.clone(),
             expired: false,
             app: false,
         });

@@ -40,6 +40,14 @@ pub fn explain(
         " (request-id {})",
         request_id.as_deref().unwrap_or("none")
     ));
+    // A code the table does not know still leads somewhere.
+    let fix = match (entry, code.is_empty()) {
+        (None, false) => format!(
+            "{fix}; {code} is described at {}",
+            explain::docs_for_unknown(Source::Graph, &code)
+        ),
+        _ => fix,
+    };
     let e = Error::new(class, format!("{what} failed: {meaning}"))
         .why(why)
         .fix(fix)
