@@ -297,6 +297,47 @@ impl Outbox {
 mod tests {
     use super::*;
 
+    /// An outbox in a fresh directory of its own (no data directory, no environment).
+    fn scratch() -> (Outbox, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("mailer-outbox-{}", fsutil::unique_id()));
+        let outbox = Outbox {
+            failed: dir.join("failed"),
+            queued: dir.clone(),
+        };
+        (outbox, dir)
+    }
+
+    #[test]
+    fn one_queue_run_at_a_time() {
+        let (outbox, dir) = scratch();
+        std::fs::create_dir_all(&dir).unwrap();
+        let first = outbox.lock().unwrap();
+        assert!(first.is_some());
+        // flock is per open file: a second holder, even in this process, is refused.
+        assert!(outbox.lock().unwrap().is_none(), "two runs held the outbox");
+        drop(first);
+        assert!(
+            outbox.lock().unwrap().is_some(),
+            "the lock was not released"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_claimed_message_is_nobody_elses_until_released() {
+        let (outbox, dir) = scratch();
+        let e = Entry::new(b"To: a@example.com\r\n\r\nhi\r\n", "s".into(), vec![]);
+        let sending = outbox.add(&e).unwrap();
+        assert!(outbox.claim(&e).unwrap().is_none(), "claimed twice");
+        assert_eq!(outbox.queued().unwrap().len(), 1, "written ahead");
+        drop(sending);
+        let again = outbox.claim(&e).unwrap().expect("free once released");
+        outbox.remove(again).unwrap();
+        assert!(outbox.claim(&e).unwrap().is_none(), "sent: gone");
+        assert!(outbox.queued().unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn ids_sort_by_time() {
         let a = fsutil::unique_id();

@@ -193,12 +193,8 @@ pub(super) async fn create(ctx: &mut Context, a: &AppCreateArgs) -> Result<Creat
     let mut profile = profile;
     keep_credential(ctx, &mut profile, &registered)?;
     let acct = Account::new(&ctx.profile_name, profile.clone(), &ctx.config_path)?;
-    ctx.config
-        .profiles
-        .insert(ctx.profile_name.clone(), profile);
-    if ctx.config.default_profile.is_none() {
-        ctx.config.default_profile = Some(ctx.profile_name.clone());
-    }
+    let name = ctx.profile_name.clone();
+    ctx.put_profile(&name, profile);
     ctx.save_config()?;
     setup::wait_until_known(&acct, &registered.client_id, &ctx.printer).await?;
     Ok(Created {

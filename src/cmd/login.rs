@@ -53,10 +53,7 @@ pub(super) async fn run(ctx: &mut Context, args: LoginArgs) -> Result<()> {
         auth::login::forget_old_store(&name, old.token_store, acct.profile.token_store);
     }
     let p = acct.profile.clone();
-    ctx.config.profiles.insert(name.clone(), p.clone());
-    if ctx.config.default_profile.is_none() {
-        ctx.config.default_profile = Some(name.clone());
-    }
+    ctx.put_profile(&name, p.clone());
     ctx.save_config()?;
 
     ctx.printer.json_only(&serde_json::json!({

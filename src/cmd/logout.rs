@@ -16,33 +16,27 @@ pub fn run(ctx: &mut Context, args: LogoutArgs) -> Result<()> {
         ))
         .fix("see `mailer profiles` for the names"));
     }
-    let acct = ctx.account()?;
-    let deleted = {
+    let (deleted, store) = {
+        let acct = ctx.account()?;
         let _lock = crate::store::ProfileLock::acquire(&acct.name)?;
         acct.cache.clear();
-        acct.store.delete()?
+        (acct.store.delete()?, acct.store.describe())
     };
+    let name = ctx.profile_name.clone();
     if args.forget {
-        let name = ctx.profile_name.clone();
-        ctx.config.profiles.remove(&name);
-        if ctx.config.default_profile.as_deref() == Some(name.as_str()) {
-            ctx.config.default_profile = None;
-        }
+        ctx.forget_profile(&name);
         ctx.save_config()?;
     }
     ctx.printer.json_only(&serde_json::json!({
-        "status": "logged_out", "profile": acct.name, "tokens_deleted": deleted, "forgotten": args.forget,
+        "status": "logged_out", "profile": name, "tokens_deleted": deleted, "forgotten": args.forget,
     }))?;
     let what = if deleted {
         "deleted its tokens from"
     } else {
         "no tokens were stored in"
     };
-    ctx.printer.say(format!(
-        "Logged out of profile \"{}\": {what} {}.",
-        acct.name,
-        acct.store.describe()
-    ));
+    ctx.printer
+        .say(format!("Logged out of profile \"{name}\": {what} {store}."));
     if args.forget {
         ctx.printer.say(format!(
             "Removed the profile from {}.",

@@ -88,7 +88,7 @@ fn warn_a_person(ctx: &Context, error: Option<&Error>) {
     let login_needed = error
         .filter(|e| e.class == crate::error::Class::LoginNeeded)
         .map(|e| e.what.as_str());
-    crate::notify::warn_unattended(&acct, login_needed);
+    crate::notify::warn_unattended(acct, login_needed);
 }
 
 /// `as a@b to 3 recipients`.

@@ -66,7 +66,7 @@ fn line(e: &Entry) -> String {
 
 async fn flush(ctx: &Context) -> Result<()> {
     let acct = ctx.account()?;
-    let mut delivery = Delivery::new(&acct, &ctx.printer)?;
+    let mut delivery = Delivery::new(acct, &ctx.printer)?;
     let Some(lock) = delivery.outbox().lock()? else {
         ctx.printer
             .say("another `mailer queue run` is working on this outbox; nothing to do");
@@ -81,7 +81,7 @@ async fn flush(ctx: &Context) -> Result<()> {
             plural(report.failed, "message"),
             acct.name
         );
-        crate::notify::notify(&acct, crate::notify::Event::MessageFailed, &detail);
+        crate::notify::notify(acct, crate::notify::Event::MessageFailed, &detail);
     }
     let (sent, failed, remaining) = (report.sent, report.failed, report.remaining);
     let summary = json!({ "sent": sent, "failed": failed, "queued": remaining });

@@ -68,8 +68,8 @@ pub async fn run(ctx: &Context, args: SendArgs) -> Result<()> {
         fallback: args.fallback.or(acct.profile.fallback),
         outgoing,
     };
-    let outcome = deliver::deliver(&acct, &ctx.printer, &request).await?;
-    super::report(ctx, &acct, &request.outgoing, outcome)
+    let outcome = deliver::deliver(acct, &ctx.printer, &request).await?;
+    super::report(ctx, acct, &request.outgoing, outcome)
 }
 
 /// To, Cc and Bcc for the envelope: the flags, else (raw) the message's headers.

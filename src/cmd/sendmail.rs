@@ -58,6 +58,6 @@ pub async fn run(ctx: &Context, args: Vec<String>) -> Result<()> {
         queue: true,
         fallback: acct.profile.fallback,
     };
-    let outcome = deliver::deliver(&acct, &ctx.printer, &request).await?;
-    super::report(ctx, &acct, &request.outgoing, outcome)
+    let outcome = deliver::deliver(acct, &ctx.printer, &request).await?;
+    super::report(ctx, acct, &request.outgoing, outcome)
 }

@@ -73,7 +73,7 @@ pub async fn run(ctx: &mut Context, a: SetupArgs) -> Result<()> {
     if !a.no_test_send {
         for &transport in acct.provider.transports() {
             let result =
-                crate::doctor::test_message(&acct, &ctx.printer, transport, "mailer setup").await;
+                crate::doctor::test_message(acct, &ctx.printer, transport, "mailer setup").await;
             match result {
                 Ok(note) => {
                     ctx.printer.say(format!(
@@ -89,7 +89,7 @@ pub async fn run(ctx: &mut Context, a: SetupArgs) -> Result<()> {
             }
         }
     }
-    summary(ctx, &acct, &sent)
+    summary(ctx, acct, &sent)
 }
 
 /// Step 2: no client id given. Registers the app when the flags or the person say so.

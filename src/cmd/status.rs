@@ -28,28 +28,28 @@ pub fn run(ctx: &Context) -> Result<()> {
     let record = acct.store.load()?;
     let (queued, failed) = Outbox::new(&acct.name)?.counts();
     let s = Status {
-        state: TokenState::of(&acct, record.as_ref(), acct.profile.transport, now, true),
-        idle: crate::tokens::idle(&acct, record.as_ref(), now),
+        state: TokenState::of(acct, record.as_ref(), acct.profile.transport, now, true),
+        idle: crate::tokens::idle(acct, record.as_ref(), now),
         record,
         queued,
         failed,
         now,
     };
-    let json = to_json(&acct, &s);
+    let json = to_json(acct, &s);
     if !ctx.printer.json() {
-        ctx.printer.result(&json, || table(&acct, &json))?;
+        ctx.printer.result(&json, || table(acct, &json))?;
     }
     if !s.state.is_ready() {
         // With --json the status object is the one document on stdout, ready or not.
         let e = match (s.state, s.idle) {
-            (TokenState::IdleExpired { .. }, Idle::Expired { days }) => idle_expired(&acct, days),
+            (TokenState::IdleExpired { .. }, Idle::Expired { days }) => idle_expired(acct, days),
             _ => acct.not_logged_in(),
         };
         return Err(e.with_json(Some(json)));
     }
     ctx.printer.json_only(&json)?;
     // Unattended runs notify these too (cmd::warn_a_person); here a person reads them.
-    for w in crate::notify::upcoming(&acct, s.record.as_ref(), now) {
+    for w in crate::notify::upcoming(acct, s.record.as_ref(), now) {
         ctx.printer.warn(&w.text);
     }
     if s.failed > 0 {

@@ -394,6 +394,22 @@ fn notify_command_runs_once_a_day_per_event() {
     );
 }
 
+/// A `send --json` that must succeed through `via` after `from` refused; its JSON.
+fn sent_via(s: &Stand, extra: &[&str], via: &str, from: &str) -> Value {
+    let mut args = vec!["send", "--json", "--to", "ann@example.com"];
+    args.extend_from_slice(&["--subject", "fb", "--body", "b"]);
+    args.extend_from_slice(extra);
+    let out = s.env.run(&args, None);
+    assert_eq!(out.code, 0, "{out}");
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        (v["transport"].as_str(), v["fallback_from"].as_str()),
+        (Some(via), Some(from)),
+        "{v}"
+    );
+    v
+}
+
 #[test]
 fn fallback_from_smtp_to_graph_when_smtp_auth_is_disabled() {
     let s = file_stand(
@@ -403,28 +419,7 @@ fn fallback_from_smtp_to_graph_when_smtp_auth_is_disabled() {
         },
         &["--transport", "smtp"],
     );
-    let out = s.env.run(
-        &[
-            "send",
-            "--json",
-            "--fallback",
-            "graph",
-            "--to",
-            "ann@example.com",
-            "--subject",
-            "fb",
-            "--body",
-            "b",
-        ],
-        None,
-    );
-    assert_eq!(out.code, 0, "{out}");
-    let v: Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(
-        (v["transport"].as_str(), v["fallback_from"].as_str()),
-        (Some("graph"), Some("smtp")),
-        "{v}"
-    );
+    let v = sent_via(&s, &["--fallback", "graph"], "graph", "smtp");
     assert!(
         v["fallback_reason"].as_str().unwrap().contains("5.7.139"),
         "{v}"
@@ -446,26 +441,7 @@ fn fallback_from_graph_to_smtp_for_a_mailbox_without_rest() {
         "MailboxNotEnabledForRESTAPI",
         "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
     );
-    let out = s.env.run(
-        &[
-            "send",
-            "--json",
-            "--to",
-            "ann@example.com",
-            "--subject",
-            "fb",
-            "--body",
-            "b",
-        ],
-        None,
-    );
-    assert_eq!(out.code, 0, "{out}");
-    let v: Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(
-        (v["transport"].as_str(), v["fallback_from"].as_str()),
-        (Some("smtp"), Some("graph")),
-        "{v}"
-    );
+    sent_via(&s, &[], "smtp", "graph");
     assert_eq!(s.smtp().messages().len(), 1);
     // A denied send-as fails everywhere: no second transport is tried.
     s.graph.fail_next(1, 403, None, "ErrorSendAsDenied", "The user account which was used to submit this request does not have the right to send mail on behalf of the specified sending account.");

@@ -342,8 +342,8 @@ fn status_reports_a_login_past_the_inactivity_limit() {
     let out = env.run(&["status"], None);
     assert_eq!(out.code, 0, "{out}");
     assert!(
-        out.stderr
-            .contains("warning: the refresh token was last used 80 days ago"),
+        out.stderr.contains("warning: the refresh token of profile")
+            && out.stderr.contains("was last used 80 days ago"),
         "{out}"
     );
     record["refresh_token_used_at"] = (now - 91 * 86_400).into();

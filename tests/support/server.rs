@@ -455,6 +455,8 @@ impl Utc {
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+/// mailer has its own (`output::rfc3339`); the fakes keep theirs on purpose, so that a bug
+/// in mailer's dates cannot hide behind the same bug in the servers it is tested against.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
