@@ -94,8 +94,11 @@ pub async fn mint(
         .map_err(|e| super::request_error(acct, e, "getting an app-only token"))
 }
 
-/// The signed client assertion.
-fn assertion(acct: &Account, stored_key: Option<&Secret>) -> Result<Secret> {
+/// The certificate (DER) and its RSA key: from the key file, else from the token store.
+fn signing_key(
+    acct: &Account,
+    stored_key: Option<&Secret>,
+) -> Result<(Vec<u8>, ring::signature::RsaKeyPair)> {
     let p = &acct.profile;
     let missing = || {
         Error::config("this app-only profile has neither a client secret nor a certificate").fix(
@@ -125,6 +128,13 @@ fn assertion(acct: &Account, stored_key: Option<&Secret>) -> Result<Secret> {
         Error::config(format!("{where_} is not a usable RSA private key: {e}"))
             .fix("pass the certificate's RSA key as PEM (openssl pkey -in key -out key.pem)")
     })?;
+    Ok((cert, pair))
+}
+
+/// The signed client assertion.
+fn assertion(acct: &Account, stored_key: Option<&Secret>) -> Result<Secret> {
+    let p = &acct.profile;
+    let (cert, pair) = signing_key(acct, stored_key)?;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let thumbprint = b64.encode(ring::digest::digest(&ring::digest::SHA256, &cert));
     let now = crate::tokens::now();

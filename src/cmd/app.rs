@@ -82,69 +82,66 @@ fn personal_refusal(user: &str) -> Error {
         .fix("get the Application (client) ID of such an app (its owner can make one: `mailer app instructions --tenant THEIR_TENANT`), then: mailer login --tenant consumers --client-id ID --user ADDRESS")
 }
 
+/// What `app create` works with: its flags, else the existing profile's values.
+struct Inputs {
+    existing: Option<Profile>,
+    authority_text: Option<String>,
+    authority: Option<Url>,
+    ca_file: Option<std::path::PathBuf>,
+    graph_url: Option<String>,
+    user: Option<String>,
+}
+
+impl Inputs {
+    fn of(ctx: &Context, a: &AppCreateArgs) -> Result<Inputs> {
+        let existing = ctx.profile().cloned();
+        let from_profile = |f: fn(&Profile) -> Option<String>| existing.as_ref().and_then(f);
+        let authority_text = a
+            .authority
+            .clone()
+            .or_else(|| from_profile(|p| p.authority.clone()));
+        let authority = authority_text
+            .as_deref()
+            .map(|t| crate::provider::checked_url(t, "--authority"))
+            .transpose()?;
+        Ok(Inputs {
+            authority_text,
+            authority,
+            ca_file: a
+                .ca_file
+                .clone()
+                .or_else(|| existing.as_ref().and_then(|p| p.ca_file.clone())),
+            graph_url: a
+                .graph_url
+                .clone()
+                .or_else(|| from_profile(|p| p.graph_url.clone())),
+            user: a
+                .user
+                .clone()
+                .or_else(|| from_profile(|p| Some(p.user.clone()).filter(|u| !u.is_empty()))),
+            existing,
+        })
+    }
+}
+
 /// Registers the app and writes it into the profile; waits until Entra knows it.
 pub(super) async fn create(ctx: &mut Context, a: &AppCreateArgs) -> Result<Created> {
-    let existing = ctx.profile().cloned();
-    let authority_text = a
-        .authority
-        .clone()
-        .or_else(|| existing.as_ref().and_then(|p| p.authority.clone()));
-    let authority = authority_text
-        .as_deref()
-        .map(|t| crate::provider::checked_url(t, "--authority"))
-        .transpose()?;
-    let ca_file = a
-        .ca_file
-        .clone()
-        .or_else(|| existing.as_ref().and_then(|p| p.ca_file.clone()));
-    let user = a.user.clone().or_else(|| {
-        existing
-            .as_ref()
-            .map(|p| p.user.clone())
-            .filter(|u| !u.is_empty())
-    });
+    let i = Inputs::of(ctx, a)?;
     let t = target(
         ctx,
         a.tenant.as_deref(),
-        user.as_deref(),
-        authority.as_ref(),
-        ca_file.as_deref(),
+        i.user.as_deref(),
+        i.authority.as_ref(),
+        i.ca_file.as_deref(),
     )
     .await?;
     if t.found.as_ref().is_some_and(|d| d.kind == Kind::Personal) {
-        return Err(personal_refusal(user.as_deref().unwrap_or_default()));
+        return Err(personal_refusal(i.user.as_deref().unwrap_or_default()));
     }
-    let graph_url = a
-        .graph_url
-        .clone()
-        .or_else(|| existing.as_ref().and_then(|p| p.graph_url.clone()));
-    let bootstrap = Bootstrap {
-        client_id: a
-            .bootstrap_client_id
-            .clone()
-            .unwrap_or_else(|| setup::BOOTSTRAP_CLIENT.to_owned()),
-        tenant: t.tenant.clone(),
-        cloud: t.cloud,
-        user: user.clone(),
-        authority: authority_text.clone(),
-        graph_url: graph_url.clone(),
-        device_code: a.device_code,
-        opts: auth::login::Options {
-            no_browser: a.no_browser,
-            login_hint: user.as_deref(),
-            timeout: Duration::from_secs(a.timeout),
-            user_given: true,
-            printer: &ctx.printer,
-        },
-    };
+    let bootstrap = bootstrap(ctx, a, &i, &t);
     let (boot, token) =
         setup::bootstrap_token(&bootstrap, a.grant_consent, a.app_only, &ctx.config_path).await?;
-    let tenant_id = match crate::config::is_guid(&t.tenant) {
-        true => t.tenant.clone(),
-        false => crate::tokens::claims(&token)
-            .and_then(|c| c["tid"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| t.tenant.clone()),
-    };
+    let tenant_id = tenant_guid(&t, &token);
     let plan = Plan {
         name: a.name.clone().unwrap_or_else(default_name),
         audience: "AzureADMyOrg",
@@ -152,7 +149,7 @@ pub(super) async fn create(ctx: &mut Context, a: &AppCreateArgs) -> Result<Creat
         secret: a.secret,
         credential_days: a.cert_days,
         large_attachments: a.large_attachments
-            || existing.as_ref().is_some_and(|p| p.large_attachments),
+            || i.existing.as_ref().is_some_and(|p| p.large_attachments),
         grant_consent: a.grant_consent,
         tenant_id: tenant_id.clone(),
         authority: boot.endpoints.authority.as_str().to_owned(),
@@ -163,34 +160,7 @@ pub(super) async fn create(ctx: &mut Context, a: &AppCreateArgs) -> Result<Creat
         token,
     };
     let registered = register::register(&dir, &plan, &ctx.printer).await?;
-    let profile = Profile {
-        tenant: tenant_id.clone(),
-        client_id: registered.client_id.clone(),
-        user: user.unwrap_or_default(),
-        cloud: t.cloud,
-        flow: if a.app_only {
-            Flow::ClientCredentials
-        } else {
-            Flow::AuthorizationCode
-        },
-        token_store: a
-            .token_store
-            .or(existing.as_ref().map(|p| p.token_store))
-            .unwrap_or_default(),
-        large_attachments: plan.large_attachments,
-        authority: authority_text,
-        graph_url,
-        ca_file,
-        // A certificate carries its own expiry (doctor reads the file); a secret's is only known now.
-        credential_expires: match registered.credential {
-            Some(Credential::Secret(_)) => {
-                registered.credential_expires.map(crate::output::rfc3339)
-            }
-            _ => None,
-        },
-        ..existing.clone().unwrap_or_default()
-    };
-    let mut profile = profile;
+    let mut profile = new_profile(a, i, &t, &plan, &registered);
     keep_credential(ctx, &mut profile, &registered)?;
     let acct = Account::new(&ctx.profile_name, profile.clone(), &ctx.config_path)?;
     let name = ctx.profile_name.clone();
@@ -201,6 +171,77 @@ pub(super) async fn create(ctx: &mut Context, a: &AppCreateArgs) -> Result<Creat
         registered,
         tenant_id,
     })
+}
+
+/// The bootstrap sign-in: Microsoft's Graph CLI client unless `--bootstrap-client-id`.
+fn bootstrap<'a>(ctx: &'a Context, a: &AppCreateArgs, i: &'a Inputs, t: &Target) -> Bootstrap<'a> {
+    Bootstrap {
+        client_id: a
+            .bootstrap_client_id
+            .clone()
+            .unwrap_or_else(|| setup::BOOTSTRAP_CLIENT.to_owned()),
+        tenant: t.tenant.clone(),
+        cloud: t.cloud,
+        user: i.user.clone(),
+        authority: i.authority_text.clone(),
+        graph_url: i.graph_url.clone(),
+        device_code: a.device_code,
+        opts: auth::login::Options {
+            no_browser: a.no_browser,
+            login_hint: i.user.as_deref(),
+            timeout: Duration::from_secs(a.timeout),
+            user_given: true,
+            printer: &ctx.printer,
+        },
+    }
+}
+
+/// A domain names the tenant for signing in; the profile keeps its GUID, read from the
+/// bootstrap token's `tid`.
+fn tenant_guid(t: &Target, token: &crate::secret::Secret) -> String {
+    match crate::config::is_guid(&t.tenant) {
+        true => t.tenant.clone(),
+        false => crate::tokens::claims(token)
+            .and_then(|c| c["tid"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| t.tenant.clone()),
+    }
+}
+
+/// The profile for the new app: its ids and flow over what the profile had.
+fn new_profile(
+    a: &AppCreateArgs,
+    i: Inputs,
+    t: &Target,
+    plan: &Plan,
+    registered: &Registered,
+) -> Profile {
+    Profile {
+        tenant: plan.tenant_id.clone(),
+        client_id: registered.client_id.clone(),
+        user: i.user.unwrap_or_default(),
+        cloud: t.cloud,
+        flow: if a.app_only {
+            Flow::ClientCredentials
+        } else {
+            Flow::AuthorizationCode
+        },
+        token_store: a
+            .token_store
+            .or(i.existing.as_ref().map(|p| p.token_store))
+            .unwrap_or_default(),
+        large_attachments: plan.large_attachments,
+        authority: i.authority_text,
+        graph_url: i.graph_url,
+        ca_file: i.ca_file,
+        // A certificate carries its own expiry (doctor reads the file); a secret's is only known now.
+        credential_expires: match registered.credential {
+            Some(Credential::Secret(_)) => {
+                registered.credential_expires.map(crate::output::rfc3339)
+            }
+            _ => None,
+        },
+        ..i.existing.unwrap_or_default()
+    }
 }
 
 /// A secret or private key goes to the token store; the public certificate to a file.

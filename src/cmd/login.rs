@@ -95,6 +95,8 @@ async fn discover_tenant(ctx: &Context, profile: &mut Profile, user: &str) -> Re
 }
 
 /// The profile this login will create: flags over the existing profile over defaults.
+// Long because it is one struct literal, a line or three per field; split, the precedence
+// rule (flag, then profile, then default) would be spread over helpers that each say it once.
 fn merge(existing: Option<&Profile>, a: &LoginArgs) -> Result<Profile> {
     let client_id = a.client_id.clone().or_else(|| existing.map(|p| p.client_id.clone())).ok_or_else(|| {
         Error::usage("--client-id is required the first time a profile logs in")

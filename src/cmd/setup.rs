@@ -6,7 +6,7 @@
 use crate::cli::{AppCreateArgs, LoginArgs, SetupArgs};
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::setup::discover::Kind;
+use crate::setup::discover::{Discovery, Kind};
 use std::io::{BufRead, Write};
 
 pub async fn run(ctx: &mut Context, a: SetupArgs) -> Result<()> {
@@ -27,7 +27,32 @@ pub async fn run(ctx: &mut Context, a: SetupArgs) -> Result<()> {
         a.ca_file.as_deref(),
     )
     .await?;
-    let found = t.found.as_ref().expect("discovered from the address");
+    let Some(found) = t.found.as_ref() else {
+        return Err(Error::internal(
+            "discovery of the address returned no result",
+        ));
+    };
+    say_found(ctx, &address, &t, found);
+    let client_id = match (&a.client_id, found.kind) {
+        (Some(id), _) => id.clone(),
+        (None, Kind::Personal) => return Err(personal(&address)),
+        (None, Kind::Work) => register(ctx, &a, &address).await?,
+    };
+    ctx.printer.say(
+        "3. Logging in with the app (a browser opens; the sign-in is kept for unattended use)…",
+    );
+    let login = login_args(&a, &t.tenant, client_id, &address);
+    super::login::run(ctx, login).await?;
+    let acct = ctx.account()?;
+    let sent = match a.no_test_send {
+        true => Vec::new(),
+        false => test_sends(ctx, acct, &address).await?,
+    };
+    summary(ctx, acct, &sent)
+}
+
+/// Step 1's line: what discovery found for the address.
+fn say_found(ctx: &Context, address: &str, t: &super::app::Target, found: &Discovery) {
     ctx.printer.say(format!(
         "1. {address}: {} account, tenant {}, {} cloud{}.",
         match found.kind {
@@ -42,18 +67,14 @@ pub async fn run(ctx: &mut Context, a: SetupArgs) -> Result<()> {
             .map(|b| format!(", sign-in federated to {b}"))
             .unwrap_or_default()
     ));
-    let client_id = match (&a.client_id, found.kind) {
-        (Some(id), _) => id.clone(),
-        (None, Kind::Personal) => return Err(personal(&address)),
-        (None, Kind::Work) => register(ctx, &a, &address).await?,
-    };
-    ctx.printer.say(
-        "3. Logging in with the app (a browser opens; the sign-in is kept for unattended use)…",
-    );
-    let login = LoginArgs {
-        tenant: Some(t.tenant.clone()),
+}
+
+/// Step 3 is `mailer login` with what the earlier steps found.
+fn login_args(a: &SetupArgs, tenant: &str, client_id: String, address: &str) -> LoginArgs {
+    LoginArgs {
+        tenant: Some(tenant.to_owned()),
         client_id: Some(client_id),
-        user: Some(address.clone()),
+        user: Some(address.to_owned()),
         transport: a.transport,
         token_store: a.token_store,
         authority: a.authority.clone(),
@@ -63,33 +84,36 @@ pub async fn run(ctx: &mut Context, a: SetupArgs) -> Result<()> {
         ca_file: a.ca_file.clone(),
         device_code: a.device_code,
         no_browser: a.no_browser,
-        login_hint: Some(address.clone()),
+        login_hint: Some(address.to_owned()),
         timeout: a.timeout,
         ..LoginArgs::default()
-    };
-    super::login::run(ctx, login).await?;
-    let acct = ctx.account()?;
+    }
+}
+
+/// Step 4: a message to oneself through each transport. Only the profile's own transport
+/// failing fails the setup; the other one is a warning.
+async fn test_sends(
+    ctx: &Context,
+    acct: &crate::auth::Account,
+    address: &str,
+) -> Result<Vec<&'static str>> {
     let mut sent = Vec::new();
-    if !a.no_test_send {
-        for &transport in acct.provider.transports() {
-            let result =
-                crate::doctor::test_message(acct, &ctx.printer, transport, "mailer setup").await;
-            match result {
-                Ok(note) => {
-                    ctx.printer.say(format!(
-                        "4. Test message to {address} sent via {transport} ({note})."
-                    ));
-                    sent.push(transport.as_str());
-                }
-                Err(e) if transport == acct.profile.transport => return Err(e),
-                Err(e) => ctx.printer.warn(format!(
-                    "the test through {transport} failed ({}); `mailer doctor` says more",
-                    e.what
-                )),
+    for &transport in acct.provider.transports() {
+        match crate::doctor::test_message(acct, &ctx.printer, transport, "mailer setup").await {
+            Ok(note) => {
+                ctx.printer.say(format!(
+                    "4. Test message to {address} sent via {transport} ({note})."
+                ));
+                sent.push(transport.as_str());
             }
+            Err(e) if transport == acct.profile.transport => return Err(e),
+            Err(e) => ctx.printer.warn(format!(
+                "the test through {transport} failed ({}); `mailer doctor` says more",
+                e.what
+            )),
         }
     }
-    summary(ctx, acct, &sent)
+    Ok(sent)
 }
 
 /// Step 2: no client id given. Registers the app when the flags or the person say so.

@@ -1,5 +1,6 @@
 //! The checks that need no network: the profile, the token store (also as cron will reach
-//! it), the refresh token's age, cached tokens, the outbox and credential expiry.
+//! it), the refresh token's age, the outbox and credential expiry. (What a token says of
+//! itself is [`super::token`]'s.)
 
 use super::{Check, Status};
 use crate::auth::Account;
@@ -7,14 +8,8 @@ use crate::error::Class;
 use crate::notify::CREDENTIAL_WARNING_DAYS;
 use crate::outbox::Outbox;
 use crate::output::{fmt_duration, fmt_time, plural};
-use crate::secret::Secret;
 use crate::store::{Record, Store};
 use crate::tokens::{self, Idle, TokenState};
-use crate::transport::TransportKind;
-
-/// Tokens longer than this break SMTP clients with line-length limits (RFC 5321 allows
-/// 998 characters per line; many clients cap the AUTH line around 4 KB).
-const LONG_TOKEN: usize = 4096;
 
 pub fn config(acct: &Account) -> Check {
     let p = &acct.profile;
@@ -179,159 +174,6 @@ fn keepalive(acct: &Account) -> String {
     format!(
         "run `mailer{flag} token --refresh` now, and weekly from cron: 0 9 * * 1 mailer{flag} token --refresh >/dev/null"
     )
-}
-
-/// Without the network: the cached tokens there are, decoded.
-pub fn cached_tokens(acct: &Account, record: Option<&Record>) -> Vec<Check> {
-    let now = tokens::now();
-    acct.provider
-        .transports()
-        .iter()
-        .filter_map(|&t| {
-            let cached = acct.cache.get(t).or_else(|| record?.cached(t).cloned())?;
-            (cached.expires_at > now)
-                .then(|| token_check(acct, t, &cached.token, cached.expires_at, None))
-        })
-        .collect()
-}
-
-pub fn check_name(t: TransportKind) -> &'static str {
-    match t {
-        TransportKind::Graph => "access-token-graph",
-        TransportKind::Smtp => "access-token-smtp",
-    }
-}
-
-/// What a transport's access token says of itself: audience, permissions, user, tenant,
-/// lifetime and size. Decoded, never verified, never printed. `tenant_id`: the profile's
-/// tenant GUID as discovery found it, for a profile that names its tenant by domain.
-pub fn token_check(
-    acct: &Account,
-    t: TransportKind,
-    token: &Secret,
-    expires_at: u64,
-    tenant_id: Option<&str>,
-) -> Check {
-    let name = check_name(t);
-    let size = token.expose().len();
-    let life = format!("valid until {}", fmt_time(expires_at));
-    let Some(claims) = tokens::claims(token) else {
-        return Check::ok(
-            name,
-            format!(
-                "{life}; an opaque token (personal accounts have those), so its contents are not checked"
-            ),
-        );
-    };
-    if let Err((detail, fix)) = claims_match(acct, t, &claims, tenant_id) {
-        return Check::fail(name, Class::LoginNeeded, detail, fix);
-    }
-    let mut detail = format!("{life}; for {}, {size} bytes", claims_summary(&claims));
-    if size > LONG_TOKEN && t == TransportKind::Smtp {
-        detail.push_str(" (over 4 KB: SMTP clients other than mailer may cut such an AUTH line)");
-    }
-    Check::ok(name, detail)
-}
-
-fn claims_summary(c: &serde_json::Value) -> String {
-    let s = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
-    match c["roles"].as_array() {
-        Some(roles) if c["scp"].is_null() => format!(
-            "{} (roles {})",
-            s("aud"),
-            roles
-                .iter()
-                .filter_map(|r| r.as_str())
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-        _ => format!("{} (scopes {})", s("aud"), s("scp")),
-    }
-}
-
-/// The claims a transport needs, checked against the profile.
-fn claims_match(
-    acct: &Account,
-    t: TransportKind,
-    c: &serde_json::Value,
-    tenant_id: Option<&str>,
-) -> Result<(), (String, String)> {
-    let p = &acct.profile;
-    let resource = acct.provider.resource(p, t);
-    let aud = c["aud"].as_str().unwrap_or_default();
-    let host = |u: &str| u.trim_end_matches('/').to_ascii_lowercase();
-    if host(aud) != host(&resource) && !same_resource(aud, &resource) {
-        return Err((
-            format!("the {t} token is for {aud}, but {t} needs {resource}"),
-            format!(
-                "check --scopes, or log in again without it: {}",
-                acct.login_command()
-            ),
-        ));
-    }
-    let needed = match (t, p.flow.is_app_only()) {
-        (TransportKind::Graph, _) => "Mail.Send",
-        (TransportKind::Smtp, false) => "SMTP.Send",
-        (TransportKind::Smtp, true) => "SMTP.SendAsApp",
-    };
-    let has = if p.flow.is_app_only() {
-        c["roles"]
-            .as_array()
-            .is_some_and(|r| r.iter().any(|x| x.as_str() == Some(needed)))
-    } else {
-        c["scp"]
-            .as_str()
-            .is_some_and(|s| s.split(' ').any(|x| x == needed))
-    };
-    if !has {
-        return Err((
-            format!("the {t} token does not carry the {needed} permission"),
-            format!(
-                "add {needed} to the app registration's API permissions (and grant consent), then: {}",
-                acct.login_command()
-            ),
-        ));
-    }
-    if !p.flow.is_app_only() {
-        let user = ["upn", "preferred_username", "unique_name", "email"]
-            .iter()
-            .find_map(|k| c[*k].as_str());
-        if let Some(u) = user.filter(|u| !u.eq_ignore_ascii_case(&p.user)) {
-            return Err((
-                format!(
-                    "the {t} token is for {u}, but the profile sends as {}",
-                    p.user
-                ),
-                acct.login_command(),
-            ));
-        }
-    }
-    let tid = c["tid"].as_str().unwrap_or_default();
-    let expected = match crate::config::is_guid(&p.tenant) {
-        true => Some(p.tenant.as_str()),
-        false => tenant_id,
-    };
-    if let Some(want) = expected.filter(|w| !tid.is_empty() && !tid.eq_ignore_ascii_case(w)) {
-        let named = match want == p.tenant {
-            true => want.to_owned(),
-            false => format!("{} ({want})", p.tenant),
-        };
-        return Err((
-            format!("the {t} token was issued by tenant {tid}, not the profile's {named}"),
-            acct.login_command(),
-        ));
-    }
-    Ok(())
-}
-
-/// Entra's v1 tokens name Microsoft's first-party resources by app id.
-fn same_resource(aud: &str, resource: &str) -> bool {
-    let ids = [
-        ("00000003-0000-0000-c000-000000000000", "graph.microsoft"),
-        ("00000002-0000-0ff1-ce00-000000000000", "outlook.office"),
-    ];
-    ids.iter()
-        .any(|(id, host)| aud.eq_ignore_ascii_case(id) && resource.contains(host))
 }
 
 pub fn outbox(acct: &Account) -> Check {

@@ -9,6 +9,7 @@
 
 mod local;
 mod network;
+mod token;
 
 pub use network::test_message;
 
@@ -182,7 +183,7 @@ pub async fn examine(
     if opts.network {
         network::run(&acct, printer, opts, &mut checks).await;
     } else {
-        checks.extend(local::cached_tokens(&acct, record.as_ref()));
+        checks.extend(token::cached_tokens(&acct, record.as_ref()));
     }
     checks.push(local::outbox(&acct));
     checks.push(local::credential_expiry(&acct));

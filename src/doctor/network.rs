@@ -2,7 +2,7 @@
 //! login host's `Date`, each host reached (DNS, TCP, TLS, through the proxy in use), an
 //! SMTP session up to AUTH (no mail), and with `--send-test` a message to oneself.
 
-use super::local::{check_name, token_check};
+use super::token::{check_name, token_check};
 use super::{Check, Options};
 use crate::auth::Account;
 use crate::error::{Class, Error};

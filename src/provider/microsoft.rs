@@ -168,6 +168,14 @@ impl Provider for Microsoft {
         }
     }
 
+    fn send_permission(&self, p: &Profile, t: TransportKind) -> &'static str {
+        match (t, p.flow.is_app_only()) {
+            (TransportKind::Graph, _) => "Mail.Send",
+            (TransportKind::Smtp, false) => "SMTP.Send",
+            (TransportKind::Smtp, true) => "SMTP.SendAsApp",
+        }
+    }
+
     /// Entra expires a refresh token after 90 days without use ("Refresh token lifetime",
     /// Microsoft identity platform docs).
     fn idle_limit_days(&self) -> Option<u64> {

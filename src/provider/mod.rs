@@ -45,6 +45,9 @@ pub trait Provider: Sync {
     fn app_scope(&self, p: &Profile, t: TransportKind) -> String;
     /// The audience a transport's token is for.
     fn resource(&self, p: &Profile, t: TransportKind) -> String;
+    /// The permission a transport's token must carry to send (a scope, or for app-only
+    /// an application role).
+    fn send_permission(&self, p: &Profile, t: TransportKind) -> &'static str;
     /// Parameters the authorize request needs beyond OAuth's.
     fn authorize_params(&self, _p: &Profile) -> Vec<(&'static str, String)> {
         Vec::new()

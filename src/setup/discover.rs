@@ -185,19 +185,7 @@ pub async fn discover(
         None => cloud_info(cloud).authority.to_owned(),
     };
     if is_personal_domain(&domain) {
-        return Ok(Discovery {
-            address,
-            kind: Kind::Personal,
-            tenant_id: None,
-            domain,
-            cloud: Cloud::Global,
-            authority: login_host(Cloud::Global),
-            graph_url: cloud_info(Cloud::Global).graph.to_owned(),
-            smtp_host: Some("smtp-mail.outlook.com".into()),
-            smtp_port: 587,
-            sign_in: SignIn::Managed,
-            federation_brand: None,
-        });
+        return Ok(personal(address, domain, login_host(Cloud::Global)));
     }
     let doc = openid_configuration(http, &base, &domain).await?;
     let tenant_id = tenant_of(&doc).ok_or_else(|| {
@@ -238,6 +226,23 @@ pub async fn discover(
             .filter(|_| federated)
             .map(str::to_owned),
     })
+}
+
+/// Outlook.com, Hotmail, Live: no tenant to discover, Microsoft's consumer hosts.
+fn personal(address: String, domain: String, authority: String) -> Discovery {
+    Discovery {
+        address,
+        kind: Kind::Personal,
+        tenant_id: None,
+        domain,
+        cloud: Cloud::Global,
+        authority,
+        graph_url: cloud_info(Cloud::Global).graph.to_owned(),
+        smtp_host: Some("smtp-mail.outlook.com".into()),
+        smtp_port: 587,
+        sign_in: SignIn::Managed,
+        federation_brand: None,
+    }
 }
 
 async fn get_json(http: &reqwest::Client, url: &str, what: &str) -> Result<(u16, Value)> {

@@ -192,28 +192,10 @@ pub async fn register(dir: &Directory<'_>, plan: &Plan, printer: &Printer) -> Re
     })?;
     let exchange = dir.resource(EXCHANGE_APP).await?;
     let mut notes = Vec::new();
-    let mut required = Vec::new();
-    let access = |res: &Value, values: &[&str], role: bool| -> Result<Value> {
-        let ids = values
-            .iter()
-            .map(|v| Ok(json!({ "id": permission_id(res, v, role)?, "type": if role { "Role" } else { "Scope" } })))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(json!({ "resourceAppId": res["appId"], "resourceAccess": ids }))
-    };
-    let (graph_scopes, exchange_scopes) = delegated(plan);
-    if plan.app_only {
-        required.push(access(&graph, &["Mail.Send"], true)?);
-    } else {
-        required.push(access(&graph, &graph_scopes, false)?);
-        match &exchange {
-            Some(exo) => required.push(access(exo, &exchange_scopes, false)?),
-            None => notes.push("this tenant has no Exchange Online service principal: SMTP.Send was not added, so only Graph can send".to_owned()),
-        }
-    }
     let mut body = json!({
         "displayName": plan.name,
         "signInAudience": plan.audience,
-        "requiredResourceAccess": required,
+        "requiredResourceAccess": required_access(plan, &graph, exchange.as_ref(), &mut notes)?,
     });
     let mut credential = None;
     if plan.app_only && !plan.secret {
@@ -230,18 +212,12 @@ pub async fn register(dir: &Directory<'_>, plan: &Plan, printer: &Printer) -> Re
         Err(f) if f.code == "Authorization_RequestDenied" => return Err(not_allowed(f)),
         Err(f) => return Err(f.into_error("registering the app")),
     };
-    let field = |v: &Value, k: &str| {
-        v[k].as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| Error::refused(format!("Graph's answer lacks {k}")))
-    };
     let (object_id, client_id) = (field(&app, "id")?, field(&app, "appId")?);
     printer.say(format!(
         "Registered the app \"{}\" (client id {client_id}).",
         plan.name
     ));
-    let sp = service_principal(dir, &client_id).await?;
-    let sp_id = field(&sp, "id")?;
+    let sp_id = field(&service_principal(dir, &client_id).await?, "id")?;
     let mut credential_expires = match &credential {
         Some(Credential::Certificate(c)) => Some(c.not_after),
         _ => None,
@@ -269,6 +245,38 @@ pub async fn register(dir: &Directory<'_>, plan: &Plan, printer: &Printer) -> Re
         credential_expires,
         notes,
     })
+}
+
+fn field(v: &Value, k: &str) -> Result<String> {
+    v[k].as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| Error::refused(format!("Graph's answer lacks {k}")))
+}
+
+/// `requiredResourceAccess`: the permissions by the ids the resources publish for them.
+fn required_access(
+    plan: &Plan,
+    graph: &Value,
+    exchange: Option<&Value>,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Value>> {
+    let access = |res: &Value, values: &[&str], role: bool| -> Result<Value> {
+        let ids = values
+            .iter()
+            .map(|v| Ok(json!({ "id": permission_id(res, v, role)?, "type": if role { "Role" } else { "Scope" } })))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(json!({ "resourceAppId": res["appId"], "resourceAccess": ids }))
+    };
+    if plan.app_only {
+        return Ok(vec![access(graph, &["Mail.Send"], true)?]);
+    }
+    let (graph_scopes, exchange_scopes) = delegated(plan);
+    let mut required = vec![access(graph, &graph_scopes, false)?];
+    match exchange {
+        Some(exo) => required.push(access(exo, &exchange_scopes, false)?),
+        None => notes.push("this tenant has no Exchange Online service principal: SMTP.Send was not added, so only Graph can send".to_owned()),
+    }
+    Ok(required)
 }
 
 fn key_credential(cert: &NewCertificate) -> Value {
