@@ -412,6 +412,12 @@ pub enum QueueCommand {
     List,
     /// Send the queued messages in order (for cron); each is removed once accepted
     Run,
+    /// Put failed messages back in the queue (after checking they were not delivered)
+    Retry {
+        /// The ids `mailer queue list` shows
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
     /// Delete queued and failed messages
     Purge {
         /// Only the failed ones

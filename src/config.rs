@@ -78,6 +78,13 @@ pub struct Profile {
     /// When the app's client secret or certificate expires (RFC 3339), for warnings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_expires: Option<String>,
+    /// Seconds any one server answer may take (HTTP response, SMTP reply); default 60.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
+    /// Messages a minute `queue run` and bulk sends keep to (default 30, Exchange Online's
+    /// per-mailbox limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<u32>,
 }
 
 macro_rules! string_enum {
@@ -177,6 +184,22 @@ impl Config {
 /// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`: a tenant or client id.
 /// ` --profile NAME`, or nothing for the default profile: what a printed command needs to
 /// act on the same profile.
+/// Seconds a server may take to answer when the profile does not say: long enough for a
+/// slow day at Microsoft, short enough that a cron job does not hang into the next run.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
+/// Exchange Online's per-mailbox submission limit (30 messages a minute).
+pub const DEFAULT_RATE_LIMIT: u32 = 30;
+
+impl Profile {
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS).max(1))
+    }
+    /// Messages a minute; 0 turns pacing off.
+    pub fn rate_limit(&self) -> u32 {
+        self.rate_limit.unwrap_or(DEFAULT_RATE_LIMIT)
+    }
+}
+
 pub fn profile_flag(name: &str) -> String {
     if name == "default" {
         String::new()

@@ -63,10 +63,17 @@ pub enum Failure {
     Temporary,
     /// A person must log in again; then it will work.
     LoginNeeded,
+    /// The server had the whole message when the connection broke, before it answered:
+    /// it may have been delivered. Sending it again could deliver it twice, so it is held
+    /// among the failed messages for a person to check (`mailer queue retry ID`).
+    Unconfirmed,
 }
 
 impl Failure {
     pub fn of(e: &Error) -> Failure {
+        if e.unconfirmed {
+            return Failure::Unconfirmed;
+        }
         match e.class {
             Class::Temporary => Failure::Temporary,
             Class::LoginNeeded => Failure::LoginNeeded,
@@ -161,6 +168,14 @@ impl<'a> Delivery<'a> {
                     reason: error,
                 })
             }
+            Err(error) if error.unconfirmed => {
+                let error = held(error, &entry.id);
+                self.outbox.fail(claim, &mut entry, error.what.clone())?;
+                Ok(Outcome::Failed {
+                    failure: Failure::Unconfirmed,
+                    error,
+                })
+            }
             Err(error) => {
                 self.outbox.remove(claim)?;
                 Ok(Outcome::Failed {
@@ -232,6 +247,7 @@ impl<'a> Delivery<'a> {
                 self.open.len() - 1
             }
         };
+        crate::pace::wait_turn(&self.acct.name, self.acct.profile.rate_limit()).await;
         self.open[i].send(o).await
     }
 
@@ -271,6 +287,13 @@ impl<'a> Delivery<'a> {
                         break;
                     }
                 }
+                Err(e) if e.unconfirmed => {
+                    let e = held(e, &entry.id);
+                    self.printer.warn(format!("{}: {}", entry.id, e.what));
+                    self.outbox.fail(claim, &mut entry, e.what.clone())?;
+                    report.failed += 1;
+                    report.remaining -= 1;
+                }
                 Err(e) => {
                     self.printer.say(format!(
                         "{}: permanent failure, moved to failed: {}",
@@ -290,6 +313,13 @@ impl<'a> Delivery<'a> {
             t.close().await;
         }
     }
+}
+
+/// An unconfirmed delivery as the outbox keeps it: among the failed, with what to check.
+fn held(e: Error, id: &str) -> Error {
+    let what = format!("{} (the message may have been delivered)", e.what);
+    Error { what, ..e }
+        .fix(format!("check the recipient's mailbox or your Sent folder; if it did not arrive, send it again: mailer queue retry {id}"))
 }
 
 /// The message of an outbox entry, ready for a transport.

@@ -71,6 +71,9 @@ pub struct Error {
     /// The failure is particular to the transport that met it (SMTP AUTH off for the
     /// tenant, no Graph mailbox): another transport may well deliver.
     pub transport_specific: bool,
+    /// The connection failed after the server had the whole message and before it said
+    /// whether it took it: it may have been delivered, so nothing sends it again by itself.
+    pub unconfirmed: bool,
     /// The command has shown the failure itself (doctor's report): only the exit code is
     /// left to give.
     pub shown: bool,
@@ -88,6 +91,7 @@ impl Error {
             json: None,
             code: None,
             transport_specific: false,
+            unconfirmed: false,
             shown: false,
         }
     }
@@ -98,6 +102,11 @@ impl Error {
     /// Marks the failure as already shown to the user.
     pub fn shown(mut self) -> Self {
         self.shown = true;
+        self
+    }
+    /// Marks a failure after which the message may have been delivered.
+    pub fn unconfirmed(mut self) -> Self {
+        self.unconfirmed = true;
         self
     }
     pub fn transport_specific(mut self, yes: bool) -> Self {

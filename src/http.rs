@@ -9,13 +9,17 @@ use crate::error::{Error, Result};
 use std::path::Path;
 use std::time::Duration;
 
-pub fn client(ca_file: Option<&Path>) -> Result<reqwest::Client> {
+/// `timeout` bounds the wait for each read of an answer (a server that accepts and never
+/// answers); connecting gets at most 15 s of it, and a whole request ten times it, so a
+/// stalled upload ends too.
+pub fn client(ca_file: Option<&Path>, timeout: Duration) -> Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("mailer/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(15))
-        .timeout(Duration::from_secs(120));
+        .connect_timeout(timeout.min(Duration::from_secs(15)))
+        .read_timeout(timeout)
+        .timeout(timeout * 10);
     if let Some(path) = ca_file {
         for cert in read_ca_file(path)? {
             builder = builder.add_root_certificate(cert);

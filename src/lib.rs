@@ -29,6 +29,7 @@ pub mod message;
 pub mod notify;
 pub mod outbox;
 pub mod output;
+pub mod pace;
 pub mod provider;
 pub mod secret;
 pub mod sendmail_args;

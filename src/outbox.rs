@@ -86,6 +86,8 @@ impl Entry {
 pub struct Outbox {
     queued: PathBuf,
     failed: PathBuf,
+    /// Damaged or foreign files moved out of the way by a read, for the caller to report.
+    set_aside: std::sync::Mutex<Vec<String>>,
 }
 
 /// The right to run through this profile's outbox; one `queue run` at a time.
@@ -117,6 +119,7 @@ impl Outbox {
         Ok(Outbox {
             failed: base.join("failed"),
             queued: base,
+            set_aside: Default::default(),
         })
     }
 
@@ -229,19 +232,67 @@ impl Outbox {
                 Ok(b) => b,
                 // Sent and removed by a concurrent run between listing and reading.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) if path.is_dir() => {
+                    self.set_aside(&path, &e.to_string())?;
+                    continue;
+                }
                 Err(e) => return Err(self.io("read", &path, e)),
             };
-            let entry: Entry = serde_json::from_slice(&bytes).map_err(|e| {
-                Error::io(format!(
-                    "the queued message {} is damaged: {e}",
-                    path.display()
-                ))
-                .fix(format!("move it out of {} and look at it", dir.display()))
-            })?;
+            // One bad file must not stop the run of every good one: it moves to
+            // `damaged/`, where a person can look at it, and the caller says so.
+            let entry: Entry = match serde_json::from_slice(&bytes) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    self.set_aside(&path, &e.to_string())?;
+                    continue;
+                }
+            };
             out.push(entry);
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
+    }
+
+    fn set_aside(&self, path: &Path, why: &str) -> Result<()> {
+        let dir = self.queued.join("damaged");
+        fsutil::create_private_dir(&dir).map_err(|e| self.io("create", &dir, e))?;
+        let name = path.file_name().unwrap_or_default();
+        let to = dir.join(name);
+        std::fs::rename(path, &to).map_err(|e| self.io("move", path, e))?;
+        let note = format!(
+            "{} is not a message mailer wrote ({why}); moved it to {}",
+            path.display(),
+            to.display()
+        );
+        if let Ok(mut notes) = self.set_aside.lock() {
+            notes.push(note);
+        }
+        Ok(())
+    }
+
+    /// What the reads so far moved out of the way, once.
+    pub fn take_set_aside(&self) -> Vec<String> {
+        self.set_aside
+            .lock()
+            .map(|mut n| std::mem::take(&mut *n))
+            .unwrap_or_default()
+    }
+
+    /// Failed messages back into the queue, for a person who checked them; returns the ids
+    /// that were not among the failed.
+    pub fn retry(&self, ids: &[String]) -> Result<Vec<String>> {
+        let mut unknown = Vec::new();
+        for id in ids {
+            let path = self.failed.join(format!("{id}.json"));
+            let Some(mut entry) = self.failed()?.into_iter().find(|e| &e.id == id) else {
+                unknown.push(id.clone());
+                continue;
+            };
+            entry.last_error = entry.reason.take();
+            self.write(&self.queued, &entry)?;
+            std::fs::remove_file(&path).map_err(|e| self.io("remove", &path, e))?;
+        }
+        Ok(unknown)
     }
 
     pub fn queued(&self) -> Result<Vec<Entry>> {
@@ -303,8 +354,51 @@ mod tests {
         let outbox = Outbox {
             failed: dir.join("failed"),
             queued: dir.clone(),
+            set_aside: Default::default(),
         };
         (outbox, dir)
+    }
+
+    #[test]
+    fn a_damaged_file_is_moved_aside_and_the_good_ones_still_read() {
+        let (outbox, dir) = scratch();
+        let good = Entry::new(
+            b"Subject: x\r\n\r\nhi\r\n",
+            "x".into(),
+            vec!["a@b.example".into()],
+        );
+        drop(outbox.add(&good).unwrap());
+        std::fs::write(dir.join("zzz.json"), b"{not json").unwrap();
+        std::fs::create_dir(dir.join("dir.json")).unwrap();
+        let ids: Vec<String> = outbox.queued().unwrap().into_iter().map(|e| e.id).collect();
+        assert_eq!(ids, std::slice::from_ref(&good.id));
+        let notes = outbox.take_set_aside();
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes.iter().all(|n| n.contains("damaged")), "{notes:?}");
+        assert!(dir.join("damaged/zzz.json").exists());
+        assert!(outbox.take_set_aside().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn retry_puts_a_failed_message_back_in_the_queue() {
+        let (outbox, dir) = scratch();
+        let mut e = Entry::new(
+            b"Subject: x\r\n\r\nhi\r\n",
+            "x".into(),
+            vec!["a@b.example".into()],
+        );
+        let claim = outbox.add(&e).unwrap();
+        outbox.fail(claim, &mut e, "unconfirmed".into()).unwrap();
+        assert!(outbox.queued().unwrap().is_empty());
+        let unknown = outbox.retry(&[e.id.clone(), "nope".into()]).unwrap();
+        assert_eq!(unknown, ["nope"]);
+        let queued = outbox.queued().unwrap();
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].last_error.as_deref(), Some("unconfirmed"));
+        assert!(queued[0].reason.is_none());
+        assert!(outbox.failed().unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

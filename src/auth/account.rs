@@ -60,7 +60,7 @@ impl Account {
         if let Some(c) = self.http.get() {
             return Ok(c);
         }
-        let client = crate::http::client(self.profile.ca_file.as_deref())?;
+        let client = crate::http::client(self.profile.ca_file.as_deref(), self.profile.timeout())?;
         Ok(self.http.get_or_init(|| client))
     }
 

@@ -146,8 +146,9 @@ pub fn request_error<RE: std::error::Error + 'static>(
         RequestTokenError::Request(e) => network_error(acct, action, &e),
         RequestTokenError::Parse(e, _body) => {
             // Neither the body nor serde's message (which may quote a value) is shown: both
-            // can hold a token. The JSON path says where it went wrong.
-            Error::refused(format!(
+            // can hold a token. The JSON path says where it went wrong. Temporary: a gateway's
+            // HTML error page (a 5xx) lands here too, and the message must stay queued.
+            Error::temp(format!(
                 "{action} failed: the identity provider sent an answer mailer cannot read"
             ))
             .why(format!("unexpected JSON at `{}`", e.path()))

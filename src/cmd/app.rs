@@ -49,7 +49,7 @@ pub(super) async fn target(
         });
     }
     if let Some(user) = user {
-        let http = crate::http::client(ca_file)?;
+        let http = crate::http::client(ca_file, crate::config::Profile::default().timeout())?;
         let found = discover::discover(&http, user, authority).await?;
         return Ok(Target {
             tenant: found.tenant(),

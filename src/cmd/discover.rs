@@ -13,7 +13,10 @@ pub async fn run(ctx: &Context, args: DiscoverArgs) -> Result<()> {
         .map(|a| crate::provider::checked_url(a, "--authority"))
         .transpose()?;
     let ca_file = ctx.profile().and_then(|p| p.ca_file.clone());
-    let http = crate::http::client(ca_file.as_deref())?;
+    let http = crate::http::client(
+        ca_file.as_deref(),
+        crate::config::Profile::default().timeout(),
+    )?;
     let d = discover(&http, &args.address, authority.as_ref()).await?;
     let json =
         serde_json::to_value(&d).map_err(|e| crate::error::Error::internal(e.to_string()))?;

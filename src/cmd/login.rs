@@ -78,7 +78,7 @@ async fn discover_tenant(ctx: &Context, profile: &mut Profile, user: &str) -> Re
         .as_deref()
         .map(|a| crate::provider::checked_url(a, "authority"))
         .transpose()?;
-    let http = crate::http::client(profile.ca_file.as_deref())?;
+    let http = crate::http::client(profile.ca_file.as_deref(), profile.timeout())?;
     let found = crate::setup::discover::discover(&http, user, authority.as_ref()).await?;
     profile.tenant = found.tenant();
     profile.cloud = found.cloud;
@@ -151,14 +151,13 @@ fn merge(existing: Option<&Profile>, a: &LoginArgs) -> Result<Profile> {
         // What a person added to the profile stays.
         notify_command: existing.and_then(|p| p.notify_command.clone()),
         fallback: existing.and_then(|p| p.fallback),
+        timeout: existing.and_then(|p| p.timeout),
+        rate_limit: existing.and_then(|p| p.rate_limit),
         credential_expires: existing.and_then(|p| p.credential_expires.clone()),
         ..Profile::default()
     };
     set_endpoints(&mut p, existing, a);
-    if p.tenant.trim().is_empty() {
-        return Err(Error::usage("--tenant is empty")
-            .fix("use common, organizations, consumers, a GUID or a domain"));
-    }
+    provider::of(p.provider).check_ids(&p.tenant, &p.client_id)?;
     Ok(p)
 }
 

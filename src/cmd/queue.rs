@@ -20,11 +20,42 @@ pub async fn run(ctx: &Context, q: QueueCommand) -> Result<()> {
             Ok(())
         }
         QueueCommand::Run => flush(ctx).await,
+        QueueCommand::Retry { ids } => retry(ctx, &ids),
+    }
+}
+
+fn retry(ctx: &Context, ids: &[String]) -> Result<()> {
+    let outbox = Outbox::new(&ctx.profile_name)?;
+    let unknown = outbox.retry(ids)?;
+    report_set_aside(ctx, &outbox);
+    if !unknown.is_empty() {
+        return Err(Error::usage(format!(
+            "no failed message {} in the outbox of profile \"{}\"",
+            unknown.join(", "),
+            ctx.profile_name
+        ))
+        .fix("`mailer queue list` shows the ids of the failed messages"));
+    }
+    let n = ids.len();
+    ctx.printer.json_only(&json!({ "requeued": n }))?;
+    ctx.printer.say(format!(
+        "{} back in the queue; `mailer queue run` sends {}",
+        plural(n, "message"),
+        if n == 1 { "it" } else { "them" }
+    ));
+    Ok(())
+}
+
+/// Files in the outbox that were not messages, moved aside by the read.
+fn report_set_aside(ctx: &Context, outbox: &Outbox) {
+    for note in outbox.take_set_aside() {
+        ctx.printer.warn(note);
     }
 }
 
 fn list(ctx: &Context, outbox: &Outbox) -> Result<()> {
     let (queued, failed) = (outbox.queued()?, outbox.failed()?);
+    report_set_aside(ctx, outbox);
     let json = json!({
         "queued": queued.iter().map(Entry::summary).collect::<Vec<_>>(),
         "failed": failed.iter().map(Entry::summary).collect::<Vec<_>>(),
@@ -73,6 +104,7 @@ async fn flush(ctx: &Context) -> Result<()> {
         return Ok(());
     };
     let report = delivery.flush(&lock).await;
+    report_set_aside(ctx, delivery.outbox());
     delivery.close().await;
     let report = report?;
     if report.failed > 0 && !ctx.interactive() {

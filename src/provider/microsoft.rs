@@ -178,6 +178,26 @@ impl Provider for Microsoft {
 
     /// Entra expires a refresh token after 90 days without use ("Refresh token lifetime",
     /// Microsoft identity platform docs).
+    fn check_ids(&self, tenant: &str, client_id: &str) -> Result<()> {
+        let tenant_ok = matches!(tenant, "common" | "organizations" | "consumers")
+            || crate::config::is_guid(tenant)
+            || is_domain(tenant);
+        if !tenant_ok {
+            return Err(Error::usage(format!(
+                "--tenant {tenant:?} is not a tenant: Entra names one by common, \
+                 organizations, consumers, its GUID or one of its domains"
+            ))
+            .fix("pass the Directory (tenant) ID from the app's Overview page, or your mail domain (mailer discover ADDRESS finds it)"));
+        }
+        if !crate::config::is_guid(client_id) {
+            return Err(Error::usage(format!(
+                "--client-id {client_id:?} is not an application id: Entra's are GUIDs"
+            ))
+            .fix("pass the Application (client) ID from the app's Overview page, such as 00000000-0000-0000-0000-000000000000, or create one: mailer app create"));
+        }
+        Ok(())
+    }
+
     fn idle_limit_days(&self) -> Option<u64> {
         Some(90)
     }
@@ -217,6 +237,20 @@ impl Provider for Microsoft {
             .fix(fix)
             .code(tag)
     }
+}
+
+/// A DNS name as a tenant: at least two labels of letters, digits and inner hyphens.
+fn is_domain(s: &str) -> bool {
+    let labels: Vec<&str> = s.split('.').collect();
+    s.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
 }
 
 #[cfg(test)]

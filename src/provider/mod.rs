@@ -56,6 +56,11 @@ pub trait Provider: Sync {
     fn redirect_host(&self) -> &'static str {
         "localhost"
     }
+    /// Refuses a tenant or client id that cannot be right, before anything is contacted:
+    /// a typo found by the browser flow costs the whole login timeout.
+    fn check_ids(&self, _tenant: &str, _client_id: &str) -> Result<()> {
+        Ok(())
+    }
     /// Days an unused refresh token lives, when the provider expires them.
     fn idle_limit_days(&self) -> Option<u64>;
     /// An error of the token endpoint (or of the authorize redirect), explained.

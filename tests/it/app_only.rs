@@ -159,7 +159,7 @@ fn certificate(s: &AppStand, client: &str) -> (String, String) {
 #[test]
 fn app_only_with_a_certificate_signs_its_assertion() {
     let s = AppStand::new(true);
-    let (cert, key) = certificate(&s, "cert-app");
+    let (cert, key) = certificate(&s, "7e57c0de-0000-4000-8000-0000000ce271");
     let mut args = s.login_args(&[
         "--certificate",
         &cert,
@@ -169,7 +169,7 @@ fn app_only_with_a_certificate_signs_its_assertion() {
         "smtp",
     ]);
     let c = args.iter().position(|a| a == APP).unwrap();
-    args[c] = "cert-app".into();
+    args[c] = "7e57c0de-0000-4000-8000-0000000ce271".into();
     let out = s.run(&args, None);
     assert_eq!(out.code, 0, "{out}");
     let config = std::fs::read_to_string(s.env.config_path()).unwrap();

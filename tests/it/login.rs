@@ -374,11 +374,15 @@ fn provider_errors_carry_the_aadsts_code_and_a_fix() {
 fn confidential_client_secret_from_env_with_basic_auth() {
     let mut env = Env::new();
     let f = fake();
-    f.add_confidential_client("web-app", "s3cr3t-value", &["http://localhost"]);
+    f.add_confidential_client(
+        "7e57c0de-0000-4000-8000-00000000e0a1",
+        "s3cr3t-value",
+        &["http://localhost"],
+    );
     let authority = f.authority();
     // Without the secret the provider refuses with AADSTS7000218, explained.
     let args = login_command(
-        "web-app",
+        "7e57c0de-0000-4000-8000-00000000e0a1",
         &authority,
         "30",
         false,
@@ -509,4 +513,40 @@ fn plain_http_authority_off_loopback_is_refused() {
     assert_eq!(out.code, 78, "{out}");
     assert!(out.stderr.contains("https"), "{out}");
     assert!(!env.browser_was_opened());
+}
+
+#[test]
+fn a_tenant_or_client_id_that_cannot_be_right_is_a_usage_error_before_any_contact() {
+    let env = Env::new();
+    let f = fake();
+    let authority = f.authority();
+    for (tenant, client, named) in [
+        ("a b/c", CLIENT, "--tenant"),
+        ("contoso", CLIENT, "--tenant"),
+        (TENANT, "not a guid", "--client-id"),
+        (TENANT, "11111111-2222-3333-4444-55555555555", "--client-id"),
+    ] {
+        let out = env.run(
+            &[
+                "login",
+                "--tenant",
+                tenant,
+                "--client-id",
+                client,
+                "--authority",
+                &authority,
+                "--no-browser",
+                "--timeout",
+                "5",
+            ],
+            None,
+        );
+        assert_eq!(out.code, 64, "{tenant} {client}: {out}");
+        assert!(
+            out.stderr.contains(named) && out.stderr.contains("fix:"),
+            "{out}"
+        );
+        assert!(!out.stderr.contains("authorize?"), "{out}");
+    }
+    assert_eq!(f.stats().authorize, 0);
 }

@@ -13,6 +13,7 @@ mod diagnosis;
 mod doctor_checks;
 mod fake_entra_selftest;
 mod fake_graph_selftest;
+mod faults;
 mod login;
 mod output;
 mod send;

@@ -182,14 +182,14 @@ fn no_secret_reaches_logs_even_at_trace_level() {
     let env = Env::new();
     let f = fake();
     f.add_confidential_client(
-        "conf-app",
+        "7e57c0de-0000-4000-8000-00000000c0f1",
         "a-long-client-secret-value-42",
         &["http://localhost"],
     );
     f.set_access_token_lifetime(120);
     let authority = f.authority();
     let args = login_command(
-        "conf-app",
+        "7e57c0de-0000-4000-8000-00000000c0f1",
         &authority,
         "30",
         false,

@@ -363,6 +363,8 @@ fn sigkill_at_random_points_never_loses_a_message() {
     const MESSAGES: usize = 48;
     const MAX_TRIALS: usize = 80;
     let s = Stand::graph();
+    // Dozens of sends in a minute: pacing (30 a minute by default) is not under test here.
+    crate::diagnosis::set_profile(&s.env, "rate_limit", toml::Value::Integer(0));
     for i in 0..MESSAGES {
         s.graph
             .fail_next(1, 500, None, "ErrorInternalServerError", "down");

@@ -67,16 +67,23 @@ pub async fn request(
                 .header("Content-Type", "application/octet-stream")
                 .body(bytes.clone()),
         };
-        let failed = |e: reqwest::Error| Reply::Failed(network_error(s, what, &e));
-        let response = req.send().await.map_err(failed)?;
+        let delivers = *method == Method::POST && delivers(url);
+        let response = req
+            .send()
+            .await
+            .map_err(|e| Reply::Failed(network_error(s, what, &e, delivers)))?;
         let status = response.status();
         let retry_after =
             header(&response, "Retry-After").and_then(|v| v.trim().parse::<u64>().ok());
         let request_id = header(&response, "request-id");
-        let body = response.bytes().await.map_err(failed)?.to_vec();
+        let body = response.bytes().await;
         if status.is_success() {
+            // The status is the verdict: a body cut short after a 2xx does not undo a send.
+            // Callers that need the body find it empty and say so.
+            let body = body.map(|b| b.to_vec()).unwrap_or_default();
             return Ok(Answer { body, request_id });
         }
+        let body = body.map(|b| b.to_vec()).unwrap_or_default();
         if matches!(status.as_u16(), 429 | 503) && attempt < MAX_RETRIES {
             let wait = backoff(retry_after, attempt);
             if started.elapsed() + wait <= MAX_RETRY_WAIT {
@@ -86,7 +93,11 @@ pub async fn request(
                 continue;
             }
         }
-        let e = error::explain(status, request_id, &body, what, &s.fill, attempt);
+        let mut e = error::explain(status, request_id, &body, what, &s.fill, attempt);
+        // A gateway that timed out waiting for Graph does not know whether Graph sent it.
+        if delivers && status == StatusCode::GATEWAY_TIMEOUT {
+            e = unconfirmed(e);
+        }
         return Err(match (status, token) {
             (StatusCode::UNAUTHORIZED, Some(_)) => Reply::Unauthorized(e),
             _ => Reply::Failed(e),
@@ -94,11 +105,45 @@ pub async fn request(
     }
 }
 
-fn network_error(s: &Settings, what: &str, e: &reqwest::Error) -> Error {
+/// The two Graph actions that deliver mail: `sendMail` and a draft's `send`. A failure of
+/// one of them after Graph may have acted is not retried by itself.
+fn delivers(url: &str) -> bool {
+    let path = url.split('?').next().unwrap_or(url);
+    path.ends_with("/sendMail") || path.ends_with("/send")
+}
+
+fn unconfirmed(e: Error) -> Error {
+    e.fix("the message may have been sent: check your Sent Items before sending it again")
+        .unconfirmed()
+}
+
+fn network_error(s: &Settings, what: &str, e: &reqwest::Error, delivers: bool) -> Error {
+    let error = network_error_text(s, what, e);
+    // Not connected, or cut off while the request was still being written: Graph never had
+    // the whole request. Anything later (no answer, a reset while reading it) may be after
+    // Graph sent the message. A small request is written at once, so a server closing early
+    // looks the same as one closing after acting: held for a person either way, never sent twice.
+    let incomplete_request =
+        e.is_connect() || crate::error::chain(e).contains("error writing a body to connection");
+    match delivers && !incomplete_request {
+        true => unconfirmed(Error {
+            what: format!("{what}: the connection broke before Microsoft Graph answered"),
+            ..error
+        }),
+        false => error,
+    }
+}
+
+fn network_error_text(s: &Settings, what: &str, e: &reqwest::Error) -> Error {
     let mut why = crate::error::chain(e);
     // reqwest names the URL, and an upload URL carries a pre-authorized token.
     if let Some(url) = e.url() {
         why = why.replace(url.as_str(), "<url>");
+    }
+    if let Some((problem, fix)) = crate::http::tls_problem(&why) {
+        return Error::refused(format!("{what} failed: TLS with {}: {problem}", s.base))
+            .why(why)
+            .fix(fix);
     }
     Error::temp(format!(
         "{what} failed: cannot reach Microsoft Graph at {}",

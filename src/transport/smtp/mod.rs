@@ -8,12 +8,18 @@
 //! immediate 535 or by a 334 challenge (Gmail's way, which lettre 0.11 cannot answer), is
 //! renewed once and tried once more ([`super::with_token`]).
 
+mod errors;
+mod transaction;
+
+pub use errors::enhanced_code;
+
 use super::{Attempt, Content, Outgoing, Receipt, TokenSource, Transport, with_token};
 use crate::auth::Account;
 use crate::config::SmtpSecurity;
-use crate::error::{Class, Error, Result};
-use crate::explain::{self, Fill, Source};
+use crate::error::{Error, Result};
+use crate::explain::Fill;
 use crate::secret::Secret;
+use errors::{classify_auth, connection_error, quiet, unreachable};
 use lettre::address::Envelope;
 use lettre::transport::smtp::Error as SmtpError;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
@@ -32,6 +38,8 @@ pub struct Settings {
     /// The XOAUTH2 `user=`: the logged-in mailbox.
     pub user: String,
     pub fill: Fill,
+    /// How long any one server answer may take (the profile's `timeout`).
+    pub timeout: Duration,
 }
 
 impl Settings {
@@ -70,6 +78,7 @@ impl Settings {
             tls,
             user: acct.profile.user.clone(),
             fill: acct.fill(),
+            timeout: acct.profile.timeout(),
         })
     }
 }
@@ -94,7 +103,10 @@ impl<'a> Smtp<'a> {
         if self.conn.as_ref().is_none_or(|c| c.has_broken()) {
             let s = &self.s;
             let conn = with_token(self.tokens.as_mut(), async |token: Secret| {
-                authenticate(s, token).await
+                // The greeting, EHLO, STARTTLS and AUTH together get one `timeout`.
+                tokio::time::timeout(s.timeout, authenticate(s, token))
+                    .await
+                    .map_err(|_| quiet(s, s.timeout))?
             })
             .await?;
             self.conn = Some(conn);
@@ -114,7 +126,9 @@ impl Smtp<'_> {
 
 /// Greets the server and sets up TLS, without authenticating; then QUIT.
 pub async fn probe(s: &Settings) -> Result<()> {
-    let mut c = open(s).await?;
+    let mut c = tokio::time::timeout(s.timeout, open(s))
+        .await
+        .map_err(|_| quiet(s, s.timeout))??;
     let _ = c.quit().await;
     Ok(())
 }
@@ -176,96 +190,9 @@ async fn authenticate(s: &Settings, token: Secret) -> Result<Attempt<AsyncSmtpCo
     }
 }
 
-/// A refused AUTH: a rejected token (worth one renewal), SMTP AUTH switched off, or else.
-fn classify_auth(s: &Settings, e: &SmtpError) -> Result<Attempt<AsyncSmtpConnection>> {
-    let text = e.to_string();
-    let code = enhanced_code(&text);
-    let known = explained(s, code.as_deref(), &text);
-    // 535 5.7.139 is a policy, not a verdict on the token: no renewal helps.
-    if let Some(e) = known.filter(|e| e.class != Class::LoginNeeded) {
-        return Err(e);
-    }
-    let rejected_535 = e.is_permanent() && e.status().is_some_and(|c| c.to_string() == "535");
-    // A 334 challenge (Gmail style) shows up as a client error: lettre 0.11 cannot answer
-    // it. Either way the server said no to this token.
-    let rejected_334 = e.is_client() && text.contains("challenge");
-    if rejected_535 || rejected_334 {
-        return Ok(Attempt::Rejected(
-            Error::login_needed(format!("{} rejected the access token twice, the second one freshly issued", s.host))
-                .why(text)
-                .fix(format!("check that the app has the SMTP.Send permission and {} may use SMTP AUTH, then log in again: {}", s.user, s.fill.login))
-                .code(code.unwrap_or_else(|| "535".into())),
-        ));
-    }
-    if e.is_transient() {
-        return Err(Error::temp(format!("{} deferred the login", s.host))
-            .why(text)
-            .fix("try again later"));
-    }
-    Err(connection_error(s, e))
-}
-
-/// A reply whose enhanced status code the explain table knows, as the error to report.
-fn explained(s: &Settings, code: Option<&str>, text: &str) -> Option<Error> {
-    let code = code?;
-    let entry = explain::lookup(Source::Smtp, code)?;
-    Some(
-        Error::new(
-            entry.class,
-            format!("{}: {} ({code})", s.host, s.fill.apply(entry.meaning)),
-        )
-        .why(text.to_owned())
-        .fix(s.fill.apply(entry.fix))
-        .code(code)
-        .transport_specific(entry.fallback),
-    )
-}
-
-/// The RFC 3463 enhanced status code in a reply, e.g. "5.7.139".
-pub fn enhanced_code(text: &str) -> Option<String> {
-    text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .find(|w| {
-            let parts: Vec<&str> = w.split('.').collect();
-            parts.len() == 3
-                && matches!(parts[0], "2" | "4" | "5")
-                && parts[1..].iter().all(|p| (1..=3).contains(&p.len()))
-        })
-        .map(str::to_owned)
-}
-
-fn unreachable(s: &Settings, why: &str) -> Error {
-    Error::temp(format!(
-        "cannot connect to the SMTP server {}:{}",
-        s.host, s.port
-    ))
-    .why(why.to_owned())
-    .fix("check the network, firewall (outbound port 587) and --smtp-host/--smtp-port")
-}
-
-fn connection_error(s: &Settings, e: &SmtpError) -> Error {
-    let text = crate::error::chain(e);
-    // rustls reports an untrusted chain inside a "connection error", not as a TLS error.
-    if let Some((what, fix)) = crate::http::tls_problem(&text) {
-        return Error::refused(format!("TLS with {}:{}: {what}", s.host, s.port))
-            .why(text)
-            .fix(fix);
-    }
-    if e.is_tls() {
-        return Error::refused(format!("the TLS handshake with {} failed", s.host))
-            .why(text)
-            .fix("if a proxy inspects TLS, add its root certificate with --ca-file; check --smtp-host");
-    }
-    if e.is_transient() || !(e.is_permanent() || e.is_client()) {
-        return unreachable(s, &text);
-    }
-    Error::refused(format!("{} refused the session", s.host))
-        .why(text)
-        .fix("check --smtp-host and --smtp-port")
-}
-
 impl Transport for Smtp<'_> {
     async fn send(&mut self, out: &Outgoing) -> Result<Receipt> {
-        let bytes = data(&match &out.content {
+        let bytes = transaction::data(&match &out.content {
             Content::Built(_) => out.mime()?,
             // Bcc names must not reach the recipients: SMTP delivers the bytes as they are.
             Content::Raw(raw) => raw.without_bcc(),
@@ -277,8 +204,9 @@ impl Transport for Smtp<'_> {
         .map_err(|e| {
             Error::bad_data(format!("invalid envelope: {e}")).fix("name at least one recipient")
         })?;
-        let conn = self.ensure().await?;
-        match conn.send(&envelope, &bytes).await {
+        self.ensure().await?;
+        let conn = self.conn.as_mut().expect("connected by ensure");
+        match transaction::transmit(conn, &self.s, &envelope, &bytes).await {
             Ok(reply) => Ok(Receipt {
                 message_id: out.message_id.clone(),
                 request_id: None,
@@ -289,9 +217,9 @@ impl Transport for Smtp<'_> {
                 )),
             }),
             Err(e) => {
-                // lettre has already ended the session on an error.
+                // A session that failed mid-transaction is not reused: its state is unknown.
                 self.conn = None;
-                Err(send_error(&self.s, &e))
+                Err(e)
             }
         }
     }
@@ -299,104 +227,6 @@ impl Transport for Smtp<'_> {
     async fn close(&mut self) {
         if let Some(mut c) = self.conn.take() {
             let _ = c.quit().await;
-        }
-    }
-}
-
-fn send_error(s: &Settings, e: &SmtpError) -> Error {
-    let host = &s.host;
-    let text = e.to_string();
-    if let Some(e) = explained(s, enhanced_code(&text).as_deref(), &text) {
-        return e;
-    }
-    if e.is_transient() {
-        return Error::temp(format!("{host} deferred the message"))
-            .why(text)
-            .fix("try again later");
-    }
-    if e.is_permanent() {
-        // 5.1.x: the address is wrong (bad data); 5.7.x and the rest: refused by policy.
-        let address = enhanced_code(&text).is_some_and(|c| c.starts_with("5.1."));
-        let (class, what, fix) = if address {
-            (
-                Class::BadData,
-                "a recipient was rejected",
-                "check the recipient addresses",
-            )
-        } else {
-            (
-                Class::Refused,
-                "the server refused the message",
-                "read the server's reason above; an admin can tell why it was refused",
-            )
-        };
-        let e = Error::new(class, format!("{host}: {what}"));
-        // A code the table does not know still leads somewhere.
-        return match enhanced_code(&text) {
-            Some(code) => e
-                .fix(format!(
-                    "{fix}; {code} is described at {}",
-                    explain::docs_for_unknown(Source::Smtp, &code)
-                ))
-                .code(code),
-            None => e.fix(fix),
-        }
-        .why(text);
-    }
-    Error::temp(format!("the connection to {host} failed while sending"))
-        .why(text)
-        .fix("try again")
-}
-
-/// The DATA payload: CRLF line ends as SMTP requires (messages piped from Unix tools often
-/// have bare LF), without the final line break, which lettre adds back with the "." line.
-fn data(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 32);
-    for (i, &b) in bytes.iter().enumerate() {
-        if b == b'\n' && (i == 0 || bytes[i - 1] != b'\r') {
-            out.push(b'\r');
-        }
-        out.push(b);
-    }
-    if out.ends_with(b"\r\n") {
-        out.truncate(out.len() - 2);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn enhanced_codes() {
-        for (text, code) in [
-            (
-                "permanent error (535): 5.7.139 Authentication unsuccessful",
-                Some("5.7.139"),
-            ),
-            ("permanent error (550): 5.1.1 User unknown", Some("5.1.1")),
-            ("535 5.7.3 Authentication unsuccessful", Some("5.7.3")),
-            (
-                "421 4.7.66 TLS 1.0 and 1.1 are not supported",
-                Some("4.7.66"),
-            ),
-            ("version 1.2.3.4 is not a code", None),
-            ("no code", None),
-        ] {
-            assert_eq!(enhanced_code(text).as_deref(), code, "{text}");
-        }
-    }
-
-    #[test]
-    fn data_has_crlf_and_no_final_break() {
-        for (input, expected) in [
-            (&b"a\nb\n"[..], &b"a\r\nb"[..]),
-            (b"a\r\nb\r\n", b"a\r\nb"),
-            (b"a\r\nb", b"a\r\nb"),
-            (b"\n", b""),
-        ] {
-            assert_eq!(data(input), expected);
         }
     }
 }
