@@ -6,7 +6,9 @@
 //! written to the outbox *before* the first attempt, so a crash at any instant leaves it
 //! queued or sent; it is removed once the server accepted it, kept on a temporary failure
 //! or a login that a person will renew, and dropped on a permanent one, which is reported
-//! as the error it is. `queue run` sends what waits ([`Delivery::flush`]) over one
+//! as the error it is. A delivery the server may have taken without saying so
+//! ([`Failure::Unconfirmed`]) is held among the failed and never resent by itself, nor
+//! through the fallback: twice is as wrong as never. `queue run` sends what waits ([`Delivery::flush`]) over one
 //! connection per transport. Commands print outcomes; nothing here prints a result.
 
 use crate::auth::Account;

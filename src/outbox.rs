@@ -4,8 +4,9 @@
 //! `{data_dir}/mailer/outbox/{profile}/{id}.json` (0600 in a 0700 directory), written
 //! atomically, holding the complete RFC 5322 bytes and the envelope. A message is removed
 //! only after the server accepted it, so a crash at any instant leaves it either here or
-//! sent (at worst sent twice, never lost). Permanent failures move to `failed/` with the
-//! reason, so they are not retried forever but stay visible in `queue list`.
+//! sent, never lost. Permanent failures move to `failed/` with the reason, so they are not
+//! retried forever but stay visible in `queue list`; so do unconfirmed deliveries (the
+//! server may have the message), until a person puts them back with `queue retry`.
 //!
 //! Two guards: an [`OutboxLock`] for the one `queue run` at a time per profile, and a
 //! [`Claim`] on each message being sent, so that a `queue run` never sends a message a
