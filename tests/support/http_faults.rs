@@ -241,6 +241,16 @@ fn status_reply(status: u16, retry_after: Option<u32>) -> Vec<u8> {
     [head.into_bytes(), body.into_bytes()].concat()
 }
 
+/// An answer's head without its `Content-Length` and final blank line, to announce another.
+fn head_without_length(h: &[u8]) -> String {
+    String::from_utf8_lossy(h)
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("content-length:"))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
 /// The answer's head and body, split.
 fn split(answer: &[u8]) -> (&[u8], &[u8]) {
     match answer.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -301,12 +311,7 @@ fn connection(
                 }
                 Break::GarbageBody => {
                     let garbage = b"\x00\xff{not json at all";
-                    let head = String::from_utf8_lossy(h)
-                        .lines()
-                        .filter(|l| !l.to_ascii_lowercase().starts_with("content-length:"))
-                        .filter(|l| !l.is_empty())
-                        .collect::<Vec<_>>()
-                        .join("\r\n");
+                    let head = head_without_length(h);
                     let head = format!("{head}\r\nContent-Length: {}\r\n\r\n", garbage.len());
                     tcp.write_all(head.as_bytes())?;
                     tcp.write_all(garbage)?;
@@ -314,12 +319,7 @@ fn connection(
                     c.reached_backend_then_cut.fetch_sub(1, Ordering::SeqCst);
                 }
                 Break::TruncatedBody => {
-                    let head = String::from_utf8_lossy(h)
-                        .lines()
-                        .filter(|l| !l.to_ascii_lowercase().starts_with("content-length:"))
-                        .filter(|l| !l.is_empty())
-                        .collect::<Vec<_>>()
-                        .join("\r\n");
+                    let head = head_without_length(h);
                     let announced = b.len().max(64);
                     let head = format!("{head}\r\nContent-Length: {announced}\r\n\r\n");
                     tcp.write_all(head.as_bytes())?;

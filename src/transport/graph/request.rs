@@ -41,6 +41,8 @@ impl Reply {
 }
 
 /// One request with Graph's throttling rules: 429/503 retried after `Retry-After`.
+// One loop on purpose: each retry rebuilds the request, and what a failure means (retry,
+// unauthorized, lost answer) depends on the state the loop carries.
 pub async fn request(
     s: &Settings,
     method: &Method,
