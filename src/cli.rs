@@ -97,6 +97,51 @@ pub enum Command {
     Man,
 }
 
+/// Where a profile's requests go, when not where its cloud says: the same flags for
+/// `login`, `app create` and `setup`, remembered in the profile.
+#[derive(Args, Debug, Default, Clone)]
+pub struct EndpointArgs {
+    /// Login host, e.g. https://login.microsoftonline.us
+    #[arg(long, value_name = "URL")]
+    pub authority: Option<String>,
+    /// Graph host, e.g. https://graph.microsoft.us
+    #[arg(long, value_name = "URL")]
+    pub graph_url: Option<String>,
+    /// SMTP host
+    #[arg(long, value_name = "HOST")]
+    pub smtp_host: Option<String>,
+    /// SMTP port
+    #[arg(long, value_name = "N")]
+    pub smtp_port: Option<u16>,
+    /// Extra trusted root certificates (PEM), for TLS inspection proxies and tests
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// How a person signs in: the same flags for `login`, `app create` and `setup`.
+#[derive(Args, Debug, Clone)]
+pub struct SignInArgs {
+    /// Use the device-code flow (prints a code and a URL, then polls)
+    #[arg(long, conflicts_with = "no_browser")]
+    pub device_code: bool,
+    /// Print the sign-in URL but do not open a browser
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Give up waiting for the browser or device code after this many seconds
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub timeout: u64,
+}
+
+impl Default for SignInArgs {
+    fn default() -> SignInArgs {
+        SignInArgs {
+            device_code: false,
+            no_browser: false,
+            timeout: 300,
+        }
+    }
+}
+
 #[derive(Args, Debug, Default)]
 pub struct LoginArgs {
     /// Tenant: common, organizations, consumers, a tenant GUID or a domain [default: common]
@@ -123,27 +168,13 @@ pub struct LoginArgs {
     /// National cloud [default: global]
     #[arg(long, value_enum)]
     pub cloud: Option<Cloud>,
-    /// Login host, e.g. https://login.microsoftonline.us
-    #[arg(long, value_name = "URL")]
-    pub authority: Option<String>,
-    /// Graph host, e.g. https://graph.microsoft.us
-    #[arg(long, value_name = "URL")]
-    pub graph_url: Option<String>,
-    /// SMTP host
-    #[arg(long, value_name = "HOST")]
-    pub smtp_host: Option<String>,
-    /// SMTP port
-    #[arg(long, value_name = "N")]
-    pub smtp_port: Option<u16>,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
     /// SMTP TLS mode [default: starttls]
     #[arg(long, value_enum)]
     pub smtp_security: Option<SmtpSecurity>,
-    /// Extra trusted root certificates (PEM), for TLS inspection proxies and tests
-    #[arg(long, value_name = "PEM")]
-    pub ca_file: Option<PathBuf>,
-    /// Use the device-code flow (prints a code and a URL, then polls)
-    #[arg(long, conflicts_with_all = ["no_browser", "redirect_uri"])]
-    pub device_code: bool,
+    #[command(flatten)]
+    pub sign_in: SignInArgs,
     /// App-only (client credentials): no user sign-in, no refresh token; sends as --user
     #[arg(long, conflicts_with_all = ["device_code", "redirect_uri", "login_hint"], requires = "user")]
     pub app_only: bool,
@@ -153,18 +184,12 @@ pub struct LoginArgs {
     /// App-only with a certificate: the RSA private key (PEM, PKCS#8 or PKCS#1)
     #[arg(long, value_name = "PEM", requires_all = ["app_only", "certificate"])]
     pub private_key: Option<PathBuf>,
-    /// Print the login URL but do not open a browser
-    #[arg(long)]
-    pub no_browser: bool,
     /// Fixed registered redirect URI, e.g. http://localhost:8400/callback
-    #[arg(long, value_name = "URI")]
+    #[arg(long, value_name = "URI", conflicts_with = "device_code")]
     pub redirect_uri: Option<String>,
     /// Pre-fill the account on the sign-in page
     #[arg(long, value_name = "ADDRESS")]
     pub login_hint: Option<String>,
-    /// Give up waiting for the browser or device code after this many seconds
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
-    pub timeout: u64,
     /// Also ask for Mail.ReadWrite, which Graph needs for attachments over 3 MB
     #[arg(long)]
     pub large_attachments: bool,
@@ -285,24 +310,10 @@ pub struct AppCreateArgs {
     /// The tenant (GUID or domain), when --user does not say it
     #[arg(long)]
     pub tenant: Option<String>,
-    /// Login host, e.g. https://login.microsoftonline.us
-    #[arg(long, value_name = "URL")]
-    pub authority: Option<String>,
-    /// Graph host, e.g. https://graph.microsoft.us
-    #[arg(long, value_name = "URL")]
-    pub graph_url: Option<String>,
-    /// Extra trusted root certificates (PEM)
-    #[arg(long, value_name = "PEM")]
-    pub ca_file: Option<PathBuf>,
-    /// Sign in with a device code instead of a browser on this machine
-    #[arg(long)]
-    pub device_code: bool,
-    /// Print the sign-in URL but do not open a browser
-    #[arg(long)]
-    pub no_browser: bool,
-    /// Give up waiting for the sign-in after this many seconds
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
-    pub timeout: u64,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+    #[command(flatten)]
+    pub sign_in: SignInArgs,
     /// Where an app-only credential is kept [default: keyring]
     #[arg(long, value_enum)]
     pub token_store: Option<TokenStoreKind>,
@@ -353,30 +364,10 @@ pub struct SetupArgs {
     /// Skip the test message
     #[arg(long)]
     pub no_test_send: bool,
-    /// Sign in with device codes instead of a browser on this machine
-    #[arg(long)]
-    pub device_code: bool,
-    /// Print sign-in URLs but do not open a browser
-    #[arg(long)]
-    pub no_browser: bool,
-    /// Login host (sovereign clouds, tests)
-    #[arg(long, value_name = "URL")]
-    pub authority: Option<String>,
-    /// Graph host
-    #[arg(long, value_name = "URL")]
-    pub graph_url: Option<String>,
-    /// SMTP host
-    #[arg(long, value_name = "HOST")]
-    pub smtp_host: Option<String>,
-    /// SMTP port
-    #[arg(long, value_name = "N")]
-    pub smtp_port: Option<u16>,
-    /// Extra trusted root certificates (PEM)
-    #[arg(long, value_name = "PEM")]
-    pub ca_file: Option<PathBuf>,
-    /// Give up waiting for a sign-in after this many seconds
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
-    pub timeout: u64,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+    #[command(flatten)]
+    pub sign_in: SignInArgs,
 }
 
 #[derive(Args, Debug, Default)]

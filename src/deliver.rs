@@ -65,6 +65,9 @@ pub enum Failure {
     Temporary,
     /// A person must log in again; then it will work.
     LoginNeeded,
+    /// This host cannot do its part now (the token store or a local file): kept, and a
+    /// person fixes the host.
+    Local,
     /// The server had the whole message when the connection broke, before it answered:
     /// it may have been delivered. Sending it again could deliver it twice, so it is held
     /// among the failed messages for a person to check (`mailer queue retry ID`).
@@ -79,6 +82,10 @@ impl Failure {
         match e.class {
             Class::Temporary => Failure::Temporary,
             Class::LoginNeeded => Failure::LoginNeeded,
+            // The token store or a local file could not be used (a keyring that cron cannot
+            // reach, a full disk): nothing is wrong with the message, and once a person
+            // fixed the host it goes out.
+            Class::Io => Failure::Local,
             Class::Usage | Class::BadData | Class::NoInput => Failure::BadData,
             _ => Failure::Permanent,
         }
@@ -86,7 +93,15 @@ impl Failure {
 
     /// Worth keeping the message for a later attempt.
     pub fn keeps(self) -> bool {
-        matches!(self, Failure::Temporary | Failure::LoginNeeded)
+        matches!(
+            self,
+            Failure::Temporary | Failure::LoginNeeded | Failure::Local
+        )
+    }
+
+    /// Every later message of a run would fail the same way: a person must act first.
+    pub fn stops_a_run(self) -> bool {
+        matches!(self, Failure::LoginNeeded | Failure::Local)
     }
 }
 
@@ -98,6 +113,48 @@ pub struct Flush {
     pub remaining: usize,
     /// Why the run stopped early (a login that a person must renew fails every message).
     pub stopped: Option<Error>,
+}
+
+/// One attempt's result, with the transport that made it and the fallback it took.
+struct Attempted {
+    result: Result<Receipt>,
+    via: TransportKind,
+    fallback: Option<Fallback>,
+}
+
+impl Attempted {
+    fn outcome(self) -> Outcome {
+        match self.result {
+            Ok(_) => self.outcome_sent(),
+            Err(error) => Outcome::Failed {
+                failure: Failure::of(&error),
+                error,
+            },
+        }
+    }
+
+    fn outcome_sent(self) -> Outcome {
+        match self.result {
+            Ok(receipt) => Outcome::Sent {
+                transport: self.via,
+                receipt,
+                fallback: self.fallback,
+            },
+            Err(error) => Outcome::Failed {
+                failure: Failure::of(&error),
+                error,
+            },
+        }
+    }
+}
+
+/// What a permanent failure does to the outbox copy of a message.
+#[derive(Clone, Copy)]
+enum Permanent {
+    /// Removed: the command reports the error to the person who ran it.
+    Drop,
+    /// Moved to `failed/`, for `queue list` and a person to look at later.
+    Hold,
 }
 
 /// Delivers one message through the profile's (or the requested) transport.
@@ -139,53 +196,57 @@ impl<'a> Delivery<'a> {
         let (result, via, fallback) = self
             .attempt_or_fall_back(kind, req.fallback, &req.outgoing)
             .await;
-        let Some((claim, mut entry)) = ahead else {
-            return Ok(match result {
-                Ok(receipt) => Outcome::Sent {
-                    transport: via,
-                    receipt,
-                    fallback,
-                },
-                Err(error) => Outcome::Failed {
-                    failure: Failure::of(&error),
-                    error,
-                },
-            });
+        let attempt = Attempted {
+            result,
+            via,
+            fallback,
         };
-        match result {
-            Ok(receipt) => {
-                self.outbox.remove(claim)?;
-                Ok(Outcome::Sent {
-                    transport: via,
-                    receipt,
-                    fallback,
-                })
-            }
-            Err(error) if Failure::of(&error).keeps() => {
-                entry.attempts = 1;
-                entry.last_error = Some(error.what.clone());
-                self.outbox.update(&claim, &entry)?;
-                Ok(Outcome::Queued {
-                    id: entry.id,
-                    reason: error,
-                })
-            }
-            Err(error) if error.unconfirmed => {
-                let error = held(error, &entry.id);
-                self.outbox.fail(claim, &mut entry, error.what.clone())?;
-                Ok(Outcome::Failed {
-                    failure: Failure::Unconfirmed,
-                    error,
-                })
-            }
-            Err(error) => {
-                self.outbox.remove(claim)?;
-                Ok(Outcome::Failed {
-                    failure: Failure::of(&error),
-                    error,
-                })
-            }
+        match ahead {
+            // The person who ran the command sees a permanent failure as the error it is;
+            // nobody would ever look at the copy.
+            Some((claim, mut entry)) => self.settle(claim, &mut entry, attempt, Permanent::Drop),
+            None => Ok(attempt.outcome()),
         }
+    }
+
+    /// What becomes of a message that has an outbox copy, after one attempt: removed once
+    /// sent; kept for later on a temporary failure or a login a person will renew; held
+    /// among the failed when the server may have taken it; on a permanent failure dropped
+    /// or held as `permanent` says. The one rule for `send`, `sendmail` and `queue run`.
+    fn settle(
+        &self,
+        claim: Claim,
+        entry: &mut Entry,
+        attempt: Attempted,
+        permanent: Permanent,
+    ) -> Result<Outcome> {
+        let error = match attempt.result {
+            Ok(_) => {
+                self.outbox.remove(claim)?;
+                return Ok(attempt.outcome_sent());
+            }
+            Err(e) => e,
+        };
+        let failure = Failure::of(&error);
+        if failure.keeps() {
+            entry.attempts += 1;
+            entry.last_error = Some(error.what.clone());
+            self.outbox.update(&claim, entry)?;
+            return Ok(Outcome::Queued {
+                id: entry.id.clone(),
+                reason: error,
+            });
+        }
+        let error = match failure {
+            Failure::Unconfirmed => held(error, &entry.id),
+            _ => error,
+        };
+        match (failure, permanent) {
+            (Failure::Unconfirmed, _) => self.outbox.fail(claim, entry, error.what.clone())?,
+            (_, Permanent::Hold) => self.outbox.fail(claim, entry, error.to_string())?,
+            (_, Permanent::Drop) => self.outbox.remove(claim)?,
+        }
+        Ok(Outcome::Failed { failure, error })
     }
 
     /// The outbox copy of a message: its complete bytes and envelope, claimed by us. Not
@@ -253,8 +314,10 @@ impl<'a> Delivery<'a> {
         self.open[i].send(o).await
     }
 
-    /// Sends the queued messages oldest first; each is removed once accepted, permanent
-    /// failures move to `failed/`, and a login that needs a person stops the run.
+    /// Sends the queued messages oldest first, each settled by the rule of [`Self::settle`]
+    /// with permanent failures held in `failed/` (nobody is watching a cron run); a login
+    /// that needs a person, or a token store that cannot be reached, stops the run, since
+    /// every message after would fail the same way.
     pub async fn flush(&mut self, _lock: &OutboxLock) -> Result<Flush> {
         let entries = self.outbox.queued()?;
         let mut report = Flush {
@@ -268,40 +331,45 @@ impl<'a> Delivery<'a> {
                 continue;
             };
             let kind = entry.transport.unwrap_or(self.acct.profile.transport);
-            let fallback = self.acct.profile.fallback;
-            let result = match queued_message(&entry, self.acct) {
-                Ok(o) => self.attempt_or_fall_back(kind, fallback, &o).await.0,
-                Err(e) => Err(e),
+            let attempt = match queued_message(&entry, self.acct) {
+                Ok(o) => {
+                    let (result, via, fallback) = self
+                        .attempt_or_fall_back(kind, self.acct.profile.fallback, &o)
+                        .await;
+                    Attempted {
+                        result,
+                        via,
+                        fallback,
+                    }
+                }
+                Err(e) => Attempted {
+                    result: Err(e),
+                    via: kind,
+                    fallback: None,
+                },
             };
-            match result {
-                Ok(_) => {
-                    self.outbox.remove(claim)?;
+            match self.settle(claim, &mut entry, attempt, Permanent::Hold)? {
+                Outcome::Sent { .. } => {
                     report.sent += 1;
                     report.remaining -= 1;
                     tracing::info!(id = %entry.id, "sent");
                 }
-                Err(e) if Failure::of(&e).keeps() => {
-                    entry.attempts += 1;
-                    entry.last_error = Some(e.what.clone());
-                    self.outbox.update(&claim, &entry)?;
-                    if Failure::of(&e) == Failure::LoginNeeded {
-                        report.stopped = Some(e);
+                Outcome::Queued { reason, .. } => {
+                    if Failure::of(&reason).stops_a_run() {
+                        report.stopped = Some(reason);
                         break;
                     }
                 }
-                Err(e) if e.unconfirmed => {
-                    let e = held(e, &entry.id);
-                    self.printer.warn(format!("{}: {}", entry.id, e.what));
-                    self.outbox.fail(claim, &mut entry, e.what.clone())?;
-                    report.failed += 1;
-                    report.remaining -= 1;
-                }
-                Err(e) => {
-                    self.printer.say(format!(
-                        "{}: permanent failure, moved to failed: {}",
-                        entry.id, e.what
-                    ));
-                    self.outbox.fail(claim, &mut entry, e.to_string())?;
+                Outcome::Failed { failure, error } => {
+                    match failure {
+                        Failure::Unconfirmed => {
+                            self.printer.warn(format!("{}: {}", entry.id, error.what))
+                        }
+                        _ => self.printer.say(format!(
+                            "{}: permanent failure, moved to failed: {}",
+                            entry.id, error.what
+                        )),
+                    }
                     report.failed += 1;
                     report.remaining -= 1;
                 }
@@ -359,6 +427,7 @@ mod tests {
             (Class::BadData, Failure::BadData, false),
             (Class::NoInput, Failure::BadData, false),
             (Class::Refused, Failure::Permanent, false),
+            (Class::Io, Failure::Local, true),
             (Class::Config, Failure::Permanent, false),
         ] {
             let f = Failure::of(&Error::new(class, "x"));

@@ -120,28 +120,44 @@ pub fn proxy_for(url: &oauth2::url::Url) -> Option<String> {
     })
 }
 
-/// What is wrong with a TLS connection, read from an error chain (rustls' words), and what
-/// fixes it.
-pub fn tls_problem(chain: &str) -> Option<(&'static str, &'static str)> {
-    let c = chain.to_ascii_lowercase();
-    if c.contains("unknownissuer") || c.contains("unknown issuer") || c.contains("unknownca") {
-        Some((
-            "the server's certificate is signed by a CA this machine does not trust (a TLS-inspecting proxy?)",
-            CA_FIX,
-        ))
-    } else if c.contains("expired") {
-        Some((
-            "the server's certificate has expired",
-            "check the host's certificate, or the system clock",
-        ))
-    } else if c.contains("notvalidforname") || c.contains("not valid for name") {
-        Some((
-            "the server's certificate is not valid for this host name",
-            "check the host name (--authority, --graph-url, --smtp-host)",
-        ))
-    } else {
-        None
+/// What is wrong with a TLS connection, and what fixes it: the certificate error rustls
+/// reported, found by type anywhere in the error's chain (HTTP clients and SMTP wrap it in
+/// an `io::Error`).
+pub fn tls_problem(e: &(dyn std::error::Error + 'static)) -> Option<(&'static str, &'static str)> {
+    use rustls::CertificateError as C;
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let inner = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|i| i as &(dyn std::error::Error + 'static));
+        let found = [Some(err), inner]
+            .into_iter()
+            .flatten()
+            .find_map(|x| x.downcast_ref::<rustls::Error>());
+        if let Some(rustls::Error::InvalidCertificate(c)) = found {
+            return Some(match c {
+                C::UnknownIssuer | C::BadSignature => (
+                    "the server's certificate is signed by a CA this machine does not trust (a TLS-inspecting proxy?)",
+                    CA_FIX,
+                ),
+                C::Expired | C::ExpiredContext { .. } => (
+                    "the server's certificate has expired",
+                    "check the host's certificate, or the system clock",
+                ),
+                C::NotValidForName | C::NotValidForNameContext { .. } => (
+                    "the server's certificate is not valid for this host name",
+                    "check the host name (--authority, --graph-url, --smtp-host)",
+                ),
+                _ => (
+                    "the server's certificate was refused",
+                    "check the host's certificate; a TLS-inspecting proxy needs its root in --ca-file",
+                ),
+            });
+        }
+        next = inner.or_else(|| err.source());
     }
+    None
 }
 
 #[cfg(test)]

@@ -48,6 +48,23 @@ impl Printer {
         stderr_line(&line.to_string());
     }
 
+    /// A question on the terminal (stderr, no newline), then the answer line from stdin.
+    /// Asked even under `-q`: whoever asked for a prompt is there to answer it.
+    pub fn prompt(&self, question: &str) -> Result<String> {
+        use std::io::BufRead;
+        {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "{question}: ");
+            let _ = err.flush();
+        }
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Error::io(format!("cannot read the answer: {e}")))?;
+        Ok(line.trim().to_owned())
+    }
+
     /// The result: the JSON document with `--json`, else the human text (unless `-q`).
     pub fn result(&self, json: &serde_json::Value, human: impl FnOnce() -> String) -> Result<()> {
         if self.json {

@@ -120,18 +120,28 @@ impl TokenState {
     }
 }
 
-fn fresh(t: &CachedToken, now: u64) -> bool {
+/// An access token good for more than [`EXPIRY_MARGIN`] seconds: one a send would use.
+pub fn fresh(t: &CachedToken, now: u64) -> bool {
     t.expires_at > now + EXPIRY_MARGIN
+}
+
+/// A login is on record: a refresh token, or for app-only the app's own credential.
+pub fn has_login(acct: &Account, record: Option<&Record>) -> bool {
+    record.is_some_and(|r| acct.profile.flow.is_app_only() || r.refresh_token.is_some())
+}
+
+/// Days an unused login lives for this profile: the provider's rule, for flows that have a
+/// refresh token at all.
+pub fn idle_limit_days(acct: &Account) -> Option<u64> {
+    acct.provider
+        .idle_limit_days()
+        .filter(|_| !acct.profile.flow.is_app_only())
 }
 
 /// The refresh token's idle time against the provider's limit.
 pub fn idle(acct: &Account, record: Option<&Record>, now: u64) -> Idle {
     let used = record.and_then(|r| r.refresh_token_used_at);
-    let (Some(limit), Some(used), false) = (
-        acct.provider.idle_limit_days(),
-        used,
-        acct.profile.flow.is_app_only(),
-    ) else {
+    let (Some(limit), Some(used)) = (idle_limit_days(acct), used) else {
         return Idle::Unlimited;
     };
     let days = now.saturating_sub(used) / 86_400;

@@ -110,7 +110,11 @@ impl Account {
                     self.name
                 ))
             })?;
-            found.push(("the app's credential", t));
+            // `app create` records a certificate's expiry too; then it is the certificate's.
+            found.push(match p.certificate {
+                Some(_) => ("the certificate", t),
+                None => ("the app's credential", t),
+            });
         }
         if let Some(path) = &p.certificate {
             let der = super::client_credentials::pem_block(path, &["CERTIFICATE"])?;

@@ -9,6 +9,7 @@
 use super::{Account, TokenAnswer};
 use crate::config::TransportKind;
 use crate::error::{Error, Result};
+use crate::output::Printer;
 use crate::secret::Secret;
 use base64::Engine;
 use oauth2::Scope;
@@ -34,15 +35,16 @@ impl<'a> Credential<'a> {
     }
 }
 
-/// How long a login waits for a just-registered app to reach Entra's token servers.
-const PROPAGATION_LIMIT: std::time::Duration = std::time::Duration::from_secs(150);
-
 /// The login: an app acts in one tenant, and one token is minted now to prove the
 /// credentials before the profile is saved. A just-registered app is unknown to the token
-/// endpoint for a minute or two (AADSTS700016): the login waits for it, bounded.
-pub async fn sign_in(acct: &Account, cred: Credential<'_>) -> Result<TokenAnswer> {
+/// endpoint for a minute or two: the login waits for it ([`super::propagation`]).
+pub async fn sign_in(
+    acct: &Account,
+    cred: Credential<'_>,
+    printer: &Printer,
+) -> Result<TokenAnswer> {
     let p = &acct.profile;
-    if ["common", "organizations", "consumers"].contains(&p.tenant.to_ascii_lowercase().as_str()) {
+    if crate::provider::microsoft::is_multi_tenant(&p.tenant) {
         return Err(Error::usage(format!("--app-only needs your tenant, not {}", p.tenant))
             .why("an app acts in one tenant; Entra refuses client credentials on /common, /organizations and /consumers (AADSTS9001023)")
             .fix("pass --tenant with your tenant's GUID or domain, e.g. --tenant contoso.onmicrosoft.com"));
@@ -51,23 +53,10 @@ pub async fn sign_in(acct: &Account, cred: Credential<'_>) -> Result<TokenAnswer
         return Err(Error::usage("--app-only needs a client secret or a certificate")
             .fix("pipe the secret to --client-secret-stdin (or set MAILER_CLIENT_SECRET), or pass --certificate cert.pem --private-key key.pem"));
     }
-    let started = std::time::Instant::now();
-    let mut wait = std::time::Duration::from_secs(1);
-    loop {
-        match mint(acct, cred, p.transport).await {
-            Err(e)
-                if e.code.as_deref() == Some("AADSTS700016")
-                    && started.elapsed() + wait < PROPAGATION_LIMIT =>
-            {
-                tracing::warn!(
-                    "Entra does not know the app yet (AADSTS700016); a new app takes a minute or two. Retrying in {wait:?}"
-                );
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(std::time::Duration::from_secs(15));
-            }
-            result => return result,
-        }
-    }
+    super::propagation::retry_while_unknown(acct, printer, async || {
+        mint(acct, cred, p.transport).await
+    })
+    .await
 }
 
 /// A new app-only token for `transport`'s resource.

@@ -21,6 +21,9 @@ pub struct Options<'a> {
     pub timeout: Duration,
     /// `--user` was given: the id_token does not choose the mailbox.
     pub user_given: bool,
+    /// Nothing is stored for the profile yet: its app may be minutes old, and the login
+    /// first makes sure the token endpoint knows it.
+    pub new_app: bool,
     pub printer: &'a Printer,
 }
 
@@ -34,6 +37,10 @@ pub async fn login(
 ) -> Result<()> {
     acct.http()?; // a bad --ca-file fails now, not after the sign-in
     acct.store.check_writable()?;
+    let p = &acct.profile;
+    if opts.new_app && p.flow.needs_a_person() && acct.provider.probes_new_apps(p) {
+        super::propagation::wait_until_known(acct, opts.printer).await?;
+    }
     let now = crate::tokens::now();
     let mut record = Record {
         version: Record::VERSION,
@@ -69,7 +76,8 @@ async fn sign_in(acct: &Account, record: &Record, opts: &Options<'_>) -> Result<
     let secret = record.client_secret.as_ref();
     match p.flow {
         Flow::ClientCredentials => {
-            client_credentials::sign_in(acct, client_credentials::Credential::of(record)).await
+            let cred = client_credentials::Credential::of(record);
+            client_credentials::sign_in(acct, cred, opts.printer).await
         }
         Flow::DeviceCode => {
             let scopes = acct.provider.authorize_scopes(p);

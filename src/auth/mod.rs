@@ -12,6 +12,7 @@ pub mod code;
 pub mod device;
 pub mod errors;
 pub mod login;
+pub mod propagation;
 
 pub use account::Account;
 
@@ -163,7 +164,13 @@ pub fn request_error<RE: std::error::Error + 'static>(
     }
 }
 
-pub fn network_error(acct: &Account, action: &str, e: &dyn std::error::Error) -> Error {
+pub fn network_error(acct: &Account, action: &str, e: &(dyn std::error::Error + 'static)) -> Error {
+    let authority = &acct.endpoints.authority;
+    if let Some((problem, fix)) = crate::http::tls_problem(e) {
+        return Error::refused(format!("{action} failed: TLS with {authority}: {problem}"))
+            .why(crate::error::chain(e))
+            .fix(fix);
+    }
     Error::new(
         Class::Temporary,
         format!(

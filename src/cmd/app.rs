@@ -97,6 +97,7 @@ impl Inputs {
         let existing = ctx.profile().cloned();
         let from_profile = |f: fn(&Profile) -> Option<String>| existing.as_ref().and_then(f);
         let authority_text = a
+            .endpoints
             .authority
             .clone()
             .or_else(|| from_profile(|p| p.authority.clone()));
@@ -108,10 +109,12 @@ impl Inputs {
             authority_text,
             authority,
             ca_file: a
+                .endpoints
                 .ca_file
                 .clone()
                 .or_else(|| existing.as_ref().and_then(|p| p.ca_file.clone())),
             graph_url: a
+                .endpoints
                 .graph_url
                 .clone()
                 .or_else(|| from_profile(|p| p.graph_url.clone())),
@@ -166,7 +169,7 @@ pub(super) async fn create(ctx: &mut Context, a: &AppCreateArgs) -> Result<Creat
     let name = ctx.profile_name.clone();
     ctx.put_profile(&name, profile);
     ctx.save_config()?;
-    setup::wait_until_known(&acct, &registered.client_id, &ctx.printer).await?;
+    auth::propagation::wait_until_known(&acct, &ctx.printer).await?;
     Ok(Created {
         registered,
         tenant_id,
@@ -185,12 +188,15 @@ fn bootstrap<'a>(ctx: &'a Context, a: &AppCreateArgs, i: &'a Inputs, t: &Target)
         user: i.user.clone(),
         authority: i.authority_text.clone(),
         graph_url: i.graph_url.clone(),
-        device_code: a.device_code,
+        ca_file: i.ca_file.clone(),
+        device_code: a.sign_in.device_code,
         opts: auth::login::Options {
-            no_browser: a.no_browser,
+            no_browser: a.sign_in.no_browser,
             login_hint: i.user.as_deref(),
-            timeout: Duration::from_secs(a.timeout),
+            timeout: Duration::from_secs(a.sign_in.timeout),
             user_given: true,
+            // The bootstrap client is Microsoft's own, long known everywhere.
+            new_app: false,
             printer: &ctx.printer,
         },
     }
@@ -233,13 +239,22 @@ fn new_profile(
         authority: i.authority_text,
         graph_url: i.graph_url,
         ca_file: i.ca_file,
-        // A certificate carries its own expiry (doctor reads the file); a secret's is only known now.
-        credential_expires: match registered.credential {
-            Some(Credential::Secret(_)) => {
-                registered.credential_expires.map(crate::output::rfc3339)
-            }
-            _ => None,
-        },
+        smtp_host: a
+            .endpoints
+            .smtp_host
+            .clone()
+            .or_else(|| i.existing.as_ref().and_then(|p| p.smtp_host.clone())),
+        smtp_port: a
+            .endpoints
+            .smtp_port
+            .or_else(|| i.existing.as_ref().and_then(|p| p.smtp_port)),
+        // Written for a certificate too, although doctor can read the file: the profile
+        // says when it stops working even after the file moved.
+        credential_expires: registered
+            .credential
+            .as_ref()
+            .and(registered.credential_expires)
+            .map(crate::output::rfc3339),
         ..i.existing.unwrap_or_default()
     }
 }

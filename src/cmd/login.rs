@@ -32,7 +32,9 @@ pub(super) async fn run(ctx: &mut Context, args: LoginArgs) -> Result<()> {
     }
     let mut acct = Account::new(&name, profile, &ctx.config_path)?;
     // A re-login keeps the credentials stored by the previous one (or `app create`).
-    let stored = acct.store.load().ok().flatten().unwrap_or_default();
+    let stored = acct.store.load().ok().flatten();
+    let new_app = stored.is_none();
+    let stored = stored.unwrap_or_default();
     let secret = match client_secret(&args)? {
         Some(s) => Some(s),
         // A certificate login must not silently keep authenticating with an old secret.
@@ -42,10 +44,11 @@ pub(super) async fn run(ctx: &mut Context, args: LoginArgs) -> Result<()> {
     // A key file named now wins over a stored key.
     let private_key = stored.private_key.filter(|_| args.private_key.is_none());
     let opts = auth::login::Options {
-        no_browser: args.no_browser,
+        no_browser: args.sign_in.no_browser,
         login_hint: args.login_hint.as_deref(),
-        timeout: Duration::from_secs(args.timeout),
+        timeout: Duration::from_secs(args.sign_in.timeout),
         user_given: args.user.is_some(),
+        new_app,
         printer: &ctx.printer,
     };
     auth::login::login(&mut acct, secret, private_key, &opts).await?;
@@ -166,11 +169,11 @@ fn merge(existing: Option<&Profile>, a: &LoginArgs) -> Result<Profile> {
 fn flow_of(a: &LoginArgs, existing: Option<&Profile>) -> Flow {
     if a.app_only {
         Flow::ClientCredentials
-    } else if a.device_code {
+    } else if a.sign_in.device_code {
         Flow::DeviceCode
     } else if existing.is_some_and(|p| p.flow.is_app_only())
         && a.login_hint.is_none()
-        && !a.no_browser
+        && !a.sign_in.no_browser
     {
         Flow::ClientCredentials
     } else {
@@ -181,29 +184,30 @@ fn flow_of(a: &LoginArgs, existing: Option<&Profile>) -> Flow {
 /// Where requests go: each override from the flags, else kept from the existing profile.
 fn set_endpoints(p: &mut Profile, existing: Option<&Profile>, a: &LoginArgs) {
     let keep = |f: fn(&Profile) -> Option<String>| existing.and_then(f);
-    p.authority = a
+    let e = &a.endpoints;
+    p.authority = e
         .authority
         .clone()
         .or_else(|| keep(|p| p.authority.clone()));
-    p.graph_url = a
+    p.graph_url = e
         .graph_url
         .clone()
         .or_else(|| keep(|p| p.graph_url.clone()));
-    p.smtp_host = a
+    p.smtp_host = e
         .smtp_host
         .clone()
         .or_else(|| keep(|p| p.smtp_host.clone()));
-    p.smtp_port = a.smtp_port.or(existing.and_then(|p| p.smtp_port));
+    p.smtp_port = e.smtp_port.or(existing.and_then(|p| p.smtp_port));
     p.smtp_security = a.smtp_security.or(existing.and_then(|p| p.smtp_security));
     // Stored absolute, so cron (another working directory) finds it.
-    p.ca_file = a
+    p.ca_file = e
         .ca_file
         .clone()
         .or_else(|| existing.and_then(|p| p.ca_file.clone()))
         .as_deref()
         .map(absolute);
     // A device-code login has no redirect; otherwise a fixed one is kept for re-logins.
-    p.redirect_uri = match a.device_code {
+    p.redirect_uri = match a.sign_in.device_code {
         true => None,
         false => a
             .redirect_uri

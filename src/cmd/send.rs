@@ -54,7 +54,16 @@ pub async fn run(ctx: &Context, args: SendArgs) -> Result<()> {
         no_save_sent: args.no_save_sent,
     };
     if args.dry_run {
-        ctx.printer.data(&outgoing.mime()?)?;
+        let mime = outgoing.mime()?;
+        if ctx.printer.json() {
+            return ctx.printer.json_only(&serde_json::json!({
+                "status": "dry_run",
+                "recipients": outgoing.recipients.iter().map(|m| m.email.to_string()).collect::<Vec<_>>(),
+                "message_id": outgoing.message_id,
+                "message": String::from_utf8_lossy(&mime),
+            }));
+        }
+        ctx.printer.data(&mime)?;
         ctx.printer.say(format!(
             "dry run: nothing sent ({}).",
             super::describe(&outgoing)

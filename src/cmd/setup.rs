@@ -7,14 +7,14 @@ use crate::cli::{AppCreateArgs, LoginArgs, SetupArgs};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::setup::discover::{Discovery, Kind};
-use std::io::{BufRead, Write};
 
 pub async fn run(ctx: &mut Context, a: SetupArgs) -> Result<()> {
     let address = match &a.user {
         Some(u) => u.clone(),
-        None => ask(ctx, "Your mail address", "--user ADDRESS")?,
+        None => ask(ctx, "Your mail address", "--user ADDRESS", true)?,
     };
     let authority = a
+        .endpoints
         .authority
         .as_deref()
         .map(|t| crate::provider::checked_url(t, "--authority"))
@@ -24,7 +24,7 @@ pub async fn run(ctx: &mut Context, a: SetupArgs) -> Result<()> {
         None,
         Some(&address),
         authority.as_ref(),
-        a.ca_file.as_deref(),
+        a.endpoints.ca_file.as_deref(),
     )
     .await?;
     let Some(found) = t.found.as_ref() else {
@@ -41,7 +41,7 @@ pub async fn run(ctx: &mut Context, a: SetupArgs) -> Result<()> {
     ctx.printer.say(
         "3. Logging in with the app (a browser opens; the sign-in is kept for unattended use)…",
     );
-    let login = login_args(&a, &t.tenant, client_id, &address);
+    let login = login_args(&a, &t, client_id, &address);
     super::login::run(ctx, login).await?;
     let acct = ctx.account()?;
     let sent = match a.no_test_send {
@@ -70,22 +70,23 @@ fn say_found(ctx: &Context, address: &str, t: &super::app::Target, found: &Disco
 }
 
 /// Step 3 is `mailer login` with what the earlier steps found.
-fn login_args(a: &SetupArgs, tenant: &str, client_id: String, address: &str) -> LoginArgs {
+/// The cloud goes with the tenant: a US Gov or China tenant signs in at its own authority.
+fn login_args(
+    a: &SetupArgs,
+    t: &super::app::Target,
+    client_id: String,
+    address: &str,
+) -> LoginArgs {
     LoginArgs {
-        tenant: Some(tenant.to_owned()),
+        tenant: Some(t.tenant.clone()),
+        cloud: Some(t.cloud),
         client_id: Some(client_id),
         user: Some(address.to_owned()),
         transport: a.transport,
         token_store: a.token_store,
-        authority: a.authority.clone(),
-        graph_url: a.graph_url.clone(),
-        smtp_host: a.smtp_host.clone(),
-        smtp_port: a.smtp_port,
-        ca_file: a.ca_file.clone(),
-        device_code: a.device_code,
-        no_browser: a.no_browser,
+        endpoints: a.endpoints.clone(),
+        sign_in: a.sign_in.clone(),
         login_hint: Some(address.to_owned()),
-        timeout: a.timeout,
         ..LoginArgs::default()
     }
 }
@@ -116,37 +117,38 @@ async fn test_sends(
     Ok(sent)
 }
 
-/// Step 2: no client id given. Registers the app when the flags or the person say so.
+/// Step 2: no client id given. Registers the app when the flags or the person say so; the
+/// person may instead paste the client id of an app they already have, or ask for the
+/// portal steps.
 async fn register(ctx: &mut Context, a: &SetupArgs, address: &str) -> Result<String> {
-    let create = a.create_app
-        || a.yes
-        || {
-            let answer = ask(
-                ctx,
-                "2. Register mailer's app in your tenant now? You sign in once as a user who may register apps [Y/n]",
-                "--create-app (or --client-id ID)",
-            )?;
-            !answer.trim().to_ascii_lowercase().starts_with('n')
-        };
-    if !create {
-        let mut i = crate::cli::AppInstructionsArgs {
+    let answer = match a.create_app || a.yes {
+        true => String::new(),
+        false => ask(
+            ctx,
+            "2. Register mailer's app in your tenant now (you sign in once as a user who may register apps)? \
+             [Y]es, [p]ortal steps instead, or paste an existing Application (client) ID",
+            "--create-app (or --client-id ID)",
+            false,
+        )?,
+    };
+    let answer = answer.trim();
+    if crate::config::is_guid(answer) {
+        return Ok(answer.to_owned());
+    }
+    if !matches!(answer.to_ascii_lowercase().as_str(), "" | "y" | "yes") {
+        let i = crate::cli::AppInstructionsArgs {
             user: Some(address.to_owned()),
-            authority: a.authority.clone(),
+            authority: a.endpoints.authority.clone(),
             ..Default::default()
         };
-        i.name = None;
         super::app::run(ctx, crate::cli::AppCommand::Instructions(i)).await?;
         return Err(Error::usage("setup needs an app registration to go on")
             .fix(format!("register it with the steps above, then: mailer setup --user {address} --client-id ID")));
     }
     let args = AppCreateArgs {
         user: Some(address.to_owned()),
-        authority: a.authority.clone(),
-        graph_url: a.graph_url.clone(),
-        ca_file: a.ca_file.clone(),
-        device_code: a.device_code,
-        no_browser: a.no_browser,
-        timeout: a.timeout,
+        endpoints: a.endpoints.clone(),
+        sign_in: a.sign_in.clone(),
         token_store: a.token_store,
         cert_days: 365,
         ..AppCreateArgs::default()
@@ -171,24 +173,18 @@ fn personal(address: &str) -> Error {
         .fix(format!("get such an app's Application (client) ID (its owner follows `mailer app instructions`), then: mailer setup --user {address} --client-id ID"))
 }
 
-/// One question on the terminal; without one, a usage error that names the flag.
-fn ask(ctx: &Context, question: &str, flag: &str) -> Result<String> {
+/// One question on the terminal; without one, a usage error that names the flag. An empty
+/// answer to a `required` question is the same error.
+fn ask(ctx: &Context, question: &str, flag: &str, required: bool) -> Result<String> {
     if !ctx.interactive() {
         return Err(Error::usage(format!("setup has no answer for: {question}"))
             .why("it runs without a terminal to ask on")
             .fix(format!("pass {flag}")));
     }
-    let mut err = std::io::stderr();
-    let _ = write!(err, "{question}: ");
-    let _ = err.flush();
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| Error::io(format!("cannot read the answer: {e}")))?;
-    let line = line.trim().to_owned();
-    if line.is_empty() && question.ends_with(':') {
-        return Err(Error::usage("no answer given").fix(format!("pass {flag}")));
+    let line = ctx.printer.prompt(question)?;
+    if line.is_empty() && required {
+        return Err(Error::usage(format!("no answer given to: {question}"))
+            .fix(format!("answer it, or pass {flag}")));
     }
     Ok(line)
 }
@@ -201,12 +197,18 @@ fn summary(ctx: &Context, acct: &crate::auth::Account, sent: &[&str]) -> Result<
         "client_id": p.client_id, "transport": p.transport.as_str(), "token_store": acct.store.describe(),
         "test_sent": sent,
     });
+    // The keepalive line only where the provider expires unused logins.
+    let keepalive = acct
+        .provider
+        .idle_limit_days()
+        .map(|days| format!("Keepalive: 0 9 * * 1 mailer{flag} token --refresh >/dev/null   (a login unused for {days} days expires)\n"))
+        .unwrap_or_default();
     ctx.printer.result(&json, || {
         format!(
             "Ready: profile \"{}\" sends as {} via {} (tenant {}, {} cloud); tokens in {}.\n\
              Send:      echo 'Backup done.' | mailer{flag} send --to {} --subject 'Nightly backup'\n\
              Cron:      */10 * * * * mailer{flag} queue run -q     (sends what waited in the outbox)\n\
-             Keepalive: 0 9 * * 1 mailer{flag} token --refresh >/dev/null   (a login unused for 90 days expires)\n\
+             {keepalive}\
              Check:     mailer{flag} doctor\n",
             acct.name, p.user, p.transport, p.tenant, p.cloud, acct.store.describe(), p.user
         )

@@ -10,7 +10,6 @@ use crate::outbox::Outbox;
 use crate::output::{fmt_duration, fmt_time};
 use crate::store::Record;
 use crate::tokens::{Idle, TokenState, now};
-use crate::transport::TransportKind;
 use serde_json::{Value, json};
 
 struct Status {
@@ -77,17 +76,19 @@ fn idle_expired(acct: &Account, days: u64) -> Error {
 fn to_json(acct: &Account, s: &Status) -> Value {
     let p = &acct.profile;
     let r = s.record.as_ref();
-    let access: serde_json::Map<String, Value> = [TransportKind::Graph, TransportKind::Smtp]
-        .into_iter()
-        .filter_map(|t| {
+    let access: serde_json::Map<String, Value> = acct
+        .provider
+        .transports()
+        .iter()
+        .filter_map(|&t| {
             let c = r?.cached(t)?;
             Some((
                 t.as_str().to_owned(),
-                json!({ "expires_at": c.expires_at, "valid": c.expires_at > s.now }),
+                json!({ "expires_at": c.expires_at, "valid": crate::tokens::fresh(c, s.now) }),
             ))
         })
         .collect();
-    let logged_in = r.is_some_and(|r| p.flow.is_app_only() || r.refresh_token.is_some());
+    let logged_in = crate::tokens::has_login(acct, r);
     json!({
         "profile": acct.name,
         "user": p.user,
@@ -100,7 +101,7 @@ fn to_json(acct: &Account, s: &Status) -> Value {
         "logged_in": logged_in,
         "logged_in_at": r.and_then(|r| r.logged_in_at),
         "refresh_token_used_at": r.and_then(|r| r.refresh_token_used_at),
-        "idle_limit_days": acct.provider.idle_limit_days().filter(|_| !p.flow.is_app_only()),
+        "idle_limit_days": crate::tokens::idle_limit_days(acct),
         "access_tokens": access,
         "ready": s.state.is_ready(),
         "queue": { "queued": s.queued, "failed": s.failed },
@@ -143,11 +144,11 @@ fn table(acct: &Account, j: &Value) -> String {
         );
     }
     if j["logged_in_at"].is_u64() {
-        for t in [TransportKind::Graph, TransportKind::Smtp] {
+        for t in acct.provider.transports() {
             let token = &j["access_tokens"][t.as_str()];
             let shown = match token["expires_at"].as_u64() {
-                Some(e) if e > now => format!("valid until {}", fmt_time(e)),
-                Some(_) => "expired (refreshed on next use)".to_owned(),
+                Some(e) if token["valid"] == true => format!("valid until {}", fmt_time(e)),
+                Some(_) => "expired or about to (renewed on next use)".to_owned(),
                 None => "none cached (minted on first use)".to_owned(),
             };
             line(&format!("{t} token:"), &shown);

@@ -13,7 +13,12 @@ pub async fn run(ctx: &Context, args: TokenArgs) -> Result<()> {
     let t = crate::tokens::access_token(acct, transport, args.refresh).await?;
     let user = &acct.profile.user;
     let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
-    let out = match args.format {
+    // The global --json asks for the JSON document too, as it does of every command.
+    let format = match ctx.printer.json() {
+        true => TokenFormat::Json,
+        false => args.format,
+    };
+    let out = match format {
         TokenFormat::Raw => t.token.expose().to_owned(),
         TokenFormat::Xoauth2 => b64(format!(
             "user={user}\x01auth=Bearer {}\x01\x01",

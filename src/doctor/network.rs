@@ -30,7 +30,9 @@ pub async fn run(acct: &Account, printer: &Printer, opts: &Options, checks: &mut
     let login_host = probe_http(acct, "network-authority", &discovery).await;
     let tenant_id = login_host.as_ref().ok().and_then(|p| p.tenant_id.clone());
     for &t in transports {
-        let check = match crate::tokens::access_token(acct, t, false).await {
+        // Newly issued, not cached: a refresh token that a policy, a password change or an
+        // expired secret killed an hour ago must show now, not when the cache runs out.
+        let check = match crate::tokens::access_token(acct, t, true).await {
             Ok(c) => token_check(acct, t, &c.token, c.expires_at, tenant_id.as_deref()),
             Err(e) => Check::from_error(check_name(t), &e),
         };
@@ -147,7 +149,7 @@ fn host_of(url: &str) -> String {
 fn network_failure(name: &'static str, url: &str, via: &str, e: &reqwest::Error) -> Check {
     let chain = crate::error::chain(e);
     let host = host_of(url);
-    if let Some((what, fix)) = crate::http::tls_problem(&chain) {
+    if let Some((what, fix)) = crate::http::tls_problem(e) {
         return Check::fail(
             name,
             Class::Refused,

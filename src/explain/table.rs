@@ -10,7 +10,10 @@ const ENTRA_AUTH_CODE: &str =
     "https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow";
 const ENTRA_DEVICE_CODE: &str =
     "https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code";
-const EWS_RESPONSE_CODES: &str = "https://learn.microsoft.com/en-us/previous-versions/office/developer/exchange-server-2010/bb426458(v=exchg.140)";
+// Graph passes Exchange's own error codes through; Exchange's current list of them (the EWS
+// ServiceError enumeration) is where each is described.
+const EWS_RESPONSE_CODES: &str =
+    "https://learn.microsoft.com/dotnet/api/microsoft.exchange.webservices.data.serviceerror";
 const EXO_LOB_SMTP: &str = "https://learn.microsoft.com/exchange/mail-flow-best-practices/fix-issues-with-printers-scanners-and-lob-applications-that-send-email-using-off";
 const EXO_NDR: &str = "https://learn.microsoft.com/exchange/mail-flow-best-practices/non-delivery-reports-in-exchange-online/non-delivery-reports-in-exchange-online";
 const GOOGLE_OAUTH: &str = "https://developers.google.com/identity/protocols";
@@ -388,7 +391,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "the client credentials flow needs a scope ending in /.default",
         cause: "an app-only profile asked for named scopes (Mail.Send) instead of https://graph.microsoft.com/.default",
         fix: "drop --scopes from the app-only login (mailer asks for /.default itself) and grant the application permissions in the portal; report it if mailer's defaults fail",
-        docs: "https://docs.azure.cn/en-us/entra/identity-platform/scenario-daemon-acquire-token?tabs=dotnet",
+        docs: "https://learn.microsoft.com/entra/identity-platform/scenario-daemon-acquire-token",
         fallback: false,
     },
     Entry {
@@ -623,7 +626,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "this app is throttled for this mailbox (over 4 concurrent or 10,000 requests per 10 minutes)",
         cause: "several cron jobs or mailer queue run workers send from the same mailbox at once",
         fix: "retry after a wait (queued messages go with mailer queue run) and run one sender per mailbox at a time",
-        docs: "https://docs.microsoft.com/en-us/graph/throttling",
+        docs: "https://learn.microsoft.com/graph/throttling",
         fallback: false,
     },
     Entry {
@@ -869,7 +872,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "the redirect URI in the request is not registered for the OAuth client",
         cause: "a \"Web application\" client without http://localhost:PORT (a \"Desktop app\" client accepts any loopback port)",
         fix: "create a Desktop app client (Google Cloud console > APIs & Services > Credentials > Create credentials > OAuth client ID > Desktop app) or register the exact redirect URI; then {login}",
-        docs: "https://developers.google.cn/oauth2authorize?hl=zh-cn",
+        docs: GOOGLE_AUTH_ERRORS,
         fallback: false,
     },
     Entry {

@@ -176,12 +176,9 @@ impl Provider for Microsoft {
         }
     }
 
-    /// Entra expires a refresh token after 90 days without use ("Refresh token lifetime",
-    /// Microsoft identity platform docs).
     fn check_ids(&self, tenant: &str, client_id: &str) -> Result<()> {
-        let tenant_ok = matches!(tenant, "common" | "organizations" | "consumers")
-            || crate::config::is_guid(tenant)
-            || is_domain(tenant);
+        let tenant_ok =
+            is_multi_tenant(tenant) || crate::config::is_guid(tenant) || is_domain(tenant);
         if !tenant_ok {
             return Err(Error::usage(format!(
                 "--tenant {tenant:?} is not a tenant: Entra names one by common, \
@@ -198,8 +195,21 @@ impl Provider for Microsoft {
         Ok(())
     }
 
+    /// Entra expires a refresh token after 90 days without use ("Refresh token lifetime",
+    /// Microsoft identity platform docs).
     fn idle_limit_days(&self) -> Option<u64> {
         Some(90)
+    }
+
+    /// Only a tenant's own endpoint can tell: on /common and its kin the app's home tenant
+    /// is not known until someone signs in.
+    fn probes_new_apps(&self, p: &Profile) -> bool {
+        !is_multi_tenant(&p.tenant)
+    }
+
+    /// AADSTS700016: "Application with identifier … was not found in the directory".
+    fn app_unknown(&self, code: Option<&str>) -> bool {
+        code == Some("AADSTS700016")
     }
 
     /// Branches on the AADSTS number where it is known and on the OAuth `error` otherwise
@@ -237,6 +247,14 @@ impl Provider for Microsoft {
             .fix(fix)
             .code(tag)
     }
+}
+
+/// `common`, `organizations`, `consumers`: endpoints for many tenants, not one.
+pub fn is_multi_tenant(tenant: &str) -> bool {
+    matches!(
+        tenant.to_ascii_lowercase().as_str(),
+        "common" | "organizations" | "consumers"
+    )
 }
 
 /// A DNS name as a tenant: at least two labels of letters, digits and inner hyphens.

@@ -61,6 +61,16 @@ pub trait Provider: Sync {
     fn check_ids(&self, _tenant: &str, _client_id: &str) -> Result<()> {
         Ok(())
     }
+    /// Whether a login of this profile asks the token endpoint, before any browser opens,
+    /// if it knows the app yet (a registration a minute old may still be replicating).
+    fn probes_new_apps(&self, _p: &Profile) -> bool {
+        false
+    }
+    /// Whether an explained error's code says the app is not known yet (rather than not
+    /// at all): worth waiting for, bounded.
+    fn app_unknown(&self, _code: Option<&str>) -> bool {
+        false
+    }
     /// Days an unused refresh token lives, when the provider expires them.
     fn idle_limit_days(&self) -> Option<u64>;
     /// An error of the token endpoint (or of the authorize redirect), explained.

@@ -11,11 +11,9 @@ pub mod register;
 
 use crate::auth::{self, Account};
 use crate::config::{Cloud, Flow, Profile};
-use crate::error::{Error, Result};
-use crate::output::Printer;
+use crate::error::Result;
 use crate::secret::Secret;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 /// Microsoft Graph Command Line Tools (the client of `Connect-MgGraph`): a public client
 /// with a loopback redirect that may ask for `Application.ReadWrite.All` on the fly.
@@ -29,6 +27,9 @@ pub struct Bootstrap<'a> {
     pub user: Option<String>,
     pub authority: Option<String>,
     pub graph_url: Option<String>,
+    /// Extra trusted roots (TLS inspection): the bootstrap sign-in and every directory call
+    /// go through the same proxy as the login that follows.
+    pub ca_file: Option<std::path::PathBuf>,
     pub device_code: bool,
     pub opts: auth::login::Options<'a>,
 }
@@ -70,6 +71,7 @@ pub async fn bootstrap_token(
         },
         authority: b.authority.clone(),
         graph_url: b.graph_url.clone(),
+        ca_file: b.ca_file.clone(),
         scopes: Some(bootstrap_scopes(graph, grant_consent, app_only)),
         ..Profile::default()
     };
@@ -90,53 +92,4 @@ pub async fn bootstrap_token(
     use oauth2::TokenResponse;
     let token = Secret::new(answer.access_token().secret().clone());
     Ok((acct, token))
-}
-
-/// Waits (bounded) until the token endpoint knows a just-created app: Entra answers
-/// AADSTS700016 for a minute or two while the registration replicates.
-pub async fn wait_until_known(acct: &Account, client_id: &str, printer: &Printer) -> Result<()> {
-    let started = Instant::now();
-    let limit = Duration::from_secs(180);
-    let mut wait = Duration::from_millis(500);
-    let mut told = false;
-    loop {
-        let probe = [
-            ("client_id", client_id),
-            ("grant_type", "authorization_code"),
-            ("code", "mailer-propagation-probe"),
-            ("redirect_uri", "http://localhost"),
-            (
-                "code_verifier",
-                "mailer-propagation-probe-mailer-propagation-probe",
-            ),
-        ];
-        let answer = acct
-            .http()?
-            .post(acct.endpoints.token.clone())
-            .form(&probe)
-            .send()
-            .await;
-        let unknown = match answer {
-            Ok(r) => r.text().await.unwrap_or_default().contains("700016"),
-            Err(e) => return Err(auth::network_error(acct, "checking the new app", &e)),
-        };
-        if !unknown {
-            return Ok(());
-        }
-        if started.elapsed() + wait > limit {
-            return Err(Error::temp(format!(
-                "Entra still does not know the new app {client_id} after {} s",
-                limit.as_secs()
-            ))
-            .why("a new app registration takes a while to reach every Entra server (AADSTS700016)")
-            .fix("wait a few minutes, then run `mailer login` (the profile already names the app)")
-            .code("AADSTS700016"));
-        }
-        if !told {
-            printer.say("Waiting for Entra to know the new app (this can take a minute or two)…");
-            told = true;
-        }
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(Duration::from_secs(10));
-    }
 }

@@ -192,21 +192,7 @@ pub async fn register(dir: &Directory<'_>, plan: &Plan, printer: &Printer) -> Re
     })?;
     let exchange = dir.resource(EXCHANGE_APP).await?;
     let mut notes = Vec::new();
-    let mut body = json!({
-        "displayName": plan.name,
-        "signInAudience": plan.audience,
-        "requiredResourceAccess": required_access(plan, &graph, exchange.as_ref(), &mut notes)?,
-    });
-    let mut credential = None;
-    if plan.app_only && !plan.secret {
-        let cert = certificate::generate(&plan.name, plan.credential_days)?;
-        body["keyCredentials"] = json!([key_credential(&cert)]);
-        credential = Some(Credential::Certificate(cert));
-    }
-    if !plan.app_only {
-        body["publicClient"] = json!({ "redirectUris": ["http://localhost"] });
-        body["isFallbackPublicClient"] = json!(true);
-    }
+    let (body, mut credential) = application(plan, &graph, exchange.as_ref(), &mut notes)?;
     let app = match dir.call(Method::POST, "/applications", Some(body)).await? {
         Ok(v) => v,
         Err(f) if f.code == "Authorization_RequestDenied" => return Err(not_allowed(f)),
@@ -245,6 +231,32 @@ pub async fn register(dir: &Directory<'_>, plan: &Plan, printer: &Printer) -> Re
         credential_expires,
         notes,
     })
+}
+
+/// The `POST /applications` body, and the certificate made for it (app-only): a public
+/// client with a loopback redirect for a person, or a confidential one for a daemon.
+fn application(
+    plan: &Plan,
+    graph: &Value,
+    exchange: Option<&Value>,
+    notes: &mut Vec<String>,
+) -> Result<(Value, Option<Credential>)> {
+    let mut body = json!({
+        "displayName": plan.name,
+        "signInAudience": plan.audience,
+        "requiredResourceAccess": required_access(plan, graph, exchange, notes)?,
+    });
+    let mut credential = None;
+    if plan.app_only && !plan.secret {
+        let cert = certificate::generate(&plan.name, plan.credential_days)?;
+        body["keyCredentials"] = json!([key_credential(&cert)]);
+        credential = Some(Credential::Certificate(cert));
+    }
+    if !plan.app_only {
+        body["publicClient"] = json!({ "redirectUris": ["http://localhost"] });
+        body["isFallbackPublicClient"] = json!(true);
+    }
+    Ok((body, credential))
 }
 
 fn field(v: &Value, k: &str) -> Result<String> {

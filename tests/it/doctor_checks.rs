@@ -85,13 +85,13 @@ fn doctor_fails_a_token_for_another_user_or_tenant() {
     assert_eq!(out.code, 0, "the same tenant: {out}");
     assert_eq!(check(&v, "access-token-graph")["status"], "ok", "{v}");
     // The domain now belongs to another tenant (the fake lets the last one added win).
+    // Doctor asks for a newly issued token, and Entra refuses the refresh token, which was
+    // issued in the old tenant: the check fails with Entra's own words, a login needed.
     s.entra.add_tenant(tenant(OTHER_TID));
     let (out, v) = doctor(&s.env, &[]);
     assert_eq!(out.code, 77, "{out}");
     assert!(
-        detail(&v, "access-token-graph").contains(&format!(
-            "issued by tenant {HOME_TID}, not the profile's contoso.example ({OTHER_TID})"
-        )),
+        detail(&v, "access-token-graph").contains("AADSTS700005"),
         "{v}"
     );
 }

@@ -2,7 +2,7 @@
 //! state forgery, timeouts, provider errors, and the token store checked before any browser.
 
 use crate::support::fake_entra::FakeEntra;
-use crate::support::harness::{Env, browse};
+use crate::support::harness::{Env, Output, browse};
 use crate::support::http;
 use std::time::{Duration, Instant};
 
@@ -103,10 +103,11 @@ fn browser_login_consents_both_resources_and_keeps_tokens_in_the_keyring() {
         get("redirect_uri")
     );
 
-    // The code redemption named one resource.
+    // The code redemption named one resource. (It is the last token request: a first login
+    // asks first whether the token endpoint knows the app.)
     let st = f.stats();
     assert_eq!(st.code_grants, 1);
-    let redeem = &st.token_requests[0];
+    let redeem = st.token_requests.last().unwrap();
     assert_eq!(redeem.grant_type, "authorization_code");
     assert!(
         !redeem.scope.clone().unwrap().contains("outlook.office.com"),
@@ -186,8 +187,10 @@ fn forged_state_is_refused_and_the_wait_goes_on() {
     assert_eq!(page.status, 200, "{}", page.text());
     let out = run.finish();
     assert_eq!(out.code, 0, "{out}");
-    // The forged code never reached the token endpoint.
-    assert_eq!(f.stats().token_requests.len(), 1);
+    // The forged code never reached the token endpoint: one redemption (of the real code),
+    // after the first login's question whether the app is known.
+    let st = f.stats();
+    assert_eq!((st.token_requests.len(), st.code_grants), (2, 1), "{st:?}");
 }
 
 #[test]
@@ -320,18 +323,29 @@ fn device_code_declined_is_explained() {
     assert!(out.stderr.contains("declined"), "{out}");
 }
 
+/// A login whose code redemption the fake refuses: the failure is armed once the browser
+/// URL is out, so that it meets the redemption and not the first login's app check.
+fn login_refused(env: &Env, f: &FakeEntra, error: &str, aadsts: u32, text: &str) -> Output {
+    let authority = f.authority();
+    let mut run = env.spawn(&login_args(&authority, &[]));
+    let url = run.authorize_url();
+    f.fail_next_token_request(400, error, aadsts, text);
+    browse(&url);
+    run.finish()
+}
+
 #[test]
 fn provider_errors_carry_the_aadsts_code_and_a_fix() {
     // Consent missing at redemption.
     let env = Env::new();
     let f = fake();
-    f.fail_next_token_request(
-        400,
+    let out = login_refused(
+        &env,
+        &f,
         "invalid_grant",
         65001,
         "The user or administrator has not consented to use the application.",
     );
-    let out = login(&env, &f, &[]);
     assert_eq!(out.code, 77, "{out}");
     assert!(out.stderr.contains("AADSTS65001"), "{out}");
     assert!(out.stderr.contains("fix:"), "{out}");
@@ -356,13 +370,13 @@ fn provider_errors_carry_the_aadsts_code_and_a_fix() {
     // Unknown app: the fake answers the authorize page itself (no redirect), so the login
     // waits; the redemption path covers 700016 instead.
     let env = Env::new();
-    f.fail_next_token_request(
-        400,
+    let out = login_refused(
+        &env,
+        &f,
         "unauthorized_client",
         700016,
         "Application with identifier 'x' was not found in the directory 'contoso.example'.",
     );
-    let out = login(&env, &f, &[]);
     assert_eq!(out.code, 78, "{out}");
     assert!(
         out.stderr.contains("AADSTS700016") && out.stderr.contains("--client-id"),
@@ -549,4 +563,35 @@ fn a_tenant_or_client_id_that_cannot_be_right_is_a_usage_error_before_any_contac
         assert!(!out.stderr.contains("authorize?"), "{out}");
     }
     assert_eq!(f.stats().authorize, 0);
+}
+
+#[test]
+fn a_first_login_waits_until_a_new_app_is_known() {
+    // An app registered a moment ago (in the portal, or by `app create` that gave up):
+    // Entra's token endpoint says AADSTS700016 for its first two questions.
+    let env = Env::new();
+    let f = FakeEntra::start();
+    f.set_new_app_propagation(2);
+    f.hooks()
+        .register_app(CLIENT, &["http://localhost".to_owned()]);
+    let out = login(&env, &f, &[]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        out.stderr
+            .contains("Waiting for the identity provider to know the app"),
+        "{out}"
+    );
+    let st = f.stats();
+    let unknown = st.errors.iter().filter(|e| e.contains("700016")).count();
+    assert_eq!((unknown, st.code_grants), (2, 1), "{st:?}");
+
+    // A later login of the same profile has tokens stored: it asks no more.
+    let before = f.stats().token_requests.len();
+    let out = login(&env, &f, &[]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(
+        f.stats().token_requests.len(),
+        before + 1,
+        "only the redemption"
+    );
 }

@@ -249,7 +249,8 @@ fn app_create_registers_a_public_client_then_login_needs_no_flags() {
         "{v}"
     );
     assert!(
-        out.stderr.contains("Waiting for Entra to know the new app"),
+        out.stderr
+            .contains("Waiting for the identity provider to know the app"),
         "{out}"
     );
     let dir = d.graph.directory();

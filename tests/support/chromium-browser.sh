@@ -1,5 +1,8 @@
 #!/bin/sh
-# $BROWSER for the end-to-end login test: real headless Chromium (flags from FACTS.md),
+# $BROWSER for the end-to-end login test: real headless Chromium, started with the flags a
+# closed network needs (no background networking, component updates or sync, which would
+# otherwise try hosts that cannot be reached) and --password-store=basic, which keeps it out
+# of the test keyring;
 # started in the background in its own session so the test can kill the whole group
 # (each start appends its group to the pid file: a setup signs in twice).
 # --dump-dom makes it exit once the page (mailer's "you can close this tab") has loaded.

@@ -469,3 +469,90 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d)
 }
+
+/// The raw-TCP counterpart of [`Server`], for fakes that speak something other than HTTP
+/// or sit in front of one (a TLS front, a scripted SMTP server): a listener on
+/// `127.0.0.1:<ephemeral port>` whose connections each run `session` on one current-thread
+/// runtime of its own thread. Dropping it stops accepting and joins the thread.
+pub struct TcpServer {
+    port: u16,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TcpServer {
+    pub fn start<F, Fut>(name: &str, session: F) -> TcpServer
+    where
+        F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap_or_else(|e| panic!("{name}: bind 127.0.0.1:0: {e}"));
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name(name.to_lowercase().replace(' ', "-"))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&rt, async move {
+                    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                    loop {
+                        tokio::select! {
+                            _ = &mut stopped => break,
+                            accepted = listener.accept() => {
+                                let Ok((tcp, _)) = accepted else { continue };
+                                tokio::task::spawn_local(session(tcp));
+                            }
+                        }
+                    }
+                });
+            })
+            .unwrap_or_else(|e| panic!("{name}: spawn: {e}"));
+        TcpServer {
+            port,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for TcpServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A TLS acceptor serving `cert` (PEM chain) with `key` (PEM), on the rustls and ring that
+/// mailer itself uses.
+pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> tokio_rustls::TlsAcceptor {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls::{self, ServerConfig};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .expect("read the certificate")
+        .collect::<Result<_, _>>()
+        .expect("parse the certificate");
+    let key = PrivateKeyDer::from_pem_file(key).expect("read the key");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("the server certificate");
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}

@@ -8,19 +8,18 @@
 //! one whose `250` it then withheld: that is the message the client cannot know about.
 //!
 //! Recipients whose local part starts with `tempfail` get `451 4.2.1`, `reject` get
-//! `550 5.1.1`, as from Exchange. Runs on its own thread and runtime; stops when dropped.
+//! `550 5.1.1`, as from Exchange. Runs on the raw-TCP skeleton ([`TcpServer`]); stops when
+//! dropped.
 
 #![allow(dead_code)]
 
+use super::server::{TcpServer, tls_acceptor};
 use base64::Engine;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_rustls::rustls::{self, ServerConfig};
 
 /// Where a session breaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,10 +82,8 @@ struct State {
 }
 
 pub struct FaultySmtp {
-    port: u16,
+    server: TcpServer,
     state: Arc<State>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 struct Setup {
@@ -101,19 +98,7 @@ fn certs_dir() -> PathBuf {
 
 fn acceptor() -> tokio_rustls::TlsAcceptor {
     let dir = certs_dir();
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("server.pem"))
-        .expect("read the server certificate")
-        .collect::<Result<_, _>>()
-        .expect("parse the server certificate");
-    let key = PrivateKeyDer::from_pem_file(dir.join("server-key.pem")).expect("read the key");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .expect("the SMTP server's certificate");
-    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    tls_acceptor(&dir.join("server.pem"), &dir.join("server-key.pem"))
 }
 
 impl FaultySmtp {
@@ -128,47 +113,20 @@ impl FaultySmtp {
             introspect: introspect.to_owned(),
             acceptor: acceptor(),
         });
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (stop, mut stopped) = tokio::sync::oneshot::channel();
         let st = state.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                loop {
-                    tokio::select! {
-                        _ = &mut stopped => break,
-                        accepted = listener.accept() => {
-                            let Ok((tcp, _)) = accepted else { continue };
-                            let (setup, st) = (setup.clone(), st.clone());
-                            tokio::spawn(async move {
-                                // A session is bounded: no test waits on a stuck one.
-                                let _ = tokio::time::timeout(
-                                    Duration::from_secs(120),
-                                    session(tcp, &setup, &st),
-                                )
-                                .await;
-                            });
-                        }
-                    }
-                }
-            });
+        let server = TcpServer::start("faulty SMTP", move |tcp| {
+            let (setup, st) = (setup.clone(), st.clone());
+            async move {
+                // A session is bounded: no test waits on a stuck one.
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(120), session(tcp, &setup, &st)).await;
+            }
         });
-        FaultySmtp {
-            port,
-            state,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
+        FaultySmtp { server, state }
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -177,17 +135,6 @@ impl FaultySmtp {
 
     pub fn sessions(&self) -> u32 {
         self.state.sessions.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for FaultySmtp {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

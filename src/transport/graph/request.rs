@@ -142,7 +142,7 @@ fn network_error_text(s: &Settings, what: &str, e: &reqwest::Error) -> Error {
     if let Some(url) = e.url() {
         why = why.replace(url.as_str(), "<url>");
     }
-    if let Some((problem, fix)) = crate::http::tls_problem(&why) {
+    if let Some((problem, fix)) = crate::http::tls_problem(e) {
         return Error::refused(format!("{what} failed: TLS with {}: {problem}", s.base))
             .why(why)
             .fix(fix);

@@ -88,7 +88,7 @@ pub(super) fn unreachable(s: &Settings, why: &str) -> Error {
 pub(super) fn connection_error(s: &Settings, e: &SmtpError) -> Error {
     let text = crate::error::chain(e);
     // rustls reports an untrusted chain inside a "connection error", not as a TLS error.
-    if let Some((what, fix)) = crate::http::tls_problem(&text) {
+    if let Some((what, fix)) = crate::http::tls_problem(e) {
         return Error::refused(format!("TLS with {}:{}: {what}", s.host, s.port))
             .why(text)
             .fix(fix);
