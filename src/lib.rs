@@ -10,6 +10,9 @@
 //! - [`message`] builds what is sent, [`deliver`] decides how it is delivered and what a
 //!   failure means, [`transport`] sends it (Graph, SMTP), [`outbox`] keeps what waits;
 //! - [`error`] is the one error type and its classes, [`explain`] what servers' codes mean;
+//! - [`doctor`] checks everything a send needs, [`notify`] warns before a login or a
+//!   credential runs out, [`setup`] registers the app and finds the tenant (Microsoft Entra);
+//! - [`pace`] keeps bulk sends under the mailbox's rate limit;
 //! - [`config`], [`secret`], [`http`], [`fsutil`] and [`sendmail_args`] are the small parts.
 //!
 //! README.md ("How the code is laid out") has the same map with one line per module.

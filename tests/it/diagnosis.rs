@@ -451,6 +451,53 @@ fn fallback_from_graph_to_smtp_for_a_mailbox_without_rest() {
 }
 
 #[test]
+fn fallback_to_smtp_for_a_large_message_without_mail_readwrite() {
+    let s = file_stand(SmtpOptions::default(), &[]);
+    let big = s.env.path("big.bin");
+    // Over Graph's 4 MB request once base64 is added; the profile has no Mail.ReadWrite.
+    std::fs::write(&big, vec![0x5a_u8; 3_500_000]).unwrap();
+    let v = sent_via(
+        &s,
+        &["--attach", big.to_str().unwrap(), "--fallback", "smtp"],
+        "smtp",
+        "graph",
+    );
+    assert!(
+        v["fallback_reason"]
+            .as_str()
+            .unwrap()
+            .contains("Mail.ReadWrite"),
+        "{v}"
+    );
+    assert_eq!(s.smtp().messages().len(), 1);
+    assert_eq!(s.graph.delivered().len(), 0);
+}
+
+#[test]
+fn no_fallback_when_smtp_denies_send_as() {
+    let s = file_stand(
+        SmtpOptions {
+            send_as_denied: true,
+            ..SmtpOptions::default()
+        },
+        &["--transport", "smtp"],
+    );
+    let out = s.env.send_simple(
+        "ann@example.com",
+        "as support",
+        &["--from", "support@contoso.example", "--fallback", "graph"],
+    );
+    assert_eq!(out.code, 69, "{out}");
+    assert!(out.stderr.contains("5.7.60"), "{out}");
+    assert_eq!(
+        s.graph.delivered().len(),
+        0,
+        "a denied send-as fails everywhere"
+    );
+    assert_eq!(s.smtp().messages().len(), 0);
+}
+
+#[test]
 fn refresh_and_graph_send_go_through_a_connect_proxy() {
     let s = file_stand(SmtpOptions::default(), &[]);
     let ca = SmtpServer::ca_file();
@@ -522,6 +569,19 @@ fn refresh_and_graph_send_go_through_a_connect_proxy() {
     let out = with_proxy(&["token", "--refresh"], Some("127.0.0.1"));
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(proxy.tunnels().len(), before, "NO_PROXY is honoured");
+
+    // The lower-case names, as curl and most Unix tools spell them, work the same.
+    let mut c = s.env.command(&["token", "--refresh"]);
+    c.env("https_proxy", proxy.url());
+    let out = s.env.run_cmd(c, None);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(proxy.tunnels().len(), before + 1, "https_proxy is honoured");
+    let mut c = s.env.command(&["token", "--refresh"]);
+    c.env("https_proxy", proxy.url())
+        .env("no_proxy", "127.0.0.1");
+    let out = s.env.run_cmd(c, None);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(proxy.tunnels().len(), before + 1, "no_proxy is honoured");
 }
 
 /// The full `mailer explain` text of every entry, against tests/golden/explain.txt (run with

@@ -545,3 +545,83 @@ fn setup_end_to_end_with_chromium() {
     );
     assert_eq!(d.env.run(&["status"], None).code, 0);
 }
+
+/// `setup --client-id` for a GCC High address: the profile signs in at that cloud and asks
+/// for its Graph, not the global one (discovery's cloud goes with its tenant).
+#[test]
+fn setup_with_a_client_id_keeps_the_cloud_discovery_found() {
+    let d = Directory::new();
+    const HIGH: &str = "22222222-0000-4000-8000-000000000002";
+    d.entra
+        .add_tenant(tenant(HIGH, "high.example", FakeCloud::GccHigh, None));
+    d.entra.add_public_client(CLIENT, &["http://localhost"]);
+    let mut args: Vec<String> = [
+        "setup",
+        "--user",
+        "ada@high.example",
+        "--client-id",
+        CLIENT,
+        "--no-test-send",
+        "--token-store",
+        "file",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    args.extend(d.endpoints());
+    args.push("--no-browser".into());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut run = d.env.spawn(&refs);
+    let url = run.authorize_url();
+    assert!(
+        url.contains(&format!("/{HIGH}/oauth2/v2.0/authorize")),
+        "{url}"
+    );
+    assert!(
+        url.contains("graph.microsoft.us%2FMail.Send"),
+        "the US Gov Graph's scope: {url}"
+    );
+    assert_eq!(browse(&url).status, 200);
+    let out = run.finish();
+    assert_eq!(out.code, 0, "{out}");
+    let p = d.profile();
+    assert_eq!(
+        (p["tenant"].as_str(), p["cloud"].as_str()),
+        (Some(HIGH), Some("usgov")),
+        "{p:?}"
+    );
+    assert!(out.stdout.contains("Ready"), "{out}");
+}
+
+/// `--name` and `--large-attachments` reach the registration, and a service principal that
+/// Graph cannot create yet (the new application is still replicating) is asked for again.
+#[test]
+fn app_create_names_the_app_asks_for_large_attachments_and_waits_for_replication() {
+    let d = Directory::new();
+    d.graph.set_sp_propagation(2);
+    let out = d.run_signing_in(
+        &[
+            "app",
+            "create",
+            "--user",
+            USER,
+            "--name",
+            "nightly reports",
+            "--large-attachments",
+            "--json",
+        ],
+        1,
+    );
+    assert_eq!(out.code, 0, "{out}");
+    let dir = d.graph.directory();
+    let app = &dir.apps[0];
+    assert_eq!(app.display_name, "nightly reports");
+    assert!(
+        app.required
+            .iter()
+            .any(|(_, v, t)| v == "Mail.ReadWrite" && t == "Scope"),
+        "{:?}",
+        app.required
+    );
+    assert!(app.service_principal_id.is_some(), "created after the wait");
+    assert_eq!(d.profile()["large_attachments"].as_bool(), Some(true));
+}

@@ -43,6 +43,9 @@ pub struct SmtpOptions {
     pub reject: Option<(&'static str, u32)>,
     /// Every AUTH gets `535 5.7.139 … SmtpClientAuthentication is disabled for the Tenant …`.
     pub disabled: bool,
+    /// A `MAIL FROM` other than the authenticated user gets Exchange's `550 5.7.60` (the
+    /// user may not send as that mailbox).
+    pub send_as_denied: bool,
     /// `Some(ms)`: wait this long before the greeting instead of smtp-server's fixed 100 ms
     /// early-talker delay (benchmarks use 0 so that only the client's cost is measured).
     pub greeting_delay_ms: Option<u32>,
@@ -112,6 +115,7 @@ impl SmtpServer {
             "secure": opts.secure,
             "introspect": opts.introspect,
             "disabled": opts.disabled,
+            "sendAsDenied": opts.send_as_denied,
             "outDir": out.path(),
         });
         if let Some(ms) = opts.greeting_delay_ms {

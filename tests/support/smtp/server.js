@@ -17,6 +17,9 @@
 //                       "334": Gmail-style `334 <base64 JSON {"status":"401",...}>`, the client
 //                       answers an empty line, then `535 5.7.3 Authentication unsuccessful`.
 //   disabled    bool    every AUTH gets Exchange's "SmtpClientAuthentication is disabled" 535.
+//   sendAsDenied bool   a MAIL FROM other than the authenticated user gets Exchange's
+//                       `550 5.7.60 SMTP; Client does not have permissions to send as this sender`
+//                       (default: every send-as is allowed, as for a delegate with the right).
 //   outDir      string  where accepted messages (<n>.eml, then <n>.json) and stats.json go.
 //   greetingDelayMs  number  smtp-server waits 100 ms before its greeting to catch early
 //                       talkers; benchmarks set 0 so that the client's own cost is measured.
@@ -184,7 +187,13 @@ const server = new SMTPServer({
     tokenIsGood(auth.username, auth.accessToken).then(finish, () => finish(false));
   },
 
-  onMailFrom(_address, _session, callback) {
+  onMailFrom(address, session, callback) {
+    const from = String(address.address).toLowerCase();
+    if (opts.sendAsDenied && session.user && from !== String(session.user).toLowerCase()) {
+      return callback(
+        smtpError(550, '5.7.60 SMTP; Client does not have permissions to send as this sender'),
+      );
+    }
     callback();
   },
 
