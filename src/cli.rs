@@ -144,12 +144,32 @@ impl Default for SignInArgs {
 
 #[derive(Args, Debug, Default)]
 pub struct LoginArgs {
+    /// Identity provider [default: microsoft]
+    #[arg(long, value_enum)]
+    pub provider: Option<ProviderKind>,
     /// Tenant: common, organizations, consumers, a tenant GUID or a domain [default: common]
     #[arg(long)]
     pub tenant: Option<String>,
-    /// Application (client) ID of the Entra app registration; remembered in the profile
+    /// Application (client) ID of the Entra app registration (or the Google / custom OAuth
+    /// client ID); remembered in the profile
     #[arg(long, value_name = "ID")]
     pub client_id: Option<String>,
+    /// Google Workspace: a service account's JSON key file, for domain-wide delegation
+    /// (sends as --user; the key goes to the token store)
+    #[arg(long, value_name = "KEY.json", requires = "user", conflicts_with_all = ["device_code", "app_only", "client_id"])]
+    pub service_account: Option<PathBuf>,
+    /// Google / custom: the sign-in page, instead of the provider's
+    #[arg(long, value_name = "URL")]
+    pub authorize_url: Option<String>,
+    /// Google / custom: the token endpoint, instead of the provider's
+    #[arg(long, value_name = "URL")]
+    pub token_url: Option<String>,
+    /// Google: the Gmail API host, instead of https://gmail.googleapis.com
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
+    /// SASL mechanism for SMTP AUTH [default: xoauth2]
+    #[arg(long, value_enum)]
+    pub sasl: Option<Sasl>,
     /// Read the client secret of a confidential ("Web") app from stdin (or set MAILER_CLIENT_SECRET)
     #[arg(long)]
     pub client_secret_stdin: bool,
@@ -432,7 +452,9 @@ pub enum TokenFormat {
     Json,
 }
 
-pub use crate::config::{ClientAuth, Cloud, SmtpSecurity, TokenStoreKind, TransportKind};
+pub use crate::config::{
+    ClientAuth, Cloud, ProviderKind, Sasl, SmtpSecurity, TokenStoreKind, TransportKind,
+};
 
 #[cfg(test)]
 mod tests {

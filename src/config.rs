@@ -27,6 +27,9 @@ pub struct Config {
 pub struct Profile {
     #[serde(default)]
     pub provider: ProviderKind,
+    /// Entra's tenant (GUID, domain, or common/organizations/consumers); other providers
+    /// have none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub tenant: String,
     pub client_id: String,
     pub user: String,
@@ -52,12 +55,27 @@ pub struct Profile {
     pub authority: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub graph_url: Option<String>,
+    /// Google and custom providers: where the sign-in page, the token endpoint and (Google)
+    /// the Gmail API are, when not at the provider's own hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorize_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smtp_host: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smtp_port: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smtp_security: Option<SmtpSecurity>,
+    /// The SASL mechanism of SMTP AUTH (default xoauth2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sasl: Option<Sasl>,
+    /// A Google service account's address (`…@….iam.gserviceaccount.com`): the issuer of
+    /// its signed assertions (flow `service_account`). Its key is in the token store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
     /// App-only with a certificate: the certificate and private key (PEM paths).
@@ -116,13 +134,14 @@ macro_rules! string_enum {
     };
 }
 
-string_enum!(ProviderKind { Microsoft = "microsoft" } default Microsoft);
-string_enum!(TransportKind { Graph = "graph", Smtp = "smtp" } default Graph);
+string_enum!(ProviderKind { Microsoft = "microsoft", Google = "google", Custom = "custom" } default Microsoft);
+string_enum!(TransportKind { Graph = "graph", Smtp = "smtp", Gmail = "gmail" } default Graph);
 string_enum!(Cloud { Global = "global", UsGov = "usgov", UsGovDod = "usgov-dod", China = "china" } default Global);
-string_enum!(Flow { AuthorizationCode = "authorization_code", DeviceCode = "device_code", ClientCredentials = "client_credentials" } default AuthorizationCode);
+string_enum!(Flow { AuthorizationCode = "authorization_code", DeviceCode = "device_code", ClientCredentials = "client_credentials", ServiceAccount = "service_account" } default AuthorizationCode);
 string_enum!(TokenStoreKind { Keyring = "keyring", File = "file" } default Keyring);
 string_enum!(ClientAuth { Basic = "basic", Post = "post" } default Post);
 string_enum!(SmtpSecurity { Starttls = "starttls", Tls = "tls" } default Starttls);
+string_enum!(Sasl { Xoauth2 = "xoauth2", Oauthbearer = "oauthbearer" } default Xoauth2);
 
 /// Where the config file lives: the explicit path, else the platform config dir.
 pub fn default_path() -> Result<PathBuf> {

@@ -189,6 +189,13 @@ impl<'a> Delivery<'a> {
 
     pub async fn deliver(&mut self, req: &Request) -> Result<Outcome> {
         let kind = req.transport.unwrap_or(self.acct.profile.transport);
+        self.acct.check_transport(kind)?;
+        if let Some(note) = req.outgoing.send_as.as_ref().and_then(|from| {
+            let user = &self.acct.profile.user;
+            self.acct.provider.send_as_note(from.email.as_ref(), user)
+        }) {
+            self.printer.warn(note);
+        }
         let ahead = match req.queue {
             true => self.write_ahead(req, kind)?,
             false => None,

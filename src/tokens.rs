@@ -211,15 +211,19 @@ impl Renewal {
         let answer = match &self.state {
             TokenState::AppOnly => {
                 tracing::debug!(profile = %acct.name, %transport, "minting an app-only token");
-                let cred = auth::client_credentials::Credential::of(&self.record);
-                auth::client_credentials::mint(acct, cred, transport).await?
+                auth::mint(acct, &self.record, transport).await?
             }
             TokenState::Refreshable(rt)
             | TokenState::IdleExpired {
                 refresh_token: rt, ..
             } => {
                 tracing::debug!(profile = %acct.name, %transport, "refreshing the access token");
-                auth::refresh(acct, &self.record, rt, transport).await?
+                auth::refresh(acct, &self.record, rt, transport)
+                    .await
+                    .map_err(|e| {
+                        acct.provider
+                            .refresh_failed(e, &self.record, now(), &acct.fill())
+                    })?
             }
             TokenState::Fresh(_) | TokenState::NeedsLogin(_) => {
                 return Err(acct.not_logged_in());

@@ -74,6 +74,24 @@ impl Account {
         })
     }
 
+    /// Refuses a transport the profile's provider does not offer (`--transport graph` for a
+    /// Google account).
+    pub fn check_transport(&self, t: crate::config::TransportKind) -> Result<()> {
+        let offered = self.provider.transports();
+        if offered.contains(&t) {
+            return Ok(());
+        }
+        let names: Vec<&str> = offered.iter().map(|t| t.as_str()).collect();
+        Err(Error::usage(format!(
+            "{} accounts do not send through {t}",
+            self.provider.display_name()
+        ))
+        .fix(format!(
+            "use --transport {}",
+            names.join(" or --transport ")
+        )))
+    }
+
     /// ` --profile NAME` for printed commands, nothing for the default profile.
     pub fn profile_flag(&self) -> String {
         crate::config::profile_flag(&self.name)
@@ -117,8 +135,8 @@ impl Account {
             });
         }
         if let Some(path) = &p.certificate {
-            let der = super::client_credentials::pem_block(path, &["CERTIFICATE"])?;
-            let t = not_after(&der).ok_or_else(|| {
+            let der = super::keys::pem_block(path, &["CERTIFICATE"])?;
+            let t = super::keys::not_after(&der).ok_or_else(|| {
                 Error::config(format!(
                     "cannot read the expiry of the certificate {}",
                     path.display()
@@ -151,79 +169,4 @@ fn cache_for(name: &str, p: &Profile, endpoints: &Endpoints, config_path: &Path)
             p.flow.as_str(),
         ]),
     )
-}
-
-/// `notAfter` of an X.509 certificate (RFC 5280 section 4.1.2.5), from its DER.
-fn not_after(der: &[u8]) -> Option<u64> {
-    let (_, cert, _) = der_item(der)?;
-    let (_, tbs, _) = der_item(cert)?;
-    let mut rest = tbs;
-    // version [0] (optional), serialNumber, signature, issuer, then validity.
-    if rest.first() == Some(&0xa0) {
-        rest = der_item(rest)?.2;
-    }
-    for _ in 0..3 {
-        rest = der_item(rest)?.2;
-    }
-    let (_, validity, _) = der_item(rest)?;
-    let (_, _, after) = der_item(validity)?;
-    let (tag, time, _) = der_item(after)?;
-    let text = std::str::from_utf8(time).ok()?;
-    let full = match tag {
-        0x17 => format!(
-            "{}{}",
-            if text[..2].parse::<u32>().ok()? >= 50 {
-                "19"
-            } else {
-                "20"
-            },
-            text
-        ),
-        0x18 => text.to_owned(),
-        _ => return None,
-    };
-    let n = |r: std::ops::Range<usize>| full.get(r)?.parse::<i64>().ok();
-    crate::output::unix_from_civil(
-        n(0..4)?,
-        n(4..6)?,
-        n(6..8)?,
-        n(8..10)? * 3600 + n(10..12)? * 60 + n(12..14)?,
-    )
-}
-
-/// One DER item: (tag, content, what follows).
-fn der_item(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = data.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (first as usize, rest)
-    } else {
-        let n = (first & 0x7f) as usize;
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        (
-            rest[..n].iter().fold(0usize, |a, b| a << 8 | *b as usize),
-            &rest[n..],
-        )
-    };
-    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn der_lengths() {
-        assert_eq!(
-            der_item(&[0x30, 0x01, 0xff, 0x00]),
-            Some((0x30, &[0xff][..], &[0x00][..]))
-        );
-        assert_eq!(
-            der_item(&[0x30, 0x81, 0x01, 0x05]),
-            Some((0x30, &[0x05][..], &[][..]))
-        );
-        assert_eq!(der_item(&[0x30, 0x05, 0x01]), None);
-    }
 }

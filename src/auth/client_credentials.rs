@@ -6,14 +6,13 @@
 //! token URL, as Entra documents). Tokens are for `{resource}/.default`: the application
 //! permissions an admin granted. The key is read from its file each time and never copied.
 
-use super::{Account, TokenAnswer};
+use super::{Account, TokenAnswer, keys};
 use crate::config::TransportKind;
 use crate::error::{Error, Result};
 use crate::output::Printer;
 use crate::secret::Secret;
 use base64::Engine;
 use oauth2::Scope;
-use std::path::Path;
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const ASSERTION_LIFETIME: u64 = 600;
@@ -98,25 +97,19 @@ fn signing_key(
         )
     };
     let cert_path = p.certificate.as_ref().ok_or_else(missing)?;
-    let cert = pem_block(cert_path, &["CERTIFICATE"])?;
-    let labels = ["PRIVATE KEY", "RSA PRIVATE KEY"];
-    let (where_, (label, key)) = match (&p.private_key, stored_key) {
-        (Some(path), _) => (path.display().to_string(), pem_labeled(path, &labels)?),
-        (None, Some(k)) => (
-            "the key in the token store".to_owned(),
-            pem_decode(k.expose(), &labels)
-                .map_err(|e| e.fix(format!("log in again: {}", acct.login_command())))?,
-        ),
+    let cert = keys::pem_block(cert_path, &["CERTIFICATE"])?;
+    let pair = match (&p.private_key, stored_key) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::config(format!("cannot read {}: {e}", path.display()))
+                    .fix("check --private-key")
+            })?;
+            keys::rsa_key(&text, &path.display().to_string())?
+        }
+        (None, Some(k)) => keys::rsa_key(k.expose(), "the key in the token store")
+            .map_err(|e| e.fix(format!("log in again: {}", acct.login_command())))?,
         (None, None) => return Err(missing()),
     };
-    let pair = match label.as_str() {
-        "PRIVATE KEY" => ring::signature::RsaKeyPair::from_pkcs8(&key),
-        _ => ring::signature::RsaKeyPair::from_der(&key),
-    }
-    .map_err(|e| {
-        Error::config(format!("{where_} is not a usable RSA private key: {e}"))
-            .fix("pass the certificate's RSA key as PEM (openssl pkey -in key -out key.pem)")
-    })?;
     Ok((cert, pair))
 }
 
@@ -127,76 +120,15 @@ fn assertion(acct: &Account, stored_key: Option<&Secret>) -> Result<Secret> {
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let thumbprint = b64.encode(ring::digest::digest(&ring::digest::SHA256, &cert));
     let now = crate::tokens::now();
-    let jti = {
-        let mut bytes = [0u8; 16];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-            .map_err(|_| Error::internal("no randomness for the client assertion"))?;
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    };
-    let header = serde_json::json!({ "alg": "PS256", "typ": "JWT", "x5t#S256": thumbprint });
     let claims = serde_json::json!({
         "aud": acct.endpoints.token.as_str(),
-        "iss": p.client_id, "sub": p.client_id, "jti": jti,
+        "iss": p.client_id, "sub": p.client_id, "jti": keys::random_id()?,
         "nbf": now, "iat": now, "exp": now + ASSERTION_LIFETIME,
     });
-    let signing_input = format!(
-        "{}.{}",
-        b64.encode(header.to_string()),
-        b64.encode(claims.to_string())
-    );
-    let mut signature = vec![0u8; pair.public().modulus_len()];
-    pair.sign(
-        &ring::signature::RSA_PSS_SHA256,
-        &ring::rand::SystemRandom::new(),
-        signing_input.as_bytes(),
-        &mut signature,
-    )
-    .map_err(|_| Error::internal("signing the client assertion failed"))?;
-    Ok(Secret::new(format!(
-        "{signing_input}.{}",
-        b64.encode(signature)
-    )))
-}
-
-pub fn pem_block(path: &Path, labels: &[&str]) -> Result<Vec<u8>> {
-    pem_labeled(path, labels).map(|(_, der)| der)
-}
-
-/// The first PEM block with one of `labels` in a file, decoded; the label found.
-fn pem_labeled(path: &Path, labels: &[&str]) -> Result<(String, Vec<u8>)> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::config(format!("cannot read {}: {e}", path.display()))
-            .fix("check --certificate / --private-key")
-    })?;
-    pem_decode(&text, labels).map_err(|e| Error {
-        what: format!("{}: {}", path.display(), e.what),
-        ..e
-    })
-}
-
-/// The first PEM block with one of `labels` in `text`, decoded; the label found.
-fn pem_decode(text: &str, labels: &[&str]) -> Result<(String, Vec<u8>)> {
-    for label in labels {
-        let begin = format!("-----BEGIN {label}-----");
-        let end = format!("-----END {label}-----");
-        if let Some(start) = text.find(&begin) {
-            let rest = &text[start + begin.len()..];
-            let Some(stop) = rest.find(&end) else { break };
-            let body: String = rest[..stop]
-                .chars()
-                .filter(|c| !c.is_whitespace())
-                .collect();
-            let der = base64::engine::general_purpose::STANDARD
-                .decode(body)
-                .map_err(|e| {
-                    Error::config(format!("a damaged PEM block: {e}")).fix("export it again")
-                })?;
-            return Ok((label.to_string(), der));
-        }
-    }
-    Err(
-        Error::config(format!("no {} PEM block", labels.join(" or "))).fix(
-            "pass PEM files: the certificate (BEGIN CERTIFICATE) and its key (BEGIN PRIVATE KEY)",
-        ),
+    keys::sign(
+        keys::Alg::Ps256,
+        serde_json::json!({ "x5t#S256": thumbprint }),
+        &claims,
+        &pair,
     )
 }

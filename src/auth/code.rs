@@ -66,10 +66,15 @@ pub async fn sign_in(
         .wait(&state, opts.timeout)
         .map_err(|e| e.explain(acct))?;
     let token_scopes = acct.provider.token_scopes(p, p.transport);
-    client
+    let mut redeem = client
         .exchange_code(AuthorizationCode::new(code.expose().to_owned()))
-        .set_pkce_verifier(verifier)
-        .add_extra_param("scope", token_scopes.join(" "))
+        .set_pkce_verifier(verifier);
+    // Entra wants the one resource this token is for; providers whose tokens carry every
+    // granted scope get none.
+    if !token_scopes.is_empty() {
+        redeem = redeem.add_extra_param("scope", token_scopes.join(" "));
+    }
+    redeem
         .request_async(acct.http()?)
         .await
         .map_err(|e| super::request_error(acct, e, "redeeming the sign-in code"))

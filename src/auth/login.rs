@@ -7,7 +7,7 @@
 //! flow decides how the person (or the app) signs in; each flow is one file.
 
 use super::{Account, TokenAnswer, apply_response, client_credentials, code, device};
-use crate::config::{Cloud, Flow, Profile, TokenStoreKind, TransportKind};
+use crate::config::{Cloud, Flow, Profile, ProviderKind, TokenStoreKind};
 use crate::error::{Error, Result};
 use crate::output::Printer;
 use crate::secret::Secret;
@@ -27,14 +27,19 @@ pub struct Options<'a> {
     pub printer: &'a Printer,
 }
 
+/// What the app proves itself with at this login, kept in the token store with the tokens.
+#[derive(Default)]
+pub struct AppCredentials {
+    pub client_secret: Option<Secret>,
+    /// A certificate's or a service account's private key (PEM).
+    pub private_key: Option<Secret>,
+    /// A service account key's id.
+    pub key_id: Option<String>,
+}
+
 /// Signs in and stores the tokens. `acct.profile.user` is filled from the sign-in when
 /// the caller did not give one; the caller then writes the profile to the config.
-pub async fn login(
-    acct: &mut Account,
-    secret: Option<Secret>,
-    private_key: Option<Secret>,
-    opts: &Options<'_>,
-) -> Result<()> {
+pub async fn login(acct: &mut Account, creds: AppCredentials, opts: &Options<'_>) -> Result<()> {
     acct.http()?; // a bad --ca-file fails now, not after the sign-in
     acct.store.check_writable()?;
     let p = &acct.profile;
@@ -44,8 +49,9 @@ pub async fn login(
     let now = crate::tokens::now();
     let mut record = Record {
         version: Record::VERSION,
-        client_secret: secret,
-        private_key,
+        client_secret: creds.client_secret,
+        private_key: creds.private_key,
+        key_id: creds.key_id,
         ..Default::default()
     };
     let answer = sign_in(acct, &record, opts).await?;
@@ -84,6 +90,7 @@ async fn sign_in(acct: &Account, record: &Record, opts: &Options<'_>) -> Result<
             device::sign_in(acct, secret, &scopes, opts).await
         }
         Flow::AuthorizationCode => code::sign_in(acct, secret, opts).await,
+        Flow::ServiceAccount => super::service_account::sign_in(acct, record).await,
     }
 }
 
@@ -141,12 +148,21 @@ pub fn login_command(name: &str, p: &Profile) -> String {
     if name != "default" {
         add("--profile", Some(name.to_owned()));
     }
-    add("--tenant", Some(p.tenant.clone()));
-    add("--client-id", Some(p.client_id.clone()));
+    let provider = crate::provider::of(p.provider);
+    if p.provider != ProviderKind::default() {
+        add("--provider", Some(p.provider.to_string()));
+    }
+    if !p.tenant.is_empty() {
+        add("--tenant", Some(p.tenant.clone()));
+    }
+    // A service account's client id comes from its key file.
+    if p.flow != Flow::ServiceAccount {
+        add("--client-id", Some(p.client_id.clone()));
+    }
     if p.cloud != Cloud::Global {
         add("--cloud", Some(p.cloud.to_string()));
     }
-    if p.transport != TransportKind::Graph {
+    if p.transport != provider.default_transport() {
         add("--transport", Some(p.transport.to_string()));
     }
     for (flag, value) in flow_flags(p) {
@@ -166,12 +182,16 @@ pub fn login_command(name: &str, p: &Profile) -> String {
     for (flag, v) in [
         ("--authority", p.authority.clone()),
         ("--graph-url", p.graph_url.clone()),
+        ("--authorize-url", p.authorize_url.clone()),
+        ("--token-url", p.token_url.clone()),
+        ("--api-url", p.api_url.clone()),
         ("--smtp-host", p.smtp_host.clone()),
         ("--redirect-uri", p.redirect_uri.clone()),
         ("--smtp-port", p.smtp_port.map(|n| n.to_string())),
         ("--smtp-security", p.smtp_security.map(|s| s.to_string())),
         ("--ca-file", display(&p.ca_file)),
         ("--client-auth", p.client_auth.map(|a| a.to_string())),
+        ("--sasl", p.sasl.map(|a| a.to_string())),
     ] {
         if let Some(v) = v {
             add(flag, Some(v));
@@ -197,6 +217,11 @@ fn flow_flags(p: &Profile) -> Vec<(&'static str, Option<String>)> {
             }
             flags
         }
+        // The key file may be gone by now; KEY.json stands for a new one.
+        Flow::ServiceAccount => vec![
+            ("--service-account", Some("KEY.json".to_owned())),
+            ("--user", Some(p.user.clone())),
+        ],
     }
 }
 
@@ -241,7 +266,7 @@ mod tests {
             login_command("default", &p),
             "mailer login --tenant contoso.com --client-id abc"
         );
-        p.transport = TransportKind::Smtp;
+        p.transport = crate::config::TransportKind::Smtp;
         p.token_store = TokenStoreKind::File;
         p.authority = Some("http://127.0.0.1:5/x y".into());
         assert_eq!(

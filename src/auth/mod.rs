@@ -11,8 +11,10 @@ pub mod client_credentials;
 pub mod code;
 pub mod device;
 pub mod errors;
+pub mod keys;
 pub mod login;
 pub mod propagation;
+pub mod service_account;
 
 pub use account::Account;
 
@@ -33,18 +35,43 @@ use serde::{Deserialize, Serialize};
 
 /// What each flow is, in one place: callers ask, they do not compare flows.
 impl Flow {
-    /// The app acts as itself (client credentials): no person, no refresh token, and no
-    /// `/me` in Graph.
+    /// Tokens are minted from the app's own credential (a client secret, a certificate, a
+    /// service account key): no person, no refresh token, nothing that expires unused.
     pub fn is_app_only(self) -> bool {
         match self {
-            Flow::ClientCredentials => true,
+            Flow::ClientCredentials | Flow::ServiceAccount => true,
             Flow::AuthorizationCode | Flow::DeviceCode => false,
+        }
+    }
+
+    /// The app acts as itself, not as a mailbox (client credentials): Graph has no `/me`
+    /// for it. A service account acts as the mailbox it impersonates.
+    pub fn acts_as_itself(self) -> bool {
+        match self {
+            Flow::ClientCredentials => true,
+            Flow::ServiceAccount | Flow::AuthorizationCode | Flow::DeviceCode => false,
         }
     }
 
     /// A login with this flow needs a person at a browser.
     pub fn needs_a_person(self) -> bool {
         !self.is_app_only()
+    }
+}
+
+/// A new access token from the app's own credential, the way the profile's flow makes one.
+pub async fn mint(
+    acct: &Account,
+    record: &Record,
+    transport: TransportKind,
+) -> Result<TokenAnswer> {
+    match acct.profile.flow {
+        Flow::ClientCredentials => {
+            let cred = client_credentials::Credential::of(record);
+            client_credentials::mint(acct, cred, transport).await
+        }
+        Flow::ServiceAccount => service_account::mint(acct, record, transport).await,
+        Flow::AuthorizationCode | Flow::DeviceCode => Err(acct.not_logged_in()),
     }
 }
 

@@ -222,6 +222,7 @@ fn new_profile(
     registered: &Registered,
 ) -> Profile {
     Profile {
+        provider: crate::config::ProviderKind::Microsoft,
         tenant: plan.tenant_id.clone(),
         client_id: registered.client_id.clone(),
         user: i.user.unwrap_or_default(),
@@ -298,14 +299,7 @@ fn default_name() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
         .unwrap_or_else(|_| "user".into());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .or_else(|| std::env::var("COMPUTERNAME").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".into());
-    format!("mailer ({user}@{host})")
+    format!("mailer ({user}@{})", crate::fsutil::host_name())
 }
 
 fn print(ctx: &Context, a: &AppCreateArgs, c: &Created) -> Result<()> {

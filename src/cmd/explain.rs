@@ -12,6 +12,9 @@ pub fn run(ctx: &Context, words: Vec<String>) -> Result<()> {
     let fill = fill(ctx);
     let prefer = match ctx.profile().map(|p| p.provider) {
         Some(ProviderKind::Microsoft) | None => Source::Entra,
+        Some(ProviderKind::Google) => Source::Google,
+        // A custom provider's errors are standard OAuth ones; its server speaks SMTP.
+        Some(ProviderKind::Custom) => Source::Smtp,
     };
     let found = query.matches(prefer);
     let Some(first) = found.first() else {

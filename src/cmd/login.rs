@@ -3,7 +3,7 @@
 
 use crate::auth::{self, Account};
 use crate::cli::LoginArgs;
-use crate::config::{Flow, Profile, TokenStoreKind};
+use crate::config::{Flow, Profile, ProviderKind, TokenStoreKind};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::provider;
@@ -14,9 +14,16 @@ use std::time::Duration;
 pub(super) async fn run(ctx: &mut Context, args: LoginArgs) -> Result<()> {
     let name = ctx.profile_name.clone();
     let existing = ctx.profile().cloned();
-    let mut profile = merge(existing.as_ref(), &args)?;
+    let key = args
+        .service_account
+        .as_deref()
+        .map(auth::service_account::KeyFile::read)
+        .transpose()?;
+    let mut profile = merge(existing.as_ref(), &args, key.as_ref())?;
     let knows_tenant = args.tenant.is_some() || args.cloud.is_some() || existing.is_some();
-    if let (Some(user), false) = (&args.user, knows_tenant) {
+    if let (Some(user), false, ProviderKind::Microsoft) =
+        (&args.user, knows_tenant, profile.provider)
+    {
         discover_tenant(ctx, &mut profile, user).await?;
     }
     // `login` runs its flow even with a piped stdin; only an explicit --non-interactive
@@ -42,7 +49,18 @@ pub(super) async fn run(ctx: &mut Context, args: LoginArgs) -> Result<()> {
         None => stored.client_secret,
     };
     // A key file named now wins over a stored key.
-    let private_key = stored.private_key.filter(|_| args.private_key.is_none());
+    let creds = match key {
+        Some(k) => auth::login::AppCredentials {
+            client_secret: None,
+            private_key: Some(k.private_key),
+            key_id: Some(k.private_key_id),
+        },
+        None => auth::login::AppCredentials {
+            client_secret: secret,
+            private_key: stored.private_key.filter(|_| args.private_key.is_none()),
+            key_id: stored.key_id,
+        },
+    };
     let opts = auth::login::Options {
         no_browser: args.sign_in.no_browser,
         login_hint: args.login_hint.as_deref(),
@@ -51,7 +69,7 @@ pub(super) async fn run(ctx: &mut Context, args: LoginArgs) -> Result<()> {
         new_app,
         printer: &ctx.printer,
     };
-    auth::login::login(&mut acct, secret, private_key, &opts).await?;
+    auth::login::login(&mut acct, creds, &opts).await?;
     if let Some(old) = &existing {
         auth::login::forget_old_store(&name, old.token_store, acct.profile.token_store);
     }
@@ -63,10 +81,14 @@ pub(super) async fn run(ctx: &mut Context, args: LoginArgs) -> Result<()> {
         "status": "logged_in", "profile": name, "user": p.user, "tenant": p.tenant,
         "transport": p.transport.as_str(), "token_store": acct.store.kind().as_str(),
     }))?;
+    let tenant = match p.tenant.as_str() {
+        "" => String::new(),
+        t => format!("tenant {t}, "),
+    };
     ctx.printer.say(format!(
-        "Logged in as {} (profile \"{name}\", tenant {}, transport {}); tokens kept in {}.",
+        "Logged in as {} (profile \"{name}\", {} {tenant}transport {}); tokens kept in {}.",
         p.user,
-        p.tenant,
+        acct.provider.display_name(),
         p.transport,
         acct.store.describe()
     ));
@@ -100,23 +122,44 @@ async fn discover_tenant(ctx: &Context, profile: &mut Profile, user: &str) -> Re
 /// The profile this login will create: flags over the existing profile over defaults.
 // Long because it is one struct literal, a line or three per field; split, the precedence
 // rule (flag, then profile, then default) would be spread over helpers that each say it once.
-fn merge(existing: Option<&Profile>, a: &LoginArgs) -> Result<Profile> {
-    let client_id = a.client_id.clone().or_else(|| existing.map(|p| p.client_id.clone())).ok_or_else(|| {
-        Error::usage("--client-id is required the first time a profile logs in")
-            .fix("pass the Application (client) ID of your Entra app registration: mailer login --client-id 00000000-0000-0000-0000-000000000000")
-    })?;
+fn merge(
+    existing: Option<&Profile>,
+    a: &LoginArgs,
+    key: Option<&auth::service_account::KeyFile>,
+) -> Result<Profile> {
+    // A login for another provider starts afresh: none of the old one's hosts apply.
+    let existing = existing.filter(|e| a.provider.is_none_or(|p| p == e.provider));
+    let kind = a
+        .provider
+        .or(existing.map(|p| p.provider))
+        .unwrap_or_default();
+    let provider = provider::of(kind);
+    let client_id = a
+        .client_id
+        .clone()
+        .or_else(|| key.map(|k| k.client_id.clone()))
+        .or_else(|| existing.map(|p| p.client_id.clone()))
+        .ok_or_else(|| match kind {
+            ProviderKind::Microsoft => Error::usage("--client-id is required the first time a profile logs in")
+                .fix("pass the Application (client) ID of your Entra app registration: mailer login --client-id 00000000-0000-0000-0000-000000000000, or create one: mailer app create"),
+            _ => Error::usage("--client-id is required the first time a profile logs in")
+                .fix("pass your OAuth client's ID (for Google: a Desktop app client from Google Cloud console > APIs & Services > Credentials)"),
+        })?;
     let flow = flow_of(a, existing);
     // A certificate belongs to an app-only login; another flow forgets it.
     let kept = |f: fn(&Profile) -> Option<std::path::PathBuf>| {
         existing.filter(|_| flow.is_app_only()).and_then(f)
     };
     let mut p = Profile {
-        provider: existing.map(|p| p.provider).unwrap_or_default(),
+        provider: kind,
         tenant: a
             .tenant
             .clone()
             .or_else(|| existing.map(|p| p.tenant.clone()))
-            .unwrap_or_else(|| "common".into()),
+            .unwrap_or_else(|| match kind {
+                ProviderKind::Microsoft => "common".into(),
+                _ => String::new(),
+            }),
         client_id,
         user: a
             .user
@@ -126,9 +169,13 @@ fn merge(existing: Option<&Profile>, a: &LoginArgs) -> Result<Profile> {
         transport: a
             .transport
             .or(existing.map(|p| p.transport))
-            .unwrap_or_default(),
+            .unwrap_or_else(|| provider.default_transport()),
         cloud: a.cloud.or(existing.map(|p| p.cloud)).unwrap_or_default(),
         flow,
+        service_account: key
+            .map(|k| k.client_email.clone())
+            .or_else(|| existing.and_then(|p| p.service_account.clone()))
+            .filter(|_| flow == Flow::ServiceAccount),
         certificate: a
             .certificate
             .as_deref()
@@ -160,22 +207,23 @@ fn merge(existing: Option<&Profile>, a: &LoginArgs) -> Result<Profile> {
         ..Profile::default()
     };
     set_endpoints(&mut p, existing, a);
-    provider::of(p.provider).check_ids(&p.tenant, &p.client_id)?;
+    provider.check_login(&p)?;
     Ok(p)
 }
 
 /// The flow the flags ask for; without any, an app-only profile (as `mailer app create`
 /// writes one) stays app-only, and anything else signs in in the browser.
 fn flow_of(a: &LoginArgs, existing: Option<&Profile>) -> Flow {
-    if a.app_only {
+    if a.service_account.is_some() {
+        Flow::ServiceAccount
+    } else if a.app_only {
         Flow::ClientCredentials
     } else if a.sign_in.device_code {
         Flow::DeviceCode
-    } else if existing.is_some_and(|p| p.flow.is_app_only())
-        && a.login_hint.is_none()
-        && !a.sign_in.no_browser
+    } else if let Some(p) =
+        existing.filter(|p| p.flow.is_app_only() && a.login_hint.is_none() && !a.sign_in.no_browser)
     {
-        Flow::ClientCredentials
+        p.flow
     } else {
         Flow::AuthorizationCode
     }
@@ -198,6 +246,16 @@ fn set_endpoints(p: &mut Profile, existing: Option<&Profile>, a: &LoginArgs) {
         .clone()
         .or_else(|| keep(|p| p.smtp_host.clone()));
     p.smtp_port = e.smtp_port.or(existing.and_then(|p| p.smtp_port));
+    p.authorize_url = a
+        .authorize_url
+        .clone()
+        .or_else(|| keep(|p| p.authorize_url.clone()));
+    p.token_url = a
+        .token_url
+        .clone()
+        .or_else(|| keep(|p| p.token_url.clone()));
+    p.api_url = a.api_url.clone().or_else(|| keep(|p| p.api_url.clone()));
+    p.sasl = a.sasl.or(existing.and_then(|p| p.sasl));
     p.smtp_security = a.smtp_security.or(existing.and_then(|p| p.smtp_security));
     // Stored absolute, so cron (another working directory) finds it.
     p.ca_file = e

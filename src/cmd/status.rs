@@ -91,9 +91,10 @@ fn to_json(acct: &Account, s: &Status) -> Value {
     let logged_in = crate::tokens::has_login(acct, r);
     json!({
         "profile": acct.name,
+        "provider": p.provider.as_str(),
         "user": p.user,
-        "tenant": p.tenant,
-        "cloud": p.cloud.as_str(),
+        "tenant": Some(&p.tenant).filter(|t| !t.is_empty()),
+        "cloud": (p.provider == crate::config::ProviderKind::Microsoft).then_some(p.cloud.as_str()),
         "client_id": p.client_id,
         "flow": p.flow.as_str(),
         "transport": p.transport.as_str(),
@@ -114,9 +115,13 @@ fn table(acct: &Account, j: &Value) -> String {
     let mut line = |k: &str, v: &str| out.push_str(&format!("{k:<15}{v}\n"));
     let text = |key: &str| j[key].as_str().unwrap_or_default().to_owned();
     line("profile:", &text("profile"));
+    line("provider:", acct.provider.display_name());
     line("user:", &text("user"));
-    line("tenant:", &text("tenant"));
-    line("cloud:", &text("cloud"));
+    for key in ["tenant", "cloud"] {
+        if j[key].is_string() {
+            line(&format!("{key}:"), &text(key));
+        }
+    }
     line("client id:", &text("client_id"));
     line("transport:", &text("transport"));
     line("token store:", &acct.store.describe());

@@ -10,6 +10,7 @@ use base64::Engine;
 pub async fn run(ctx: &Context, args: TokenArgs) -> Result<()> {
     let acct = ctx.account()?;
     let transport = args.transport.unwrap_or(acct.profile.transport);
+    acct.check_transport(transport)?;
     let t = crate::tokens::access_token(acct, transport, args.refresh).await?;
     let user = &acct.profile.user;
     let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);

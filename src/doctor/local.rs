@@ -13,15 +13,11 @@ use crate::tokens::{self, Idle, TokenState};
 
 pub fn config(acct: &Account) -> Check {
     let p = &acct.profile;
-    let missing: Vec<&str> = [
-        ("tenant", &p.tenant),
-        ("client_id", &p.client_id),
-        ("user", &p.user),
-    ]
-    .into_iter()
-    .filter(|(_, v)| v.trim().is_empty())
-    .map(|(k, _)| k)
-    .collect();
+    let missing: Vec<&str> = [("client_id", &p.client_id), ("user", &p.user)]
+        .into_iter()
+        .filter(|(_, v)| v.trim().is_empty())
+        .map(|(k, _)| k)
+        .collect();
     if !missing.is_empty() {
         return Check::fail(
             "config",
@@ -31,6 +27,15 @@ pub fn config(acct: &Account) -> Check {
         );
     }
     if let Err(e) = acct.mailbox() {
+        return Check::from_error("config", &e);
+    }
+    // What a login checks before it starts holds for the saved profile too (a tenant for
+    // Entra, the URLs of a custom provider, a flow the provider offers).
+    if let Err(e) = acct.provider.check_login(p) {
+        let e = crate::error::Error {
+            class: Class::Config,
+            ..e
+        };
         return Check::from_error("config", &e);
     }
     if p.flow.is_app_only() {

@@ -21,12 +21,11 @@ pub async fn run(acct: &Account, printer: &Printer, opts: &Options, checks: &mut
         |t: TransportKind| t == acct.profile.transport || acct.profile.fallback == Some(t);
     // Asked first, reported in its place below: its discovery document names the tenant's
     // GUID, which a profile with a domain tenant (`contoso.com`) lacks for the token check.
-    let authority = acct.endpoints.authority.clone();
-    let discovery = format!(
-        "{}/{}/v2.0/.well-known/openid-configuration",
-        authority.as_str().trim_end_matches('/'),
-        acct.profile.tenant
-    );
+    let e = &acct.endpoints;
+    let discovery = acct
+        .provider
+        .discovery_url(&acct.profile, e)
+        .unwrap_or_else(|| e.token.to_string());
     let login_host = probe_http(acct, "network-authority", &discovery).await;
     let tenant_id = login_host.as_ref().ok().and_then(|p| p.tenant_id.clone());
     for &t in transports {
@@ -40,17 +39,16 @@ pub async fn run(acct: &Account, printer: &Printer, opts: &Options, checks: &mut
     }
     checks.push(clock(login_host.as_ref().ok().and_then(|p| p.date)));
     checks.push(into_check(login_host));
-    if transports.contains(&TransportKind::Graph) {
-        let api = format!(
-            "{}/v1.0/",
-            acct.endpoints.api.as_str().trim_end_matches('/')
-        );
-        let graph = into_check(probe_http(acct, "network-graph", &api).await);
-        checks.push(if matters(TransportKind::Graph) {
-            graph
-        } else {
-            graph.softened()
-        });
+    for (t, name, path) in [
+        (TransportKind::Graph, "network-graph", "/v1.0/"),
+        (TransportKind::Gmail, "network-gmail", "/"),
+    ] {
+        if !transports.contains(&t) {
+            continue;
+        }
+        let api = format!("{}{path}", e.api.as_str().trim_end_matches('/'));
+        let check = into_check(probe_http(acct, name, &api).await);
+        checks.push(if matters(t) { check } else { check.softened() });
     }
     if transports.contains(&TransportKind::Smtp) {
         let soft = !matters(TransportKind::Smtp);
@@ -269,6 +267,7 @@ async fn send_test(acct: &Account, printer: &Printer, t: TransportKind) -> Check
     let name = match t {
         TransportKind::Graph => "send-test-graph",
         TransportKind::Smtp => "send-test-smtp",
+        TransportKind::Gmail => "send-test-gmail",
     };
     match test_message(acct, printer, t, "mailer doctor --send-test").await {
         Ok(note) => Check::ok(

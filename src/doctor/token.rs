@@ -34,6 +34,7 @@ pub fn check_name(t: TransportKind) -> &'static str {
     match t {
         TransportKind::Graph => "access-token-graph",
         TransportKind::Smtp => "access-token-smtp",
+        TransportKind::Gmail => "access-token-gmail",
     }
 }
 
@@ -54,7 +55,7 @@ pub fn token_check(
         return Check::ok(
             name,
             format!(
-                "{life}; an opaque token (personal accounts have those), so its contents are not checked"
+                "{life}; an opaque token (Google's, and Microsoft's for personal accounts), so its contents are not checked"
             ),
         );
     };
@@ -104,8 +105,7 @@ fn claims_match(
 fn audience(acct: &Account, t: TransportKind, c: &serde_json::Value) -> Result<(), Mismatch> {
     let resource = acct.provider.resource(&acct.profile, t);
     let aud = c["aud"].as_str().unwrap_or_default();
-    let host = |u: &str| u.trim_end_matches('/').to_ascii_lowercase();
-    if host(aud) == host(&resource) || same_resource(aud, &resource) {
+    if acct.provider.is_audience(aud, &resource) {
         return Ok(());
     }
     Err((
@@ -184,14 +184,4 @@ fn tenant(
         format!("the {t} token was issued by tenant {tid}, not the profile's {named}"),
         acct.login_command(),
     ))
-}
-
-/// Entra's v1 tokens name Microsoft's first-party resources by app id.
-fn same_resource(aud: &str, resource: &str) -> bool {
-    let ids = [
-        ("00000003-0000-0000-c000-000000000000", "graph.microsoft"),
-        ("00000002-0000-0ff1-ce00-000000000000", "outlook.office"),
-    ];
-    ids.iter()
-        .any(|(id, host)| aud.eq_ignore_ascii_case(id) && resource.contains(host))
 }

@@ -412,7 +412,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "the login (refresh token or authorization code) is no longer valid",
         cause: "the refresh token expired, was revoked or was invalidated by a password change or policy",
         fix: "log in again: {login}",
-        docs: ENTRA_CODES,
+        docs: "https://developers.google.com/identity/protocols/oauth2#expiration",
         fallback: false,
     },
     Entry {
@@ -422,7 +422,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "client authentication failed",
         cause: "the client secret or certificate is wrong, expired or missing for this app",
         fix: "check --client-id {client_id} and the app's secret or certificate (App registrations > your app > Certificates & secrets); then {login}",
-        docs: ENTRA_CODES,
+        docs: "https://developers.google.com/identity/protocols/oauth2/native-app",
         fallback: false,
     },
     Entry {
@@ -432,7 +432,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "the app may not use this grant type, or is not registered in the tenant",
         cause: "the app registration does not allow this flow (device code needs public client flows) or is not in tenant {tenant}",
         fix: "check --client-id {client_id} and --tenant {tenant}, and turn on App registrations > your app > Authentication > Allow public client flows for --device-code; then {login}",
-        docs: ENTRA_CODES,
+        docs: "https://support.google.com/a/answer/162106",
         fallback: false,
     },
     Entry {
@@ -442,7 +442,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "the requested scopes are not valid",
         cause: "a hand-edited --scopes list names a scope the resource does not expose",
         fix: "fix or drop --scopes (mailer login --profile {profile} --scopes \"...\") and check the app's API permissions; then {login}",
-        docs: ENTRA_CODES,
+        docs: "https://developers.google.com/identity/protocols/oauth2/limited-input-device#allowedscopes",
         fallback: false,
     },
     Entry {
@@ -452,7 +452,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "access was denied on the sign-in page",
         cause: "the user cancelled the sign-in or consent, or a policy refused the app",
         fix: "sign in and accept the requested permissions, or ask an admin to grant consent; then {login}",
-        docs: ENTRA_AUTH_CODE,
+        docs: "https://support.google.com/cloud/answer/15549945",
         fallback: false,
     },
     Entry {
@@ -852,7 +852,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "refresh tokens of a project whose consent screen is in Testing status expire after 7 days",
         cause: "the OAuth consent screen (External user type) was never published, so every login dies a week later",
         fix: "Google Cloud console > APIs & Services > OAuth consent screen (Google Auth Platform > Audience) > Publish app, or use user type Internal; then {login} (older tokens keep the 7-day expiry)",
-        docs: GOOGLE_OAUTH,
+        docs: "https://developers.google.com/identity/protocols/oauth2#expiration",
         fallback: false,
     },
     Entry {
@@ -892,7 +892,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "the Workspace admin's policy blocks this app or its scopes for the account",
         cause: "the Workspace restricts third-party apps or Gmail scopes, newly or for this organizational unit",
         fix: "an admin trusts the app: Google Admin console > Security > Access and data control > API controls > Manage Third-Party App Access > Add app > OAuth App Name or Client ID > {client_id} > Trusted; then {login}",
-        docs: GOOGLE_AUTH_ERRORS,
+        docs: "https://support.google.com/a/answer/7281227",
         fallback: false,
     },
     Entry {
@@ -902,7 +902,7 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "the OAuth client is internal to a Workspace organization the account is not part of",
         cause: "a personal or other-organization account signed in to an app whose consent screen is Internal",
         fix: "log in with an account of that organization: {login}; or switch the consent screen's user type to External",
-        docs: GOOGLE_AUTH_ERRORS,
+        docs: "https://support.google.com/cloud/answer/10311615#user-type",
         fallback: false,
     },
     Entry {
@@ -982,6 +982,46 @@ pub(super) const TABLE: &[Entry] = &[
         meaning: "the access token is expired, invalid or lacks the needed scope (invalid credentials)",
         cause: "the refresh failed or the scope was removed from the grant",
         fix: "run mailer --profile {profile} token --refresh, and if that fails log in again: {login}",
+        docs: GMAIL_ERRORS,
+        fallback: false,
+    },
+    Entry {
+        source: Google,
+        codes: &["client_secret_missing"],
+        class: Config,
+        meaning: "the token endpoint wants the client secret of this Desktop app client (invalid_request: client_secret is missing)",
+        cause: "Google's Desktop app clients come with a secret that is not secret but still required, and the login gave none",
+        fix: "copy the client secret from Google Cloud console > APIs & Services > Credentials > (the Desktop client) and log in with it: printf %s \"$SECRET\" | {login} --client-secret-stdin",
+        docs: "https://developers.google.com/identity/protocols/oauth2/native-app#exchange-authorization-code",
+        fallback: false,
+    },
+    Entry {
+        source: Google,
+        codes: &["insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"],
+        class: LoginNeeded,
+        meaning: "the access token lacks the scope the Gmail API needs to send (gmail.send or https://mail.google.com/)",
+        cause: "the consent screen dropped a scope, or the login consented to fewer scopes than mailer asked for",
+        fix: "log in again and allow sending mail: {login}",
+        docs: GMAIL_ERRORS,
+        fallback: true,
+    },
+    Entry {
+        source: Google,
+        codes: &["domainPolicy"],
+        class: Refused,
+        meaning: "the Workspace administrators have disabled Gmail API access for apps",
+        cause: "an admin policy of the domain of {user}",
+        fix: "an admin allows the app (Google Admin console > Security > Access and data control > API controls), or send with --transport smtp",
+        docs: GMAIL_ERRORS,
+        fallback: true,
+    },
+    Entry {
+        source: Google,
+        codes: &["backendError"],
+        class: Temporary,
+        meaning: "the Gmail API failed on Google's side",
+        cause: "a passing failure of Google's servers",
+        fix: "try again later; with --queue the message waits in the outbox for mailer queue run",
         docs: GMAIL_ERRORS,
         fallback: false,
     },
@@ -1090,6 +1130,11 @@ mod tests {
             "5.7.139",
             "MailboxNotEnabledForRESTAPI",
             "MailboxNotSupportedForRESTAPI",
+            // The Gmail API refused where Gmail's SMTP may not: a domain policy against API
+            // access, a token without the API's scope.
+            "domainPolicy",
+            "insufficientPermissions",
+            "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
         ]
         .into();
         assert_eq!(falls, expected);

@@ -67,6 +67,8 @@ fn default_scopes(p: &Profile, transport: TransportKind) -> Vec<String> {
         }
         TransportKind::Graph => vec![format!("{res}/Mail.Send")],
         TransportKind::Smtp => vec![format!("{res}/SMTP.Send")],
+        // Not an Entra transport: nothing to ask for.
+        TransportKind::Gmail => vec![],
     }
 }
 
@@ -92,11 +94,19 @@ impl Provider for Microsoft {
         ProviderKind::Microsoft
     }
 
+    fn display_name(&self) -> &'static str {
+        "Microsoft Entra"
+    }
+
     fn transports(&self) -> &'static [TransportKind] {
         &[TransportKind::Graph, TransportKind::Smtp]
     }
 
     fn endpoints(&self, p: &Profile) -> Result<Endpoints> {
+        if p.tenant.is_empty() {
+            return Err(Error::config("the profile names no Entra tenant")
+                .fix("log in again with --tenant (a GUID, a domain, or common), or add tenant = \"…\" to the profile"));
+        }
         let info = cloud_info(p.cloud);
         let authority = checked_url(
             p.authority.as_deref().unwrap_or(info.authority),
@@ -130,7 +140,7 @@ impl Provider for Microsoft {
     /// device-code token is issued for the first resource).
     fn authorize_scopes(&self, p: &Profile) -> Vec<String> {
         let other = match p.transport {
-            TransportKind::Graph => TransportKind::Smtp,
+            TransportKind::Graph | TransportKind::Gmail => TransportKind::Smtp,
             TransportKind::Smtp => TransportKind::Graph,
         };
         let mut s = match &p.scopes {
@@ -162,7 +172,7 @@ impl Provider for Microsoft {
 
     fn resource(&self, p: &Profile, t: TransportKind) -> String {
         match t {
-            TransportKind::Graph => cloud_info(p.cloud).graph.to_owned(),
+            TransportKind::Graph | TransportKind::Gmail => cloud_info(p.cloud).graph.to_owned(),
             TransportKind::Smtp if p.flow.is_app_only() => SMTP_APP_RESOURCE.to_owned(),
             TransportKind::Smtp => SMTP_RESOURCE.to_owned(),
         }
@@ -170,13 +180,28 @@ impl Provider for Microsoft {
 
     fn send_permission(&self, p: &Profile, t: TransportKind) -> &'static str {
         match (t, p.flow.is_app_only()) {
-            (TransportKind::Graph, _) => "Mail.Send",
+            (TransportKind::Graph | TransportKind::Gmail, _) => "Mail.Send",
             (TransportKind::Smtp, false) => "SMTP.Send",
             (TransportKind::Smtp, true) => "SMTP.SendAsApp",
         }
     }
 
-    fn check_ids(&self, tenant: &str, client_id: &str) -> Result<()> {
+    fn check_login(&self, p: &Profile) -> Result<()> {
+        let (tenant, client_id) = (p.tenant.as_str(), p.client_id.as_str());
+        for (value, flag) in [
+            (&p.authorize_url, "--authorize-url"),
+            (&p.token_url, "--token-url"),
+            (&p.api_url, "--api-url"),
+        ] {
+            if value.is_some() {
+                return Err(Error::usage(format!("{flag} is for Google and custom providers"))
+                    .fix("for Microsoft, point --authority at the login host and --graph-url at Graph"));
+            }
+        }
+        if p.flow == crate::config::Flow::ServiceAccount {
+            return Err(Error::usage("--service-account is for Google Workspace")
+                .fix("for an Entra app without a person, log in with --app-only"));
+        }
         let tenant_ok =
             is_multi_tenant(tenant) || crate::config::is_guid(tenant) || is_domain(tenant);
         if !tenant_ok {
@@ -210,6 +235,28 @@ impl Provider for Microsoft {
     /// AADSTS700016: "Application with identifier … was not found in the directory".
     fn app_unknown(&self, code: Option<&str>) -> bool {
         code == Some("AADSTS700016")
+    }
+
+    /// Entra's v1 tokens name Microsoft's first-party resources by app id.
+    fn is_audience(&self, aud: &str, resource: &str) -> bool {
+        let host = |u: &str| u.trim_end_matches('/').to_ascii_lowercase();
+        let ids = [
+            ("00000003-0000-0000-c000-000000000000", "graph.microsoft"),
+            ("00000002-0000-0ff1-ce00-000000000000", "outlook.office"),
+        ];
+        host(aud) == host(resource)
+            || ids
+                .iter()
+                .any(|(id, h)| aud.eq_ignore_ascii_case(id) && resource.contains(h))
+    }
+
+    /// The tenant's own document: its issuer names the tenant GUID.
+    fn discovery_url(&self, p: &Profile, e: &Endpoints) -> Option<String> {
+        Some(format!(
+            "{}/{}/v2.0/.well-known/openid-configuration",
+            e.authority.as_str().trim_end_matches('/'),
+            p.tenant
+        ))
     }
 
     /// Branches on the AADSTS number where it is known and on the OAuth `error` otherwise

@@ -37,9 +37,13 @@ pub struct Record {
     pub refresh_token_used_at: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<Secret>,
-    /// An app-only certificate's private key (PEM) made by `mailer app create`.
+    /// An app-only certificate's private key (PEM) made by `mailer app create`, or a
+    /// Google service account's key (PEM) taken from its key file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_key: Option<Secret>,
+    /// The service account key's id (`private_key_id`), named in its assertions' `kid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
     /// Cached access tokens by transport ("graph", "smtp").
     #[serde(default)]
     pub access: BTreeMap<String, CachedToken>,

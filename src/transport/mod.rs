@@ -7,6 +7,7 @@
 //! transport. It never decides what the message is (that is [`crate::message`]'s job, done
 //! before any transport opens) nor what happens when it fails ([`crate::deliver`]'s).
 
+pub mod gmail;
 pub mod graph;
 pub mod smtp;
 
@@ -20,6 +21,7 @@ use crate::tokens::Tokens;
 use lettre::message::Mailbox;
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 /// What to send and to whom.
 pub struct Outgoing {
@@ -130,6 +132,7 @@ pub async fn with_token<T>(
 pub enum AnyTransport<'a> {
     Graph(graph::Graph<'a>),
     Smtp(Box<smtp::Smtp<'a>>),
+    Gmail(gmail::Gmail<'a>),
 }
 
 impl<'a> AnyTransport<'a> {
@@ -148,6 +151,10 @@ impl<'a> AnyTransport<'a> {
                 smtp::Settings::of(acct)?,
                 tokens,
             )?)),
+            TransportKind::Gmail => AnyTransport::Gmail(gmail::Gmail::new(
+                gmail::Settings::of(acct, *printer)?,
+                tokens,
+            )),
         })
     }
 
@@ -155,6 +162,7 @@ impl<'a> AnyTransport<'a> {
         match self {
             AnyTransport::Graph(_) => TransportKind::Graph,
             AnyTransport::Smtp(_) => TransportKind::Smtp,
+            AnyTransport::Gmail(_) => TransportKind::Gmail,
         }
     }
 }
@@ -164,14 +172,36 @@ impl Transport for AnyTransport<'_> {
         match self {
             AnyTransport::Graph(t) => t.send(out).await,
             AnyTransport::Smtp(t) => t.send(out).await,
+            AnyTransport::Gmail(t) => t.send(out).await,
         }
     }
     async fn close(&mut self) {
         match self {
             AnyTransport::Graph(t) => t.close().await,
             AnyTransport::Smtp(t) => t.close().await,
+            AnyTransport::Gmail(t) => t.close().await,
         }
     }
+}
+
+/// A response header as text.
+pub(crate) fn header(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// How long to wait before retrying a throttled HTTP request: `Retry-After` when given,
+/// else exponential; plus up to 250 ms of jitter so that
+/// throttled clients do not return in lockstep.
+pub(crate) fn backoff(retry_after: Option<u64>, attempt: u32) -> Duration {
+    let base = Duration::from_secs(retry_after.unwrap_or(1u64 << attempt.min(5)).min(60));
+    let jitter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() % 250)
+        .unwrap_or(0);
+    base + Duration::from_millis(u64::from(jitter))
 }
 
 #[cfg(test)]
@@ -225,5 +255,13 @@ mod tests {
         }))
         .unwrap_err();
         assert_eq!((err.what.as_str(), src.issued), ("still no", 2));
+    }
+
+    #[test]
+    fn backoff_is_bounded() {
+        assert!(backoff(Some(2), 0) >= Duration::from_secs(2));
+        assert!(backoff(Some(2), 0) < Duration::from_millis(2250));
+        assert!(backoff(Some(99_999), 0) <= Duration::from_millis(60_250));
+        assert!(backoff(None, 10) <= Duration::from_millis(32_250));
     }
 }

@@ -58,7 +58,7 @@ impl Settings {
         Ok(Settings {
             base: format!("{}/v1.0", acct.endpoints.api.as_str().trim_end_matches('/')),
             http: acct.http()?.clone(),
-            me_allowed: !acct.profile.flow.is_app_only(),
+            me_allowed: !acct.profile.flow.acts_as_itself(),
             large_attachments: acct.profile.large_attachments,
             fill: acct.fill(),
             printer,

@@ -5,8 +5,9 @@
 use super::{MAX_RETRIES, MAX_RETRY_WAIT, Settings, error};
 use crate::error::Error;
 use crate::secret::Secret;
+use crate::transport::{backoff, header};
 use reqwest::{Method, StatusCode};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub enum Payload {
     Json(Vec<u8>),
@@ -153,35 +154,4 @@ fn network_error_text(s: &Settings, what: &str, e: &reqwest::Error) -> Error {
     ))
     .why(why)
     .fix("check the network and proxy (HTTPS_PROXY), then try again")
-}
-
-fn header(r: &reqwest::Response, name: &str) -> Option<String> {
-    r.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
-
-/// `Retry-After` when given, else exponential; plus up to 250 ms of jitter so that
-/// throttled clients do not return in lockstep.
-fn backoff(retry_after: Option<u64>, attempt: u32) -> Duration {
-    let base = Duration::from_secs(retry_after.unwrap_or(1u64 << attempt.min(5)).min(60));
-    let jitter = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() % 250)
-        .unwrap_or(0);
-    base + Duration::from_millis(u64::from(jitter))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_is_bounded() {
-        assert!(backoff(Some(2), 0) >= Duration::from_secs(2));
-        assert!(backoff(Some(2), 0) < Duration::from_millis(2250));
-        assert!(backoff(Some(99_999), 0) <= Duration::from_millis(60_250));
-        assert!(backoff(None, 10) <= Duration::from_millis(32_250));
-    }
 }

@@ -23,12 +23,7 @@ pub(super) fn classify_auth(s: &Settings, e: &SmtpError) -> Result<Attempt<Async
     // it. Either way the server said no to this token.
     let rejected_334 = e.is_client() && text.contains("challenge");
     if rejected_535 || rejected_334 {
-        return Ok(Attempt::Rejected(
-            Error::login_needed(format!("{} rejected the access token twice, the second one freshly issued", s.host))
-                .why(text)
-                .fix(format!("check that the app has the SMTP.Send permission and {} may use SMTP AUTH, then log in again: {}", s.user, s.fill.login))
-                .code(code.unwrap_or_else(|| "535".into())),
-        ));
+        return Ok(Attempt::Rejected(token_rejected(s, text, code)));
     }
     if e.is_transient() {
         return Err(Error::temp(format!("{} deferred the login", s.host))
@@ -36,6 +31,21 @@ pub(super) fn classify_auth(s: &Settings, e: &SmtpError) -> Result<Attempt<Async
             .fix("try again later"));
     }
     Err(connection_error(s, e))
+}
+
+/// The server said no to the token: what is reported when a freshly issued one is refused
+/// as well.
+pub(super) fn token_rejected(s: &Settings, why: String, code: Option<String>) -> Error {
+    Error::login_needed(format!(
+        "{} rejected the access token twice, the second one freshly issued",
+        s.host
+    ))
+    .why(why)
+    .fix(format!(
+        "check that the login grants {} and that {} may send through SMTP, then log in again: {}",
+        s.permission, s.user, s.fill.login
+    ))
+    .code(code.unwrap_or_else(|| "535".into()))
 }
 
 /// A reply whose enhanced status code the explain table knows, as the error to report.
