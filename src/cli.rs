@@ -10,8 +10,8 @@ use std::path::PathBuf;
 #[command(
     name = "mailer",
     version,
-    about = "Send mail as a Microsoft 365 / Outlook.com user over OAuth2",
-    long_about = "Send mail as a Microsoft 365 / Outlook.com user over OAuth2.\n\n\
+    about = "Send mail as a Microsoft 365 / Outlook.com (or Gmail) user over OAuth2",
+    long_about = "Send mail as a Microsoft 365 / Outlook.com (or Gmail / Google Workspace) user over OAuth2.\n\n\
         Log in once in a browser with `mailer login`; from then on commands run unattended \
         (cron, scripts) until the refresh token is revoked.",
     propagate_version = true

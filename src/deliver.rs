@@ -91,6 +91,17 @@ impl Failure {
         }
     }
 
+    pub fn name(self) -> &'static str {
+        match self {
+            Failure::BadData => "bad-data",
+            Failure::Permanent => "permanent",
+            Failure::Temporary => "temporary",
+            Failure::LoginNeeded => "login-needed",
+            Failure::Local => "local",
+            Failure::Unconfirmed => "unconfirmed",
+        }
+    }
+
     /// Worth keeping the message for a later attempt.
     pub fn keeps(self) -> bool {
         matches!(

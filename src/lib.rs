@@ -1,14 +1,16 @@
-//! mailer: send mail as a Microsoft 365 / Outlook.com user over OAuth2.
+//! mailer: send mail as a Microsoft 365 / Outlook.com (or Gmail / Google Workspace) user
+//! over OAuth2.
 //!
 //! How a command runs: [`cli`] parses, [`context`] resolves the flags and the config once,
 //! [`cmd`] runs one command per file, and [`output`] prints. Underneath, one module per
 //! concept:
 //!
 //! - [`auth`] signs in (one file per OAuth flow) and resolves a profile into an
-//!   [`auth::Account`]; [`provider`] says what is particular to an identity provider;
+//!   [`auth::Account`]; [`provider`] says what is particular to an identity provider
+//!   (Microsoft, Google, any other OAuth2 one);
 //! - [`tokens`] is the token lifecycle (state, refresh, cache), [`store`] where tokens rest;
 //! - [`message`] builds what is sent, [`deliver`] decides how it is delivered and what a
-//!   failure means, [`transport`] sends it (Graph, SMTP), [`outbox`] keeps what waits;
+//!   failure means, [`transport`] sends it (Graph, Gmail, SMTP), [`outbox`] keeps what waits;
 //! - [`error`] is the one error type and its classes, [`explain`] what servers' codes mean;
 //! - [`doctor`] checks everything a send needs, [`notify`] warns before a login or a
 //!   credential runs out, [`setup`] registers the app and finds the tenant (Microsoft Entra);

@@ -127,7 +127,17 @@ fn report(ctx: &Context, acct: &Account, o: &Outgoing, outcome: Outcome) -> Resu
             Ok(())
         }
         Outcome::Queued { id, reason } => Err(queued(acct, &id, reason)),
-        Outcome::Failed { error, .. } => Err(error),
+        Outcome::Failed { failure, error } => {
+            // `--json` says what the failure means for the message (one that may have been
+            // delivered is "unconfirmed": not to be sent again blindly).
+            let mut json = error.to_json(0);
+            if let Some(o) = json.as_object_mut() {
+                o.remove("exit_code");
+                o.insert("status".into(), "failed".into());
+                o.insert("failure".into(), failure.name().into());
+            }
+            Err(error.with_json(Some(json)))
+        }
     }
 }
 
