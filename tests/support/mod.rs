@@ -4,6 +4,7 @@ pub mod harness;
 pub mod http;
 pub mod http_faults;
 pub mod mime;
+pub mod oauth;
 pub mod openssl;
 pub mod proxy;
 pub mod server;
