@@ -1,4 +1,5 @@
 pub mod fake_entra;
+pub mod fake_google;
 pub mod fake_graph;
 pub mod harness;
 pub mod http;
