@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::support::fake_entra::*;
 use crate::support::http::{Response, form_encode, pair, post_form, query_pairs, request};
+use crate::support::oauth::sign_jws;
 use crate::support::openssl::self_signed_certificate;
 use crate::support::server::{now_secs, random_token};
 
@@ -1079,26 +1080,12 @@ fn header(cert: &TestCert, alg: &str) -> Value {
 
 /// A compact JWS signed with `cert`'s key (PSS for PS256, PKCS#1 v1.5 otherwise).
 fn sign(cert: &TestCert, header: &Value, claims: &Value) -> String {
-    let input = format!(
-        "{}.{}",
-        b64url(header.to_string()),
-        b64url(claims.to_string())
-    );
-    let padding: &dyn ring::signature::RsaEncoding = if header["alg"] == "PS256" {
+    let padding: &'static dyn ring::signature::RsaEncoding = if header["alg"] == "PS256" {
         &ring::signature::RSA_PSS_SHA256
     } else {
         &ring::signature::RSA_PKCS1_SHA256
     };
-    let mut sig = vec![0u8; cert.key.public().modulus_len()];
-    cert.key
-        .sign(
-            padding,
-            &ring::rand::SystemRandom::new(),
-            input.as_bytes(),
-            &mut sig,
-        )
-        .unwrap();
-    format!("{input}.{}", b64url(sig))
+    sign_jws(&cert.key, padding, header, claims)
 }
 
 /// A client-credentials token request to `tenant`: `pairs` after the grant type.

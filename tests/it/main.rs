@@ -12,6 +12,7 @@ mod browser;
 mod diagnosis;
 mod doctor_checks;
 mod fake_entra_selftest;
+mod fake_google_selftest;
 mod fake_graph_selftest;
 mod faults;
 mod login;

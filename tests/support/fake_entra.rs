@@ -51,14 +51,19 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::signature::{
-    RSA_PKCS1_2048_8192_SHA256, RSA_PSS_2048_8192_SHA256, UnparsedPublicKey, VerificationAlgorithm,
+    RSA_PKCS1_2048_8192_SHA256, RSA_PSS_2048_8192_SHA256, VerificationAlgorithm,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::http::{form_encode, pair, parse_form, percent_encode, post_form, query_pairs, request};
+use super::http::{form_encode, pair, percent_encode, post_form, query_pairs, request};
+use super::oauth::{
+    Form, basic_credentials, challenge_ok, compact_jws, html_escape, is_form, param, parse_jws,
+    parse_strict, redirect_location, split_uri, verifier_ok,
+};
+pub use super::oauth::{TokenRequestLog, s256_challenge};
 use super::server::{
     Reply, Request, Server, Utc, guid, now_secs, random_bytes, random_token, uuid,
 };
@@ -195,15 +200,6 @@ pub struct TenantSpec {
     pub federation_brand: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TokenRequestLog {
-    pub grant_type: String,
-    /// `"none"`, `"post"` (client_secret in the body), `"basic"` (Authorization header) or
-    /// `"assertion"` (client_assertion in the body).
-    pub client_auth: String,
-    pub scope: Option<String>,
-}
-
 /// Checks a bearer token against what this fake issued; shareable across threads.
 pub type TokenValidator = Arc<dyn Fn(&str) -> Option<AccessTokenInfo> + Send + Sync>;
 
@@ -223,11 +219,6 @@ pub struct AccessTokenInfo {
     /// An app-only token (client credentials): `scopes` are the app's application permissions
     /// (roles), `user` is empty.
     pub app: bool,
-}
-
-/// The PKCE S256 challenge for a verifier: base64url(sha256(verifier)), unpadded.
-pub fn s256_challenge(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
 /// Handle to a running fake; the server stops when it is dropped.
@@ -484,20 +475,7 @@ fn assertion_time(reason: impl std::fmt::Display) -> OAuthError {
 
 /// HTTP Basic client credentials (RFC 6749 2.3.1): `None` without an Authorization header.
 fn parse_basic(authorization: Option<&str>) -> Result<Option<(String, String)>, OAuthError> {
-    let Some(h) = authorization else {
-        return Ok(None);
-    };
-    let (scheme, cred) = h.trim().split_once(' ').ok_or_else(malformed)?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(malformed());
-    }
-    let decoded = STANDARD.decode(cred.trim()).map_err(|_| malformed())?;
-    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
-    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
-    // Both halves are form-urlencoded before base64 (RFC 6749 2.3.1).
-    let id = super::http::percent_decode(id).ok_or_else(malformed)?;
-    let secret = super::http::percent_decode(secret).ok_or_else(malformed)?;
-    Ok(Some((id, secret)))
+    basic_credentials(authorization).map_err(|()| malformed())
 }
 
 /// The resource (`scheme://host`, lower-cased) of a client-credentials scope, which must be
@@ -530,17 +508,6 @@ fn default_roles(resource: &str) -> Option<Vec<String>> {
         GRAPH => Some(vec!["Mail.Send".to_string()]),
         EXCHANGE => Some(vec!["SMTP.SendAsApp".to_string()]),
         _ => None,
-    }
-}
-
-/// One base64url (unpadded, canonical) JWT segment holding a JSON object.
-fn jwt_json(segment: &str, what: &str) -> Result<serde_json::Map<String, Value>, OAuthError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(segment)
-        .map_err(|_| bad_assertion(format!("The {what} is not valid base64url.")))?;
-    match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(bad_assertion(format!("The {what} is not a JSON object."))),
     }
 }
 
@@ -1060,29 +1027,8 @@ struct FormRequest<'a> {
     body: Option<&'a [u8]>,
 }
 
-type Form = Vec<(String, String)>;
-
-/// A parameter's value; empty counts as absent, as it does for Entra.
-fn param<'a>(form: &'a Form, key: &str) -> Option<&'a str> {
-    form.iter()
-        .find(|(k, v)| k == key && !v.is_empty())
-        .map(|(_, v)| v.as_str())
-}
-
 fn need<'a>(form: &'a Form, key: &str) -> Result<&'a str, OAuthError> {
     param(form, key).ok_or_else(|| missing(key))
-}
-
-/// Strict form parsing: malformed escapes and repeated parameters are rejected, because a client
-/// producing either is broken even where a lenient server would guess.
-fn parse_strict(s: &str) -> Option<Form> {
-    let form = parse_form(s)?;
-    for (i, (k, _)) in form.iter().enumerate() {
-        if form[..i].iter().any(|(k2, _)| k2 == k) {
-            return None;
-        }
-    }
-    Some(form)
 }
 
 impl FormRequest<'_> {
@@ -1100,14 +1046,7 @@ impl FormRequest<'_> {
                 ),
             ));
         }
-        let form_type = self.content_type.is_some_and(|ct| {
-            ct.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-        if !form_type {
+        if !is_form(self.content_type) {
             // Entra cannot read a non-form body, so it reports the first parameter it misses.
             return Err(missing("grant_type"));
         }
@@ -1278,41 +1217,6 @@ fn is_guid(s: &str) -> bool {
             .all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-/// A redirect URI split into scheme, host (without port), port and the rest (path + query,
-/// `/` when the path is empty).
-struct Uri {
-    scheme: String,
-    host: String,
-    port: Option<u16>,
-    rest: String,
-}
-
-fn split_uri(u: &str) -> Option<Uri> {
-    if u.contains('#') {
-        return None;
-    }
-    let (scheme, after) = u.split_once("://")?;
-    let end = after.find(['/', '?']).unwrap_or(after.len());
-    let (authority, rest) = after.split_at(end);
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) => (h, Some(p.parse::<u16>().ok()?)),
-        None => (authority, None),
-    };
-    if host.is_empty() {
-        return None;
-    }
-    Some(Uri {
-        scheme: scheme.to_ascii_lowercase(),
-        host: host.to_ascii_lowercase(),
-        port,
-        rest: if rest.starts_with('/') {
-            rest.to_string()
-        } else {
-            format!("/{rest}")
-        },
-    })
-}
-
 /// Entra's rule: for `http://localhost` and `http://127.0.0.1` registrations the port is
 /// ignored; everything else must match exactly.
 fn redirect_matches(registered: &str, requested: &str) -> bool {
@@ -1325,34 +1229,6 @@ fn redirect_matches(registered: &str, requested: &str) -> bool {
     } else {
         registered == requested
     }
-}
-
-/// The redirect back to the client. Entra adds the `/` of an empty path, and appends to an
-/// existing query with `&`.
-fn redirect_location(redirect_uri: &str, params: &[(&str, &str)]) -> String {
-    let (scheme, after) = redirect_uri.split_once("://").unwrap_or(("", redirect_uri));
-    let end = after.find(['/', '?']).unwrap_or(after.len());
-    let (authority, rest) = after.split_at(end);
-    let rest = if rest.starts_with('/') {
-        rest.to_string()
-    } else {
-        format!("/{rest}")
-    };
-    let sep = if rest.contains('?') { '&' } else { '?' };
-    let query = params
-        .iter()
-        .map(|(k, v)| format!("{k}={}", percent_encode(v)))
-        .collect::<Vec<_>>()
-        .join("&");
-    format!("{scheme}://{authority}{rest}{sep}{query}")
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 impl State {
@@ -1598,11 +1474,7 @@ impl State {
                     "Invalid size of Code_Challenge parameter. (PKCE is required: send code_challenge and code_challenge_method=S256.)",
                 )
             })?;
-            if !(43..=128).contains(&challenge.len())
-                || !challenge
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
+            if !challenge_ok(challenge) {
                 return Err(invalid_request(
                     501491,
                     "Invalid size of Code_Challenge parameter.",
@@ -1715,36 +1587,9 @@ impl State {
 
     fn token(&mut self, authority: &str, req: &FormRequest) -> Result<Value, OAuthError> {
         let form = req.form();
-        let client_auth = if req
-            .authorization
-            .is_some_and(|a| a.trim_start().to_ascii_lowercase().starts_with("basic "))
-        {
-            "basic"
-        } else if form
-            .as_ref()
-            .is_some_and(|f| param(f, "client_secret").is_some())
-        {
-            "post"
-        } else if form
-            .as_ref()
-            .is_some_and(|f| param(f, "client_assertion").is_some())
-        {
-            "assertion"
-        } else {
-            "none"
-        };
-        self.stats.token_requests.push(TokenRequestLog {
-            grant_type: form
-                .as_ref()
-                .and_then(|f| param(f, "grant_type"))
-                .unwrap_or_default()
-                .to_string(),
-            client_auth: client_auth.to_string(),
-            scope: form
-                .as_ref()
-                .and_then(|f| param(f, "scope"))
-                .map(str::to_string),
-        });
+        self.stats
+            .token_requests
+            .push(TokenRequestLog::of(req.authorization, form.as_ref()));
 
         let form = req.check_method_and_type()?;
         if let Some(e) = self.fail_token.take() {
@@ -1828,11 +1673,7 @@ impl State {
             ));
         }
         let verifier = need(g.form, "code_verifier")?;
-        let verifier_ok = (43..=128).contains(&verifier.len())
-            && verifier
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
-        if !verifier_ok || s256_challenge(verifier) != c.challenge {
+        if !verifier_ok(verifier) || s256_challenge(verifier) != c.challenge {
             return Err(invalid_grant(
                 501481,
                 "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
@@ -2260,12 +2101,7 @@ impl State {
         if let Some(n) = nonce {
             payload["nonce"] = n.into();
         }
-        format!(
-            "{}.{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(payload.to_string()),
-            URL_SAFE_NO_PAD.encode(random_bytes(256))
-        )
+        compact_jws(&header, &payload, &random_bytes(256))
     }
 
     fn devicecode(&mut self, authority: &str, req: &FormRequest) -> Result<Value, OAuthError> {
@@ -2422,31 +2258,19 @@ fn verify_assertion(
     jwt: &str,
     token_url: &str,
 ) -> Result<String, OAuthError> {
-    let parts: Vec<&str> = jwt.split('.').collect();
-    let [header_b64, payload_b64, signature_b64] = parts.as_slice() else {
-        return Err(bad_assertion(
-            "The client assertion is not a JWS in compact serialization (three base64url parts).",
-        ));
-    };
-    let header = jwt_json(header_b64, "JWT header")?;
-    let payload = jwt_json(payload_b64, "JWT payload")?;
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature_b64)
-        .map_err(|_| bad_assertion("The signature is not valid base64url."))?;
-    if signature.is_empty() {
-        return Err(bad_assertion("The client assertion is not signed."));
-    }
+    let jws = parse_jws(jwt).map_err(bad_assertion)?;
+    let (header, payload) = (&jws.header, &jws.payload);
     let text = |m: &serde_json::Map<String, Value>, k: &str| {
         m.get(k).and_then(Value::as_str).map(str::to_string)
     };
 
-    let alg = text(&header, "alg").unwrap_or_default();
+    let alg = text(header, "alg").unwrap_or_default();
     let Some((algorithm, thumbprint_header, other_header)) = assertion_alg(&alg) else {
         return Err(bad_assertion(format!(
             "The algorithm '{alg}' is not supported: use PS256 (with x5t#S256) or RS256 (with x5t)."
         )));
     };
-    let Some(thumbprint) = text(&header, thumbprint_header) else {
+    let Some(thumbprint) = text(header, thumbprint_header) else {
         return Err(bad_assertion(format!(
             "The key was not found: an {alg} client assertion must name its certificate in the '{thumbprint_header}' header."
         )));
@@ -2472,20 +2296,17 @@ fn verify_assertion(
         )));
     };
     if header.contains_key(other_header)
-        && text(&header, other_header) != Some(of(cert, other_header))
+        && text(header, other_header) != Some(of(cert, other_header))
     {
         return Err(bad_assertion(format!(
             "The '{other_header}' header does not match the certificate named by '{thumbprint_header}'."
         )));
     }
-    let signing_input = format!("{header_b64}.{payload_b64}");
-    UnparsedPublicKey::new(algorithm, &cert.public_key)
-        .verify(signing_input.as_bytes(), &signature)
-        .map_err(|_| {
-            bad_assertion(format!(
-                "The {alg} signature does not verify with the key of the certificate '{thumbprint}'."
-            ))
-        })?;
+    if !jws.verify(algorithm, &cert.public_key) {
+        return Err(bad_assertion(format!(
+            "The {alg} signature does not verify with the key of the certificate '{thumbprint}'."
+        )));
+    }
 
     match payload.get("aud").and_then(Value::as_str) {
         Some(aud) if aud == token_url => {}
@@ -2496,13 +2317,13 @@ fn verify_assertion(
         }
     }
     for claim in ["iss", "sub"] {
-        if text(&payload, claim).as_deref() != Some(client_id) {
+        if text(payload, claim).as_deref() != Some(client_id) {
             return Err(bad_assertion(format!(
                 "The '{claim}' claim of the client assertion must be the client id '{client_id}'."
             )));
         }
     }
-    let jti = text(&payload, "jti")
+    let jti = text(payload, "jti")
         .filter(|j| !j.is_empty())
         .ok_or_else(|| bad_assertion("The client assertion has no 'jti' claim."))?;
     // Present and a non-negative integer: Some(Some(n)); present but not: Some(None).

@@ -55,7 +55,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::fake_entra::{AccessTokenInfo, EntraHooks};
-use super::http::{pair, parse_form, percent_decode_path};
+use super::http::{pair, parse_content_range, parse_form, percent_decode_path};
 use super::mime::{self, HeaderError};
 use super::server::{BodyError, Reply, Request, Server, Utc, now_secs, random_token, uuid};
 
@@ -1086,19 +1086,6 @@ fn send_draft(
         .into_delivered(&draft.mailbox, "draft", true);
     st.delivered.push(delivered);
     Ok(Reply::empty(202))
-}
-
-/// `Content-Range: bytes a-b/total`.
-fn parse_content_range(v: &str) -> Option<(u64, u64, u64)> {
-    let rest = v.trim().strip_prefix("bytes ")?;
-    let (range, total) = rest.split_once('/')?;
-    let (a, b) = range.split_once('-')?;
-    let num = |s: &str| {
-        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
-            .then(|| s.parse::<u64>().ok())
-            .flatten()
-    };
-    Some((num(a)?, num(b)?, num(total)?))
 }
 
 fn upload(shared: &Shared, req: &mut Request, id: &str, query: &str) -> Answer {

@@ -295,6 +295,21 @@ pub fn query_pairs(url: &str) -> Vec<(String, String)> {
     parse_form(query).unwrap_or_default()
 }
 
+/// `Content-Range: bytes a-b/total` (decimal digits only) as `(a, b, total)`.
+pub fn parse_content_range(v: &str) -> Option<(u64, u64, u64)> {
+    let rest = v.trim().strip_prefix("bytes ")?;
+    let (range, total) = rest.split_once('/')?;
+    let (a, b) = range.split_once('-')?;
+    Some((digits(a)?, digits(b)?, digits(total)?))
+}
+
+/// A non-empty run of decimal digits as a number.
+pub fn digits(s: &str) -> Option<u64> {
+    (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+        .then(|| s.parse::<u64>().ok())
+        .flatten()
+}
+
 /// First value of `key` in decoded pairs.
 pub fn pair<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
     pairs

@@ -1,7 +1,8 @@
 //! The one MIME reader of the tests, for the fakes and for assertions:
 //!
 //! - [`headers`]: a header section read strictly (fields unfolded, names checked), as a
-//!   server reads what a client sent (the fake Graph's MIME form does);
+//!   server reads what a client sent (the fake Graph's MIME form does); [`edit_fields`] to
+//!   change it the way a server does before it stores a message (Gmail drops `Bcc`);
 //! - [`address_list`], [`is_address`] and [`decode_words`]: RFC 5322 address lists and RFC 2047
 //!   encoded words, as a server reads recipients and subjects;
 //! - [`parse`]: a whole message split into its leaf parts with bodies decoded (base64,
@@ -109,6 +110,61 @@ pub fn headers(bytes: &[u8]) -> Result<(Vec<Field>, &[u8]), HeaderError> {
         }
     }
     Ok((trimmed(fields), &bytes[bytes.len()..]))
+}
+
+/// `bytes` with its header section edited field by field: `edit(name, raw)` sees each field's
+/// name and raw bytes (continuation lines and line ends included) and answers `None` to keep
+/// it or `Some(replacement)` (empty: the field is dropped). The body is left as it is, byte
+/// for byte; so is a message whose header section [`headers`] refuses.
+pub fn edit_fields(bytes: &[u8], mut edit: impl FnMut(&str, &[u8]) -> Option<Vec<u8>>) -> Vec<u8> {
+    if headers(bytes).is_err() {
+        return bytes.to_vec();
+    }
+    let mut out = Vec::with_capacity(bytes.len() + 256);
+    // Start offset and name of the field being read.
+    let mut current: Option<(usize, String)> = None;
+    let mut flush = |current: &mut Option<(usize, String)>, end: usize, out: &mut Vec<u8>| {
+        if let Some((start, name)) = current.take() {
+            let raw = &bytes[start..end];
+            match edit(&name, raw) {
+                None => out.extend_from_slice(raw),
+                Some(replacement) => out.extend_from_slice(&replacement),
+            }
+        }
+    };
+    let mut pos = 0;
+    for raw in bytes.split_inclusive(|b| *b == b'\n') {
+        let start = pos;
+        pos += raw.len();
+        let line = raw.strip_suffix(b"\n").unwrap_or(raw);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            flush(&mut current, start, &mut out);
+            out.extend_from_slice(&bytes[start..]);
+            return out;
+        }
+        if line.starts_with(b" ") || line.starts_with(b"\t") {
+            continue;
+        }
+        flush(&mut current, start, &mut out);
+        let name = String::from_utf8_lossy(line)
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        current = Some((start, name));
+    }
+    flush(&mut current, bytes.len(), &mut out);
+    out
+}
+
+/// The line end a message uses (that of its first line): `\r\n` or `\n`.
+pub fn line_end(bytes: &[u8]) -> &'static str {
+    match bytes.iter().position(|b| *b == b'\n') {
+        Some(i) if i > 0 && bytes[i - 1] == b'\r' => "\r\n",
+        Some(_) => "\n",
+        None => "\r\n",
+    }
 }
 
 fn trimmed(fields: Vec<Field>) -> Vec<Field> {

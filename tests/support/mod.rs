@@ -1,9 +1,11 @@
 pub mod fake_entra;
+pub mod fake_google;
 pub mod fake_graph;
 pub mod harness;
 pub mod http;
 pub mod http_faults;
 pub mod mime;
+pub mod oauth;
 pub mod openssl;
 pub mod proxy;
 pub mod server;

@@ -8,7 +8,13 @@
 //! scope `SMTP.Send`, not expired, same user as `user=`). Failures use Exchange's texts:
 //! `535 5.7.3 Authentication unsuccessful`, or Gmail's `334 <base64 JSON>` challenge first
 //! (style `"334"`), or the `535 5.7.139 … SmtpClientAuthentication is disabled` of a tenant
-//! with SMTP AUTH off. Recipients whose local part starts with `tempfail` get `451 4.3.0`,
+//! with SMTP AUTH off. With [`SmtpOptions::google`] it behaves like smtp.gmail.com instead:
+//! tokens checked at the fake Google's introspection (scope `https://mail.google.com/`, same
+//! user), every failure answered Gmail's way (`334 ` + base64
+//! `{"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}`, then after the
+//! client's empty line the two-line `535-5.7.8 Username and Password not accepted. Learn more
+//! at` / `535 5.7.8  https://support.google.com/mail/?p=BadCredentials <id> - gsmtp`).
+//! Recipients whose local part starts with `tempfail` get `451 4.3.0`,
 //! `reject` get `550 5.1.1`. Accepted messages are kept byte for byte in a temp dir.
 //!
 //! Needs `node` (≥ 20) and `npm ci --prefix tests/support/smtp` once. Every wait here is
@@ -35,7 +41,8 @@ const POLL: Duration = Duration::from_millis(20);
 pub struct SmtpOptions {
     /// Implicit TLS (as on port 465) instead of STARTTLS.
     pub secure: bool,
-    /// The fake Entra's introspection URL: `fake.authority() + "/_test/introspect"`.
+    /// The fake Entra's introspection URL: `fake.authority() + "/_test/introspect"`; in
+    /// [`Self::google`] mode the fake Google's (`FakeGoogle::introspect_url()`).
     pub introspect: String,
     /// `Some((style, n))`: the first `n` AUTH attempts fail even with a good token. Style
     /// `"535"` answers at once; `"334"` sends Gmail's challenge first, then 535 after the
@@ -46,6 +53,12 @@ pub struct SmtpOptions {
     /// A `MAIL FROM` other than the authenticated user gets Exchange's `550 5.7.60` (the
     /// user may not send as that mailbox).
     pub send_as_denied: bool,
+    /// Gmail's manner instead of Exchange's: tokens from the fake Google with scope
+    /// `https://mail.google.com/` for the `user=` of XOAUTH2 (not a service account's own
+    /// token); failures as Gmail answers them (`334` JSON challenge, then a two-line
+    /// `535-5.7.8 …` after the client's empty line); `- gsmtp` in the greeting and the DATA
+    /// answer. `disabled` and `send_as_denied` are Exchange's and ignored.
+    pub google: bool,
     /// `Some(ms)`: wait this long before the greeting instead of smtp-server's fixed 100 ms
     /// early-talker delay (benchmarks use 0 so that only the client's cost is measured).
     pub greeting_delay_ms: Option<u32>,
@@ -116,6 +129,7 @@ impl SmtpServer {
             "introspect": opts.introspect,
             "disabled": opts.disabled,
             "sendAsDenied": opts.send_as_denied,
+            "google": opts.google,
             "outDir": out.path(),
         });
         if let Some(ms) = opts.greeting_delay_ms {

@@ -10,6 +10,16 @@
 //! Recipients whose local part starts with `tempfail` get `451 4.2.1`, `reject` get
 //! `550 5.1.1`, as from Exchange. Runs on the raw-TCP skeleton ([`TcpServer`]); stops when
 //! dropped.
+//!
+//! For a custom provider (any OAuth2 IdP and an SMTP server of its own) it can offer
+//! `AUTH OAUTHBEARER` (RFC 7628) instead ([`Sasl::OAuthBearer`]), strictly: the GS2 header
+//! must be `n,a=<user>,` (an authzid is required: the server needs the mailbox), the
+//! kvpairs `%x01`-separated and closed by `%x01%x01`, `auth=Bearer <token>` present, `host=`
+//! and `port=` (optional) naming this server; the token must be live at the introspection URL,
+//! carry the required scope and belong to the authzid. A failure is the RFC's exchange:
+//! `334 <base64 {"status":"invalid_token","schemes":"bearer","scope":…}>`, the client must
+//! answer a single `%x01` (`AQ==`), then `535 5.7.8 Authentication credentials invalid`.
+//! Every AUTH attempt is recorded ([`FaultySmtp::auth_attempts`]).
 
 #![allow(dead_code)]
 
@@ -64,9 +74,41 @@ pub struct Fault {
     pub times: u32,
 }
 
+/// How the server authenticates clients after STARTTLS.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Sasl {
+    /// `AUTH XOAUTH2` with an Exchange SMTP token from the fake Entra (resource
+    /// `https://outlook.office.com`, `SMTP.Send`), as Exchange Online does.
+    #[default]
+    Xoauth2Exchange,
+    /// `AUTH OAUTHBEARER` only (RFC 7628), each token checked at the introspection URL (any
+    /// fake IdP's `/_test/introspect`: the fake Google's, the fake Entra's) for `scope` and
+    /// the authzid's user.
+    OAuthBearer { scope: String },
+}
+
+/// One AUTH command and how it ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuthAttempt {
+    /// `XOAUTH2` or `OAUTHBEARER`, as the client named it (upper-cased).
+    pub mechanism: String,
+    /// XOAUTH2's `user=`, or OAUTHBEARER's authzid (the `a=` of the GS2 header, unescaped).
+    pub user: Option<String>,
+    /// OAUTHBEARER's `host=` and `port=` kvpairs, when sent.
+    pub host: Option<String>,
+    pub port: Option<String>,
+    pub ok: bool,
+    /// OAUTHBEARER: the line the client answered the error challenge with (`AQ==` is right).
+    pub challenge_reply: Option<String>,
+    /// Why the attempt failed, in the server's words (not sent to the client).
+    pub failure: Option<String>,
+}
+
 /// One message received in full.
 #[derive(Clone, Debug)]
 pub struct Received {
+    /// The authenticated user of the session (XOAUTH2 `user=`, OAUTHBEARER authzid).
+    pub user: String,
     pub from: String,
     pub to: Vec<String>,
     pub data: Vec<u8>,
@@ -77,6 +119,7 @@ pub struct Received {
 #[derive(Default)]
 struct State {
     received: Mutex<Vec<Received>>,
+    auth_attempts: Mutex<Vec<AuthAttempt>>,
     sessions: AtomicU32,
     faults_left: AtomicU32,
 }
@@ -89,6 +132,7 @@ pub struct FaultySmtp {
 struct Setup {
     fault: Option<Fault>,
     introspect: String,
+    sasl: Sasl,
     acceptor: tokio_rustls::TlsAcceptor,
 }
 
@@ -104,6 +148,12 @@ fn acceptor() -> tokio_rustls::TlsAcceptor {
 impl FaultySmtp {
     /// Listens on `127.0.0.1:0`; `introspect` is the fake Entra's `/_test/introspect` URL.
     pub fn start(introspect: &str, fault: Option<Fault>) -> FaultySmtp {
+        FaultySmtp::start_with(introspect, Sasl::default(), fault)
+    }
+
+    /// Like [`FaultySmtp::start`], authenticating with `sasl`; `introspect` is the
+    /// introspection URL of the IdP whose tokens it takes.
+    pub fn start_with(introspect: &str, sasl: Sasl, fault: Option<Fault>) -> FaultySmtp {
         let state = Arc::new(State::default());
         state
             .faults_left
@@ -111,6 +161,7 @@ impl FaultySmtp {
         let setup = Arc::new(Setup {
             fault,
             introspect: introspect.to_owned(),
+            sasl,
             acceptor: acceptor(),
         });
         let st = state.clone();
@@ -135,6 +186,11 @@ impl FaultySmtp {
 
     pub fn sessions(&self) -> u32 {
         self.state.sessions.load(Ordering::SeqCst)
+    }
+
+    /// Every AUTH command so far, in order.
+    pub fn auth_attempts(&self) -> Vec<AuthAttempt> {
+        self.state.auth_attempts.lock().unwrap().clone()
     }
 }
 
@@ -163,6 +219,8 @@ async fn breaks<S: AsyncWrite + Unpin>(
 
 async fn session(tcp: tokio::net::TcpStream, setup: &Setup, st: &State) {
     st.sessions.fetch_add(1, Ordering::SeqCst);
+    // What OAUTHBEARER's `port=` must say.
+    let port = tcp.local_addr().map(|a| a.port()).unwrap_or(0);
     let broken = st
         .faults_left
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -209,7 +267,7 @@ async fn session(tcp: tokio::net::TcpStream, setup: &Setup, st: &State) {
                 let Ok(tls) = setup.acceptor.accept(plain.into_inner()).await else {
                     return;
                 };
-                return secure(BufReader::new(tls), setup, st, broken).await;
+                return secure(BufReader::new(tls), setup, st, broken, port).await;
             }
             "QUIT" => {
                 let _ = plain.get_mut().write_all(b"221 2.0.0 Bye\r\n").await;
@@ -237,8 +295,11 @@ async fn secure<S: AsyncRead + AsyncWrite + Unpin>(
     setup: &Setup,
     st: &State,
     broken: bool,
+    port: u16,
 ) {
-    let mut authed = false;
+    let mut user: Option<String> = None;
+    // The answer to AUTH, which OAUTHBEARER builds after its own exchange.
+    let mut auth_reply: Vec<u8>;
     let mut from: Option<String> = None;
     let mut to: Vec<String> = Vec::new();
     loop {
@@ -251,18 +312,29 @@ async fn secure<S: AsyncRead + AsyncWrite + Unpin>(
             .unwrap_or("")
             .to_ascii_uppercase();
         let reply: &[u8] = match verb.as_str() {
-            "EHLO" => b"250-faulty.example Hello\r\n250-SIZE 37748736\r\n250-8BITMIME\r\n250-AUTH XOAUTH2\r\n250 SMTPUTF8\r\n",
+            "EHLO" => match setup.sasl {
+                Sasl::Xoauth2Exchange => b"250-faulty.example Hello\r\n250-SIZE 37748736\r\n250-8BITMIME\r\n250-AUTH XOAUTH2\r\n250 SMTPUTF8\r\n",
+                Sasl::OAuthBearer { .. } => b"250-faulty.example Hello\r\n250-SIZE 37748736\r\n250-8BITMIME\r\n250-AUTH OAUTHBEARER\r\n250 SMTPUTF8\r\n",
+            },
             "AUTH" => {
                 if breaks(Step::Auth, setup, broken, io.get_mut()).await {
                     return;
                 }
-                authed = good_xoauth2(&line, &setup.introspect).await;
-                match authed {
-                    true => b"235 2.7.0 Authentication successful\r\n",
-                    false => b"535 5.7.3 Authentication unsuccessful\r\n",
-                }
+                let (attempt, reply) = match &setup.sasl {
+                    Sasl::Xoauth2Exchange => xoauth2(&line, &setup.introspect).await,
+                    Sasl::OAuthBearer { scope } => {
+                        match oauthbearer(&mut io, &line, &setup.introspect, scope, port).await {
+                            Some(v) => v,
+                            None => return,
+                        }
+                    }
+                };
+                user = attempt.ok.then(|| attempt.user.clone()).flatten();
+                st.auth_attempts.lock().unwrap().push(attempt);
+                auth_reply = reply;
+                &auth_reply
             }
-            _ if !authed && verb != "QUIT" && verb != "RSET" && verb != "NOOP" => {
+            _ if user.is_none() && verb != "QUIT" && verb != "RSET" && verb != "NOOP" => {
                 b"530 5.7.57 Client not authenticated to send mail\r\n"
             }
             "MAIL" => {
@@ -303,6 +375,7 @@ async fn secure<S: AsyncRead + AsyncWrite + Unpin>(
                 // but unconfirmed.
                 if at_dot.is_none_or(|f| f.action != Action::Reply421) {
                     st.received.lock().unwrap().push(Received {
+                        user: user.clone().unwrap_or_default(),
                         from: from.take().unwrap_or_default(),
                         to: std::mem::take(&mut to),
                         data,
@@ -378,19 +451,51 @@ fn angle(line: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// What the IdP's `/_test/introspect` says of a token (`None`: unknown, or no answer).
+async fn introspect(url: &str, token: &str) -> Option<serde_json::Value> {
+    let answer = reqwest::Client::new()
+        .get(url)
+        .query(&[("token", token)])
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .ok()?;
+    if !answer.status().is_success() {
+        return None;
+    }
+    answer.json::<serde_json::Value>().await.ok()
+}
+
 /// `AUTH XOAUTH2 <base64 "user=…\x01auth=Bearer …\x01\x01">` with a token the fake Entra
-/// issued for SMTP to that user.
-async fn good_xoauth2(line: &str, introspect: &str) -> bool {
-    let mut words = line.split_whitespace().skip(1);
-    if !words
-        .next()
-        .is_some_and(|m| m.eq_ignore_ascii_case("XOAUTH2"))
-    {
+/// issued for SMTP to that user: the attempt and the answer (`235` or Exchange's `535`).
+async fn xoauth2(line: &str, introspect_url: &str) -> (AuthAttempt, Vec<u8>) {
+    let mut attempt = AuthAttempt {
+        mechanism: word(line, 1).to_ascii_uppercase(),
+        ..AuthAttempt::default()
+    };
+    attempt.ok = good_xoauth2(line, introspect_url, &mut attempt).await;
+    if !attempt.ok {
+        attempt.failure = Some("not a good XOAUTH2 response with an Exchange SMTP token".into());
+    }
+    let reply: &[u8] = match attempt.ok {
+        true => b"235 2.7.0 Authentication successful\r\n",
+        false => b"535 5.7.3 Authentication unsuccessful\r\n",
+    };
+    (attempt, reply.to_vec())
+}
+
+/// The `n`th whitespace-separated word of a command line (empty when there is none).
+fn word(line: &str, n: usize) -> &str {
+    line.split_whitespace().nth(n).unwrap_or("")
+}
+
+async fn good_xoauth2(line: &str, introspect_url: &str, attempt: &mut AuthAttempt) -> bool {
+    if !word(line, 1).eq_ignore_ascii_case("XOAUTH2") {
         return false;
     }
-    let Some(raw) = words
-        .next()
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+    let Some(raw) = base64::engine::general_purpose::STANDARD
+        .decode(word(line, 2))
+        .ok()
         .and_then(|b| String::from_utf8(b).ok())
     else {
         return false;
@@ -401,22 +506,11 @@ async fn good_xoauth2(line: &str, introspect: &str) -> bool {
     let (Some(user), Some(token)) = (user, token) else {
         return false;
     };
+    attempt.user = Some(user.to_string());
     if !raw.ends_with("\x01\x01") {
         return false;
     }
-    let Ok(answer) = reqwest::Client::new()
-        .get(introspect)
-        .query(&[("token", token)])
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-    else {
-        return false;
-    };
-    if !answer.status().is_success() {
-        return false;
-    }
-    let Ok(v) = answer.json::<serde_json::Value>().await else {
+    let Some(v) = introspect(introspect_url, token).await else {
         return false;
     };
     let resource_ok = v["resource"].as_str() == Some("https://outlook.office.com");
@@ -428,4 +522,202 @@ async fn good_xoauth2(line: &str, introspect: &str) -> bool {
         .as_str()
         .is_some_and(|u| u.eq_ignore_ascii_case(user));
     resource_ok && scope_ok && user_ok && v["expired"] != true
+}
+
+/// An OAUTHBEARER client response (RFC 7628 3.1), decoded.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct BearerResponse {
+    authzid: String,
+    host: Option<String>,
+    port: Option<String>,
+    token: String,
+}
+
+/// A GS2 `saslname` (RFC 5801): `=2C` is `,`, `=3D` is `=`, any other `=` or a bare `,` is
+/// malformed.
+fn decode_saslname(s: &str) -> Option<String> {
+    if s.contains(',') {
+        return None;
+    }
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('=') {
+        out.push_str(&rest[..i]);
+        let escape = rest.get(i..i + 3)?;
+        out.push(match escape {
+            "=2C" => ',',
+            "=3D" => '=',
+            _ => return None,
+        });
+        rest = &rest[i + 3..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// `gs2-header %x01 *(key=value %x01) %x01`, the GS2 header `n,a=<authzid>,` (an authzid is
+/// required here), an `auth=Bearer <token>` pair, no key twice. `Err(why)`.
+fn parse_oauthbearer(msg: &[u8]) -> Result<BearerResponse, String> {
+    let msg = std::str::from_utf8(msg).map_err(|_| "the response is not UTF-8".to_string())?;
+    let (gs2, rest) = msg
+        .split_once('\x01')
+        .ok_or("no %x01 after the GS2 header")?;
+    let (flag, authz) = gs2.split_once(',').ok_or("the GS2 header has no ','")?;
+    // `p=…` would ask for channel binding, which OAUTHBEARER does not have.
+    if flag != "n" && flag != "y" {
+        return Err(format!(
+            "GS2 channel-binding flag {flag:?}: n or y expected"
+        ));
+    }
+    let name = authz
+        .strip_suffix(',')
+        .ok_or("the GS2 header does not end with ','")?
+        .strip_prefix("a=")
+        .ok_or("the GS2 header names no authzid (n,a=<user>,)")?;
+    let authzid = decode_saslname(name)
+        .filter(|a| !a.is_empty())
+        .ok_or("the authzid is empty or badly escaped")?;
+    let pairs = rest
+        .strip_suffix("\x01\x01")
+        .ok_or("the kvpairs do not end with %x01%x01")?;
+    let mut r = BearerResponse {
+        authzid,
+        ..BearerResponse::default()
+    };
+    let mut seen: Vec<&str> = Vec::new();
+    for pair in pairs.split('\x01') {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("kvpair {pair:?} has no '='"))?;
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(format!("kvpair key {key:?} is not letters"));
+        }
+        if seen.contains(&key) {
+            return Err(format!("kvpair {key} given twice"));
+        }
+        seen.push(key);
+        match key {
+            "auth" => {
+                let (scheme, token) = value
+                    .split_once(' ')
+                    .ok_or("auth= is not 'Bearer <token>'")?;
+                if !scheme.eq_ignore_ascii_case("Bearer") || token.is_empty() {
+                    return Err("auth= is not 'Bearer <token>'".into());
+                }
+                r.token = token.to_string();
+            }
+            "host" => r.host = Some(value.to_string()),
+            "port" => r.port = Some(value.to_string()),
+            // RFC 7628 allows further keys; a server ignores what it does not know.
+            _ => {}
+        }
+    }
+    if r.token.is_empty() {
+        return Err("no auth=Bearer <token> kvpair".into());
+    }
+    Ok(r)
+}
+
+/// `AUTH OAUTHBEARER [initial response]` (RFC 7628), the whole exchange: the attempt and the
+/// final answer. `None` when the client went away.
+async fn oauthbearer<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut BufReader<S>,
+    line: &str,
+    introspect_url: &str,
+    scope: &str,
+    port: u16,
+) -> Option<(AuthAttempt, Vec<u8>)> {
+    let mut attempt = AuthAttempt {
+        mechanism: word(line, 1).to_ascii_uppercase(),
+        ..AuthAttempt::default()
+    };
+    if attempt.mechanism != "OAUTHBEARER" {
+        attempt.failure = Some(format!("mechanism {} not offered", attempt.mechanism));
+        return Some((
+            attempt,
+            b"504 5.7.4 Unrecognized authentication type\r\n".to_vec(),
+        ));
+    }
+    let initial = match word(line, 2) {
+        // No initial response: an empty challenge asks for it (RFC 4954 4).
+        "" => {
+            io.get_mut().write_all(b"334 \r\n").await.ok()?;
+            read_line(io).await?
+        }
+        // "=" is an empty initial response.
+        "=" => String::new(),
+        b64 => b64.to_string(),
+    };
+    let parsed = base64::engine::general_purpose::STANDARD
+        .decode(initial.trim())
+        .map_err(|_| "the response is not base64".to_string())
+        .and_then(|raw| parse_oauthbearer(&raw));
+    let r = match parsed {
+        Ok(r) => r,
+        Err(why) => {
+            attempt.failure = Some(why);
+            return Some((
+                attempt,
+                b"501 5.5.2 Syntax error in the OAUTHBEARER client response\r\n".to_vec(),
+            ));
+        }
+    };
+    attempt.user = Some(r.authzid.clone());
+    attempt.host = r.host.clone();
+    attempt.port = r.port.clone();
+    // host= and port= say where the client thinks it is: this server, as the test CA's
+    // certificate names it, on the port it connected to.
+    let place_ok = r
+        .host
+        .as_deref()
+        .is_none_or(|h| h == "127.0.0.1" || h.eq_ignore_ascii_case("localhost"))
+        && r.port.as_deref().is_none_or(|p| p == port.to_string());
+    let token_ok = match introspect(introspect_url, &r.token).await {
+        Some(v) => {
+            v["expired"] == false
+                && v["app"] != true
+                && v["scopes"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|s| s.as_str() == Some(scope)))
+                && v["user"]
+                    .as_str()
+                    .is_some_and(|u| u.eq_ignore_ascii_case(&r.authzid))
+        }
+        None => false,
+    };
+    if place_ok && token_ok {
+        attempt.ok = true;
+        return Some((attempt, b"235 2.7.0 Authentication successful\r\n".to_vec()));
+    }
+    let status = if place_ok {
+        "invalid_token"
+    } else {
+        "invalid_request"
+    };
+    attempt.failure = Some(match place_ok {
+        true => "the token is not good for this user and scope".into(),
+        false => format!(
+            "host={:?} port={:?} do not name this server",
+            r.host, r.port
+        ),
+    });
+    // RFC 7628 3.2.2: the error is a base64 JSON challenge; its members in the RFC's order.
+    let challenge = format!(
+        "{{\"status\":\"{status}\",\"schemes\":\"bearer\",\"scope\":{}}}",
+        serde_json::Value::from(scope)
+    );
+    let line = format!(
+        "334 {}\r\n",
+        base64::engine::general_purpose::STANDARD.encode(challenge)
+    );
+    io.get_mut().write_all(line.as_bytes()).await.ok()?;
+    // 3.2.3: the client must answer a single %x01 (or abort with "*").
+    let answer = read_line(io).await?;
+    attempt.challenge_reply = Some(answer.clone());
+    let reply: &[u8] = match answer.as_str() {
+        "AQ==" => b"535 5.7.8 Authentication credentials invalid\r\n",
+        "*" => b"501 5.7.0 Authentication aborted\r\n",
+        _ => b"501 5.5.2 The error challenge must be answered with %x01 (AQ==)\r\n",
+    };
+    Some((attempt, reply.to_vec()))
 }

@@ -2,7 +2,8 @@
 // Loopback SMTP submission server for mailer's integration tests: nodemailer's smtp-server
 // speaking STARTTLS (or implicit TLS) and AUTH XOAUTH2 only, validating bearer tokens against
 // the test's fake Entra the way Exchange Online would, and answering failures with Exchange's
-// texts. Started by tests/support/smtp.rs; see that file for the contract.
+// texts; or, with `google`, against the fake Google the way smtp.gmail.com does, answering
+// with Gmail's texts. Started by tests/support/smtp.rs; see that file for the contract.
 //
 // Usage: node server.js '<json options>'
 //   secure      bool    implicit TLS instead of STARTTLS (default false). With STARTTLS, AUTH
@@ -17,6 +18,17 @@
 //                       "334": Gmail-style `334 <base64 JSON {"status":"401",...}>`, the client
 //                       answers an empty line, then `535 5.7.3 Authentication unsuccessful`.
 //   disabled    bool    every AUTH gets Exchange's "SmtpClientAuthentication is disabled" 535.
+//   google      bool    Gmail's manner instead of Exchange's: `introspect` is the fake Google's;
+//                       a token is good when it answers 200, not expired, scope
+//                       https://mail.google.com/, not a service account's own token, and the
+//                       same user as user= (case-insensitive). Every failure is Gmail's: `334 `
+//                       + base64 {"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"},
+//                       then, after the client's empty line, the two-line
+//                       `535-5.7.8 Username and Password not accepted. Learn more at` /
+//                       `535 5.7.8  https://support.google.com/mail/?p=BadCredentials <id> - gsmtp`.
+//                       Greeting and the DATA answer end in `- gsmtp` too. `disabled` and
+//                       `sendAsDenied` are Exchange's and do nothing here (Gmail accepts any MAIL
+//                       FROM and rewrites an unverified From after submission).
 //   sendAsDenied bool   a MAIL FROM other than the authenticated user gets Exchange's
 //                       `550 5.7.60 SMTP; Client does not have permissions to send as this sender`
 //                       (default: every send-as is allowed, as for a delegate with the right).
@@ -29,6 +41,7 @@
 // reaches EOF (the parent test process went away) or on SIGTERM/SIGINT. Never logs tokens.
 'use strict';
 
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const { SMTPServer } = require('smtp-server');
@@ -49,6 +62,12 @@ const AUTH_DISABLED =
   'Visit https://aka.ms/smtp_auth_disabled for more information.';
 // What Gmail sends base64-encoded in its 334 challenge when it rejects a bearer token.
 const GMAIL_CHALLENGE = { status: '401', schemes: 'bearer', scope: 'https://mail.google.com/' };
+// Gmail mode: the scope Gmail's SMTP wants, and its challenge and refusal as observed and
+// documented (xoauth2-protocol; the 5.7.8 form of 2021-2022 reports). Key order matters:
+// the base64 is compared byte for byte with Gmail's.
+const GOOGLE_MAIL_SCOPE = 'https://mail.google.com/';
+const GOOGLE_CHALLENGE = { status: '400', schemes: 'Bearer', scope: GOOGLE_MAIL_SCOPE };
+const google = !!opts.google;
 const INTROSPECT_TIMEOUT_MS = 5000;
 
 const rejectStyle = opts.reject ? String(opts.reject.style) : '535';
@@ -64,9 +83,23 @@ if (typeof SASL.XOAUTH2_error !== 'function') {
   fail('smtp-server changed: SASL.XOAUTH2_error not found (see tests/support/smtp/server.js)');
 }
 SASL.XOAUTH2_error = function (_line, callback) {
+  if (google) {
+    // A multi-line reply: smtp-server writes `535-` on all lines but the last.
+    this.send(535, [
+      '5.7.8 Username and Password not accepted. Learn more at',
+      `5.7.8  https://support.google.com/mail/?p=BadCredentials ${gsmtpId()} - gsmtp`,
+    ]);
+    return callback();
+  }
   this.send(535, AUTH_FAILED);
   return callback();
 };
+
+/** A session id like the ones Gmail ends its replies with (`hx9sm5317360pbc.68`). */
+function gsmtpId() {
+  const hex = crypto.randomBytes(6).toString('hex');
+  return `${hex.slice(0, 2)}${Date.now() % 1000000}sm${hex.slice(2)}`;
+}
 
 if (opts.greetingDelayMs !== undefined) {
   // smtp-connection's init() hard-codes the 100 ms early-talker wait; this is the same
@@ -134,6 +167,16 @@ async function tokenIsGood(user, token) {
   if (info.expired !== false || !Array.isArray(info.scopes)) {
     return false;
   }
+  if (google) {
+    // A service account's own token has no mailbox; one impersonating a user (domain-wide
+    // delegation) is that user's, like a signed-in user's.
+    return (
+      info.app !== true &&
+      info.scopes.includes(GOOGLE_MAIL_SCOPE) &&
+      typeof info.user === 'string' &&
+      info.user.toLowerCase() === String(user).toLowerCase()
+    );
+  }
   // An app-only token (client credentials) carries no user: Exchange lets an app with
   // SMTP.SendAsApp authenticate as any mailbox it was granted; the fake grants all.
   if (info.app === true) {
@@ -152,7 +195,7 @@ const server = new SMTPServer({
   key: fs.readFileSync(path.join(certs, 'server-key.pem')),
   cert: fs.readFileSync(path.join(certs, 'server.pem')),
   name: 'localhost',
-  banner: 'mailer test SMTP server',
+  banner: google ? 'mailer test SMTP server, Gmail manner - gsmtp' : 'mailer test SMTP server',
   authMethods: ['XOAUTH2'],
   disableReverseLookup: true,
   size: 200 * 1024 * 1024,
@@ -167,6 +210,11 @@ const server = new SMTPServer({
       }
       stats.auth_failed += 1;
       saveStats();
+      if (google) {
+        // No `user` in the response: smtp-server sends `334 base64(JSON(data))`, waits for the
+        // client's next line and then runs SASL.XOAUTH2_error (replaced above).
+        return callback(null, { data: GOOGLE_CHALLENGE });
+      }
       if (opts.disabled) {
         return callback(smtpError(535, AUTH_DISABLED));
       }
@@ -177,7 +225,7 @@ const server = new SMTPServer({
       }
       return callback(smtpError(535, AUTH_FAILED));
     };
-    if (auth.method !== 'XOAUTH2' || opts.disabled) {
+    if (auth.method !== 'XOAUTH2' || (opts.disabled && !google)) {
       return finish(false);
     }
     if (rejectLeft > 0) {
@@ -189,7 +237,7 @@ const server = new SMTPServer({
 
   onMailFrom(address, session, callback) {
     const from = String(address.address).toLowerCase();
-    if (opts.sendAsDenied && session.user && from !== String(session.user).toLowerCase()) {
+    if (!google && opts.sendAsDenied && session.user && from !== String(session.user).toLowerCase()) {
       return callback(
         smtpError(550, '5.7.60 SMTP; Client does not have permissions to send as this sender'),
       );
@@ -238,6 +286,9 @@ const server = new SMTPServer({
       }
       stats.messages += 1;
       saveStats();
+      if (google) {
+        return callback(null, `2.0.0 OK  ${Math.floor(Date.now() / 1000)} ${gsmtpId()} - gsmtp`);
+      }
       callback(null, `2.6.0 Queued as message ${n}`);
     });
   },
