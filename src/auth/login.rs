@@ -97,9 +97,11 @@ async fn sign_in(acct: &Account, record: &Record, opts: &Options<'_>) -> Result<
 /// A delegated answer must carry a refresh token, and name the mailbox unless `--user` did.
 fn check_delegated(acct: &mut Account, answer: &TokenAnswer, opts: &Options) -> Result<()> {
     if answer.refresh_token().is_none() {
-        return Err(Error::refused("the identity provider issued no refresh token")
-            .why("without one every send would need a new login")
-            .fix("make sure the app may request offline_access (API permissions), then log in again"));
+        return Err(
+            Error::refused("the identity provider issued no refresh token")
+                .why("without one every send would need a new login")
+                .fix(acct.provider.offline_hint()),
+        );
     }
     if opts.user_given {
         return Ok(());

@@ -74,6 +74,16 @@ impl Provider for Custom {
         "127.0.0.1"
     }
 
+    /// Google-style servers issue a refresh token only for `access_type=offline`; servers
+    /// that do not know the parameter must ignore it (RFC 6749 section 3.1).
+    fn authorize_params(&self, _p: &Profile) -> Vec<(&'static str, String)> {
+        vec![("access_type", "offline".into())]
+    }
+
+    fn offline_hint(&self) -> &'static str {
+        "add the scope that grants refresh tokens to --scopes (offline_access, in OpenID Connect), then log in again"
+    }
+
     fn check_login(&self, p: &Profile) -> Result<()> {
         let needed = [
             (p.authorize_url.is_none(), "--authorize-url URL"),

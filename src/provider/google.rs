@@ -119,6 +119,10 @@ impl Provider for Google {
         ]
     }
 
+    fn offline_hint(&self) -> &'static str {
+        "revoke the app's access (myaccount.google.com > Security > Third-party apps) and log in again: Google sends a refresh token with a new consent"
+    }
+
     /// Desktop clients take any port on the loopback address, not the name `localhost`.
     fn redirect_host(&self) -> &'static str {
         "127.0.0.1"

@@ -68,6 +68,10 @@ pub trait Provider: Sync {
     fn authorize_params(&self, _p: &Profile) -> Vec<(&'static str, String)> {
         Vec::new()
     }
+    /// How to make the provider issue a refresh token, for a login that got none.
+    fn offline_hint(&self) -> &'static str {
+        "make sure the app may request offline_access (API permissions), then log in again"
+    }
     /// The host of the loopback redirect URI the provider accepts.
     fn redirect_host(&self) -> &'static str {
         "localhost"

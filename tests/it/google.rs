@@ -7,7 +7,7 @@
 use crate::support::fake_google::{FakeGoogle, Upload};
 use crate::support::harness::{Chromium, Env, Output, browse};
 use crate::support::smtp::{SmtpOptions, SmtpServer};
-use crate::support::smtp_faults::{FaultySmtp, OauthBearer};
+use crate::support::smtp_faults::{FaultySmtp, Sasl};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -96,13 +96,6 @@ impl Google {
     }
 }
 
-fn query(url: &str, key: &str) -> Option<String> {
-    let q = url.split_once('?')?.1;
-    oauth2::url::form_urlencoded::parse(q.as_bytes())
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.into_owned())
-}
-
 #[test]
 fn login_in_chromium_then_send_through_the_gmail_api_and_gmail_smtp() {
     let mut g = Google::new(0);
@@ -126,7 +119,10 @@ fn login_in_chromium_then_send_through_the_gmail_api_and_gmail_smtp() {
     assert_eq!(get("access_type"), "offline");
     assert_eq!(get("prompt"), "consent");
     assert_eq!(get("code_challenge_method"), "S256");
-    assert!(get("redirect_uri").starts_with("http://127.0.0.1:"), "{q:?}");
+    assert!(
+        get("redirect_uri").starts_with("http://127.0.0.1:"),
+        "{q:?}"
+    );
     for s in [MAIL_SCOPE, SEND_SCOPE, "openid", "email"] {
         assert!(get("scope").split(' ').any(|x| x == s), "{s}: {q:?}");
     }
@@ -134,7 +130,10 @@ fn login_in_chromium_then_send_through_the_gmail_api_and_gmail_smtp() {
     assert!(config.contains("provider = \"google\""), "{config}");
     assert!(config.contains(&format!("user = \"{USER}\"")), "{config}");
     assert!(config.contains("transport = \"gmail\""), "{config}");
-    assert!(!config.contains(SECRET), "the client secret is not in the config");
+    assert!(
+        !config.contains(SECRET),
+        "the client secret is not in the config"
+    );
     assert!(!config.contains("tenant"), "Google has no tenant: {config}");
 
     // Through the Gmail API, Bcc recipients included.
@@ -154,7 +153,10 @@ fn login_in_chromium_then_send_through_the_gmail_api_and_gmail_smtp() {
     let out = g.send("via SMTP", &["--transport", "smtp"]);
     assert_eq!(out.code, 0, "{out}");
     let m = &g.smtp.wait_messages(1, Duration::from_secs(10))[0];
-    assert_eq!((m.user.as_str(), m.to.as_slice()), (USER, &["bob@example.org".to_owned()][..]));
+    assert_eq!(
+        (m.user.as_str(), m.to.as_slice()),
+        (USER, &["bob@example.org".to_owned()][..])
+    );
     let st = g.google.stats();
     assert_eq!((st.code_grants, st.authorize), (1, 1), "{st:?}");
 
@@ -174,7 +176,12 @@ fn login_in_chromium_then_send_through_the_gmail_api_and_gmail_smtp() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    for n in ["access-token-gmail", "access-token-smtp", "network-gmail", "smtp-auth"] {
+    for n in [
+        "access-token-gmail",
+        "access-token-smtp",
+        "network-gmail",
+        "smtp-auth",
+    ] {
         assert!(names.contains(&n), "{n}: {v}");
     }
 }
@@ -190,7 +197,10 @@ fn a_large_message_goes_through_a_resumable_upload() {
     let sent = g.google.sent();
     assert_eq!(sent[0].upload, Upload::Resumable);
     assert!(g.google.stats().resumable_puts >= 2, "chunked");
-    assert!(sent[0].submitted.len() > 8_000_000, "base64 of 6 MiB");
+    assert!(
+        sent[0].submitted.len() > 6 * 1024 * 1024,
+        "the whole attachment"
+    );
 }
 
 #[test]
@@ -214,10 +224,17 @@ fn throttling_and_a_rejected_token_are_retried_once() {
     let out = g.send("after a 401", &[]);
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(g.google.stats().refresh_grants, refreshes + 1);
-    assert!(g.google.stats().gmail_errors.iter().any(|e| e.starts_with("401")));
+    assert!(
+        g.google
+            .stats()
+            .gmail_errors
+            .iter()
+            .any(|e| e.starts_with("401"))
+    );
 
     // A limit that lasts: kept in the outbox, exit 75.
-    g.google.fail_next_send(9, 500, "backendError", "Backend Error", None);
+    g.google
+        .fail_next_send(9, 500, "backendError", "Backend Error", None);
     let out = g.send("queued", &["--queue"]);
     assert_eq!(out.code, 75, "{out}");
     assert!(out.stderr.contains("backendError"), "{out}");
@@ -237,7 +254,9 @@ fn gmail_smtp_refuses_a_token_with_a_challenge_and_mailer_renews_it_once() {
 #[test]
 fn a_service_account_sends_as_the_mailbox_once_delegation_is_allowed() {
     let g = Google::new(0);
-    let key = g.google.add_service_account("robot@mailer-test.iam.gserviceaccount.com");
+    let key = g
+        .google
+        .add_service_account("robot@mailer-test.iam.gserviceaccount.com");
     let file = g.env.path("key.json");
     std::fs::write(&file, &key.json).unwrap();
     let login = |extra: &[&str]| {
@@ -269,7 +288,10 @@ fn a_service_account_sends_as_the_mailbox_once_delegation_is_allowed() {
     assert_eq!(out.code, 0, "{out}");
     std::fs::remove_file(&file).unwrap();
     let record = std::fs::read_to_string(g.env.token_file()).unwrap();
-    assert!(record.contains("PRIVATE KEY"), "the key moved to the token store");
+    assert!(
+        record.contains("PRIVATE KEY"),
+        "the key moved to the token store"
+    );
     let config = std::fs::read_to_string(g.env.config_path()).unwrap();
     assert!(!config.contains("PRIVATE KEY"), "{config}");
     assert!(config.contains("flow = \"service_account\""), "{config}");
@@ -300,8 +322,13 @@ fn a_testing_app_login_that_dies_after_a_week_is_named_with_the_fix() {
     assert!(out.stderr.contains("8 days old"), "{out}");
     assert!(out.stderr.contains("Testing"), "{out}");
     assert!(out.stderr.contains("Publish app"), "{out}");
-    assert!(out.stderr.contains("mailer login --provider google"), "{out}");
-    let explained = g.env.run(&["explain", "testing_refresh_token_expired"], None);
+    assert!(
+        out.stderr.contains("mailer login --profile") && out.stderr.contains("--provider google"),
+        "{out}"
+    );
+    let explained = g
+        .env
+        .run(&["explain", "testing_refresh_token_expired"], None);
     assert_eq!(explained.code, 0, "{explained}");
 }
 
@@ -314,7 +341,10 @@ fn the_device_flow_is_refused_before_contact_with_the_way_that_works() {
     let out = g.env.run(&refs, None);
     assert_eq!(out.code, 64, "{out}");
     assert!(out.stderr.contains("ssh -L 8400:127.0.0.1:8400"), "{out}");
-    assert!(out.stderr.contains("--redirect-uri http://127.0.0.1:8400/"), "{out}");
+    assert!(
+        out.stderr.contains("--redirect-uri http://127.0.0.1:8400/"),
+        "{out}"
+    );
     assert!(g.google.stats().token_requests.is_empty());
     assert_eq!(g.google.stats().authorize, 0);
 }
@@ -327,7 +357,10 @@ fn an_unverified_from_is_said_and_gmail_rewrites_it() {
     assert_eq!(out.code, 0, "{out}");
     assert!(out.stderr.contains("Send mail as"), "{out}");
     assert_eq!(
-        g.google.sent()[0].original_from.as_deref().map(|f| f.contains("boss@example.com")),
+        g.google.sent()[0]
+            .original_from
+            .as_deref()
+            .map(|f| f.contains("boss@example.com")),
         Some(true)
     );
     // A verified alias: no rewrite (mailer still says what Gmail needs).
@@ -342,10 +375,13 @@ fn a_custom_provider_sends_over_oauthbearer() {
     let google = FakeGoogle::start();
     google.add_desktop_client(CLIENT, SECRET);
     google.set_user(USER);
-    let smtp = FaultySmtp::start_oauthbearer(OauthBearer {
-        introspect: google.introspect_url(),
-        scope: MAIL_SCOPE.into(),
-    });
+    let smtp = FaultySmtp::start_with(
+        &google.introspect_url(),
+        Sasl::OAuthBearer {
+            scope: MAIL_SCOPE.into(),
+        },
+        None,
+    );
     let mut env = Env::new();
     env.set("MAILER_CLIENT_SECRET", SECRET);
     let port = smtp.port().to_string();
@@ -382,22 +418,47 @@ fn a_custom_provider_sends_over_oauthbearer() {
     let out = run.finish();
     assert_eq!(out.code, 0, "{out}");
     let out = env.run(
-        &["send", "--to", "bob@example.org", "--subject", "custom", "--body", "b"],
+        &[
+            "send",
+            "--to",
+            "bob@example.org",
+            "--subject",
+            "custom",
+            "--body",
+            "b",
+        ],
         None,
     );
     assert_eq!(out.code, 0, "{out}");
     let got = smtp.received();
     assert_eq!(got.len(), 1);
-    assert_eq!(smtp.authzids(), [USER]);
+    assert_eq!(got[0].user, USER);
+    let auth = smtp.auth_attempts();
+    assert_eq!(auth[0].mechanism, "OAUTHBEARER");
+    assert_eq!(auth[0].port.as_deref(), Some(port.as_str()), "{auth:?}");
     // A token the server refuses (all logins revoked): renewed once, then the login is dead.
     google.revoke_all_refresh_tokens();
     google.advance(Duration::from_secs(2 * 3600));
     let out = env.run(
-        &["send", "--to", "bob@example.org", "--subject", "no", "--body", "b"],
+        &[
+            "send",
+            "--to",
+            "bob@example.org",
+            "--subject",
+            "no",
+            "--body",
+            "b",
+        ],
         None,
     );
     assert_eq!(out.code, 77, "{out}");
     assert_eq!(smtp.received().len(), 1);
+    let refused = smtp.auth_attempts().into_iter().find(|a| !a.ok).unwrap();
+    assert_eq!(
+        refused.challenge_reply.as_deref(),
+        Some("AQ=="),
+        "{refused:?}"
+    );
 }
 
 #[test]
@@ -405,15 +466,37 @@ fn provider_flags_that_do_not_fit_are_usage_errors() {
     let env = Env::new();
     for (args, needle) in [
         (
-            vec!["login", "--provider", "google", "--client-id", "not-a-google-id"],
+            vec![
+                "login",
+                "--provider",
+                "google",
+                "--client-id",
+                "not-a-google-id",
+            ],
             "apps.googleusercontent.com",
         ),
         (
-            vec!["login", "--provider", "google", "--client-id", CLIENT, "--tenant", "contoso.com"],
+            vec![
+                "login",
+                "--provider",
+                "google",
+                "--client-id",
+                CLIENT,
+                "--tenant",
+                "contoso.com",
+            ],
             "--tenant is for Microsoft",
         ),
         (
-            vec!["login", "--provider", "google", "--client-id", CLIENT, "--transport", "graph"],
+            vec![
+                "login",
+                "--provider",
+                "google",
+                "--client-id",
+                CLIENT,
+                "--transport",
+                "graph",
+            ],
             "gmail",
         ),
         (
@@ -421,7 +504,13 @@ fn provider_flags_that_do_not_fit_are_usage_errors() {
             "--authorize-url",
         ),
         (
-            vec!["login", "--client-id", "00000000-0000-0000-0000-000000000000", "--api-url", "http://127.0.0.1:9"],
+            vec![
+                "login",
+                "--client-id",
+                "00000000-0000-0000-0000-000000000000",
+                "--api-url",
+                "http://127.0.0.1:9",
+            ],
             "--api-url is for Google",
         ),
     ] {

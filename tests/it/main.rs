@@ -15,6 +15,7 @@ mod fake_entra_selftest;
 mod fake_google_selftest;
 mod fake_graph_selftest;
 mod faults;
+mod google;
 mod login;
 mod output;
 mod send;

@@ -245,9 +245,11 @@ impl Running {
         );
     }
 
-    /// The authorize URL the login printed.
+    /// The authorize URL the login printed (the line after "Open this URL …", whatever
+    /// the provider's path).
     pub fn authorize_url(&mut self) -> String {
-        self.wait_line("/oauth2/v2.0/authorize?", Duration::from_secs(20))
+        self.wait_line("Open this URL", Duration::from_secs(20));
+        self.wait_line("://", Duration::from_secs(5))
             .trim()
             .to_owned()
     }
