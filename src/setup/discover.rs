@@ -280,7 +280,7 @@ async fn openid_configuration(http: &reqwest::Client, base: &Url, domain: &str) 
             format!("{domain} has no Microsoft 365 / Entra tenant"),
         )
         .why(format!("{} does not know the domain (AADSTS90002)", base.host_str().unwrap_or("the login host")))
-        .fix(format!("check the spelling of the address; a tenant in a national cloud is found with --authority https://login.microsoftonline.us (or login.chinacloudapi.cn); for Gmail or Google Workspace mail log in to Google instead: mailer login --provider google --client-id ID"))
+        .fix("check the spelling of the address; a tenant in a national cloud is found with --authority https://login.microsoftonline.us (or login.chinacloudapi.cn); for Gmail or Google Workspace mail log in to Google instead: mailer login --provider google --client-id ID")
         .code("AADSTS90002")),
         s => Err(Error::refused(format!("discovery of {domain} failed with HTTP {s}"))
             .why(v["error_description"].as_str().unwrap_or_default().lines().next().unwrap_or_default().to_owned())
