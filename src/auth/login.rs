@@ -138,46 +138,61 @@ pub fn forget_old_store(name: &str, old: TokenStoreKind, new: TokenStoreKind) {
 /// Builds `mailer login …` with every non-default setting of the profile, so that running
 /// it recreates the same profile.
 pub fn login_command(name: &str, p: &Profile) -> String {
+    let mut flags = Vec::new();
+    if name != "default" {
+        flags.push(("--profile", Some(name.to_owned())));
+    }
+    flags.extend(identity_flags(p));
+    flags.extend(flow_flags(p));
+    flags.extend(setting_flags(p));
     let mut c = String::from("mailer login");
-    let mut add = |flag: &str, value: Option<String>| {
+    for (flag, value) in flags {
         c.push(' ');
         c.push_str(flag);
         if let Some(v) = value {
             c.push(' ');
             c.push_str(&shell_quote(&v));
         }
-    };
-    if name != "default" {
-        add("--profile", Some(name.to_owned()));
     }
+    c
+}
+
+type Flags = Vec<(&'static str, Option<String>)>;
+
+/// Who signs in where: the provider, its tenant and client, the cloud, the transport.
+fn identity_flags(p: &Profile) -> Flags {
     let provider = crate::provider::of(p.provider);
+    let mut flags = Flags::new();
     if p.provider != ProviderKind::default() {
-        add("--provider", Some(p.provider.to_string()));
+        flags.push(("--provider", Some(p.provider.to_string())));
     }
     if !p.tenant.is_empty() {
-        add("--tenant", Some(p.tenant.clone()));
+        flags.push(("--tenant", Some(p.tenant.clone())));
     }
     // A service account's client id comes from its key file.
     if p.flow != Flow::ServiceAccount {
-        add("--client-id", Some(p.client_id.clone()));
+        flags.push(("--client-id", Some(p.client_id.clone())));
     }
     if p.cloud != Cloud::Global {
-        add("--cloud", Some(p.cloud.to_string()));
+        flags.push(("--cloud", Some(p.cloud.to_string())));
     }
     if p.transport != provider.default_transport() {
-        add("--transport", Some(p.transport.to_string()));
+        flags.push(("--transport", Some(p.transport.to_string())));
     }
-    for (flag, value) in flow_flags(p) {
-        add(flag, value);
-    }
+    flags
+}
+
+/// The token store, scopes and every endpoint override the profile keeps.
+fn setting_flags(p: &Profile) -> Flags {
+    let mut flags = Flags::new();
     if p.token_store != TokenStoreKind::Keyring {
-        add("--token-store", Some(p.token_store.to_string()));
+        flags.push(("--token-store", Some(p.token_store.to_string())));
     }
     if p.large_attachments {
-        add("--large-attachments", None);
+        flags.push(("--large-attachments", None));
     }
     if let Some(s) = &p.scopes {
-        add("--scopes", Some(s.join(" ")));
+        flags.push(("--scopes", Some(s.join(" "))));
     }
     let display =
         |path: &Option<std::path::PathBuf>| path.as_ref().map(|p| p.display().to_string());
@@ -195,15 +210,15 @@ pub fn login_command(name: &str, p: &Profile) -> String {
         ("--client-auth", p.client_auth.map(|a| a.to_string())),
         ("--sasl", p.sasl.map(|a| a.to_string())),
     ] {
-        if let Some(v) = v {
-            add(flag, Some(v));
+        if v.is_some() {
+            flags.push((flag, v));
         }
     }
-    c
+    flags
 }
 
 /// The flags that select the profile's flow again.
-fn flow_flags(p: &Profile) -> Vec<(&'static str, Option<String>)> {
+fn flow_flags(p: &Profile) -> Flags {
     match p.flow {
         Flow::AuthorizationCode => vec![],
         Flow::DeviceCode => vec![("--device-code", None)],

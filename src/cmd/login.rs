@@ -41,26 +41,7 @@ pub(super) async fn run(ctx: &mut Context, args: LoginArgs) -> Result<()> {
     // A re-login keeps the credentials stored by the previous one (or `app create`).
     let stored = acct.store.load().ok().flatten();
     let new_app = stored.is_none();
-    let stored = stored.unwrap_or_default();
-    let secret = match client_secret(&args)? {
-        Some(s) => Some(s),
-        // A certificate login must not silently keep authenticating with an old secret.
-        None if acct.profile.certificate.is_some() => None,
-        None => stored.client_secret,
-    };
-    // A key file named now wins over a stored key.
-    let creds = match key {
-        Some(k) => auth::login::AppCredentials {
-            client_secret: None,
-            private_key: Some(k.private_key),
-            key_id: Some(k.private_key_id),
-        },
-        None => auth::login::AppCredentials {
-            client_secret: secret,
-            private_key: stored.private_key.filter(|_| args.private_key.is_none()),
-            key_id: stored.key_id,
-        },
-    };
+    let creds = credentials(&args, &acct, key, stored.unwrap_or_default())?;
     let opts = auth::login::Options {
         no_browser: args.sign_in.no_browser,
         login_hint: args.login_hint.as_deref(),
@@ -73,13 +54,45 @@ pub(super) async fn run(ctx: &mut Context, args: LoginArgs) -> Result<()> {
     if let Some(old) = &existing {
         auth::login::forget_old_store(&name, old.token_store, acct.profile.token_store);
     }
-    let p = acct.profile.clone();
-    ctx.put_profile(&name, p.clone());
+    ctx.put_profile(&name, acct.profile.clone());
     ctx.save_config()?;
+    logged_in(ctx, &acct)
+}
 
+/// What the app proves itself with: a key file named now wins over what is stored; a
+/// secret from stdin or the environment, else the stored one.
+fn credentials(
+    args: &LoginArgs,
+    acct: &Account,
+    key: Option<auth::service_account::KeyFile>,
+    stored: crate::store::Record,
+) -> Result<auth::login::AppCredentials> {
+    if let Some(k) = key {
+        return Ok(auth::login::AppCredentials {
+            client_secret: None,
+            private_key: Some(k.private_key),
+            key_id: Some(k.private_key_id),
+        });
+    }
+    let client_secret = match client_secret(args)? {
+        Some(s) => Some(s),
+        // A certificate login must not silently keep authenticating with an old secret.
+        None if acct.profile.certificate.is_some() => None,
+        None => stored.client_secret,
+    };
+    Ok(auth::login::AppCredentials {
+        client_secret,
+        private_key: stored.private_key.filter(|_| args.private_key.is_none()),
+        key_id: stored.key_id,
+    })
+}
+
+fn logged_in(ctx: &Context, acct: &Account) -> Result<()> {
+    let (p, name) = (&acct.profile, &acct.name);
     ctx.printer.json_only(&serde_json::json!({
         "status": "logged_in", "profile": name, "user": p.user, "tenant": p.tenant,
-        "transport": p.transport.as_str(), "token_store": acct.store.kind().as_str(),
+        "provider": p.provider.as_str(), "transport": p.transport.as_str(),
+        "token_store": acct.store.kind().as_str(),
     }))?;
     let tenant = match p.tenant.as_str() {
         "" => String::new(),
@@ -134,17 +147,7 @@ fn merge(
         .or(existing.map(|p| p.provider))
         .unwrap_or_default();
     let provider = provider::of(kind);
-    let client_id = a
-        .client_id
-        .clone()
-        .or_else(|| key.map(|k| k.client_id.clone()))
-        .or_else(|| existing.map(|p| p.client_id.clone()))
-        .ok_or_else(|| match kind {
-            ProviderKind::Microsoft => Error::usage("--client-id is required the first time a profile logs in")
-                .fix("pass the Application (client) ID of your Entra app registration: mailer login --client-id 00000000-0000-0000-0000-000000000000, or create one: mailer app create"),
-            _ => Error::usage("--client-id is required the first time a profile logs in")
-                .fix("pass your OAuth client's ID (for Google: a Desktop app client from Google Cloud console > APIs & Services > Credentials)"),
-        })?;
+    let client_id = client_id_of(a, existing, key, kind)?;
     let flow = flow_of(a, existing);
     // A certificate belongs to an app-only login; another flow forgets it.
     let kept = |f: fn(&Profile) -> Option<std::path::PathBuf>| {
@@ -152,6 +155,7 @@ fn merge(
     };
     let mut p = Profile {
         provider: kind,
+        // Entra's sign-in without a tenant is /common; other providers have none.
         tenant: a
             .tenant
             .clone()
@@ -190,7 +194,6 @@ fn merge(
             .token_store
             .or(existing.map(|p| p.token_store))
             .unwrap_or(TokenStoreKind::Keyring),
-        queue: existing.is_some_and(|p| p.queue),
         client_auth: a.client_auth.or(existing.and_then(|p| p.client_auth)),
         scopes: a
             .scopes
@@ -198,17 +201,43 @@ fn merge(
             .map(provider::parse_scopes)
             .or_else(|| existing.and_then(|p| p.scopes.clone())),
         large_attachments: a.large_attachments || existing.is_some_and(|p| p.large_attachments),
-        // What a person added to the profile stays.
-        notify_command: existing.and_then(|p| p.notify_command.clone()),
-        fallback: existing.and_then(|p| p.fallback),
-        timeout: existing.and_then(|p| p.timeout),
-        rate_limit: existing.and_then(|p| p.rate_limit),
-        credential_expires: existing.and_then(|p| p.credential_expires.clone()),
         ..Profile::default()
     };
+    keep_settings(&mut p, existing);
     set_endpoints(&mut p, existing, a);
     provider.check_login(&p)?;
     Ok(p)
+}
+
+/// What a person set in the profile (not login's flags) stays through a new login.
+fn keep_settings(p: &mut Profile, existing: Option<&Profile>) {
+    let Some(e) = existing else { return };
+    p.queue = e.queue;
+    p.notify_command = e.notify_command.clone();
+    p.fallback = e.fallback;
+    p.timeout = e.timeout;
+    p.rate_limit = e.rate_limit;
+    p.credential_expires = e.credential_expires.clone();
+}
+
+/// `--client-id`, else the key file's (a service account), else the profile's.
+fn client_id_of(
+    a: &LoginArgs,
+    existing: Option<&Profile>,
+    key: Option<&auth::service_account::KeyFile>,
+    kind: ProviderKind,
+) -> Result<String> {
+    a.client_id
+        .clone()
+        .or_else(|| key.map(|k| k.client_id.clone()))
+        .or_else(|| existing.map(|p| p.client_id.clone()))
+        .ok_or_else(|| {
+            let fix = match kind {
+                ProviderKind::Microsoft => "pass the Application (client) ID of your Entra app registration: mailer login --client-id 00000000-0000-0000-0000-000000000000, or create one: mailer app create",
+                _ => "pass your OAuth client's ID (for Google: a Desktop app client from Google Cloud console > APIs & Services > Credentials)",
+            };
+            Error::usage("--client-id is required the first time a profile logs in").fix(fix)
+        })
 }
 
 /// The flow the flags ask for; without any, an app-only profile (as `mailer app create`

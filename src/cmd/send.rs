@@ -54,21 +54,7 @@ pub async fn run(ctx: &Context, args: SendArgs) -> Result<()> {
         no_save_sent: args.no_save_sent,
     };
     if args.dry_run {
-        let mime = outgoing.mime()?;
-        if ctx.printer.json() {
-            return ctx.printer.json_only(&serde_json::json!({
-                "status": "dry_run",
-                "recipients": outgoing.recipients.iter().map(|m| m.email.to_string()).collect::<Vec<_>>(),
-                "message_id": outgoing.message_id,
-                "message": String::from_utf8_lossy(&mime),
-            }));
-        }
-        ctx.printer.data(&mime)?;
-        ctx.printer.say(format!(
-            "dry run: nothing sent ({}).",
-            super::describe(&outgoing)
-        ));
-        return Ok(());
+        return dry_run(ctx, &outgoing);
     }
     let acct = acct.expect("an account unless a dry run");
     let request = Request {
@@ -79,6 +65,30 @@ pub async fn run(ctx: &Context, args: SendArgs) -> Result<()> {
     };
     let outcome = deliver::deliver(acct, &ctx.printer, &request).await?;
     super::report(ctx, acct, &request.outgoing, outcome)
+}
+
+/// The message as it would be sent, on stdout (in the `--json` document with `--json`).
+fn dry_run(ctx: &Context, outgoing: &Outgoing) -> Result<()> {
+    let mime = outgoing.mime()?;
+    if ctx.printer.json() {
+        let recipients: Vec<String> = outgoing
+            .recipients
+            .iter()
+            .map(|m| m.email.to_string())
+            .collect();
+        return ctx.printer.json_only(&serde_json::json!({
+            "status": "dry_run",
+            "recipients": recipients,
+            "message_id": outgoing.message_id,
+            "message": String::from_utf8_lossy(&mime),
+        }));
+    }
+    ctx.printer.data(&mime)?;
+    ctx.printer.say(format!(
+        "dry run: nothing sent ({}).",
+        super::describe(outgoing)
+    ));
+    Ok(())
 }
 
 /// To, Cc and Bcc for the envelope: the flags, else (raw) the message's headers.

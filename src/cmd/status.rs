@@ -109,6 +109,15 @@ fn to_json(acct: &Account, s: &Status) -> Value {
     })
 }
 
+/// One transport's cached access token, as the table shows it.
+fn access_token(token: &Value) -> String {
+    match token["expires_at"].as_u64() {
+        Some(e) if token["valid"] == true => format!("valid until {}", fmt_time(e)),
+        Some(_) => "expired or about to (renewed on next use)".to_owned(),
+        None => "none cached (minted on first use)".to_owned(),
+    }
+}
+
 /// The table is drawn from the JSON document, so the two never disagree.
 fn table(acct: &Account, j: &Value) -> String {
     let mut out = String::new();
@@ -150,13 +159,10 @@ fn table(acct: &Account, j: &Value) -> String {
     }
     if j["logged_in_at"].is_u64() {
         for t in acct.provider.transports() {
-            let token = &j["access_tokens"][t.as_str()];
-            let shown = match token["expires_at"].as_u64() {
-                Some(e) if token["valid"] == true => format!("valid until {}", fmt_time(e)),
-                Some(_) => "expired or about to (renewed on next use)".to_owned(),
-                None => "none cached (minted on first use)".to_owned(),
-            };
-            line(&format!("{t} token:"), &shown);
+            line(
+                &format!("{t} token:"),
+                &access_token(&j["access_tokens"][t.as_str()]),
+            );
         }
     }
     let q = &j["queue"];

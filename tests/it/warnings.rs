@@ -119,22 +119,7 @@ fn status_and_doctor_warn_of_the_idle_expiry_and_failed_messages() {
     assert!(!status.stderr.contains("failed for good"), "{status}");
 
     // A queued message the server then refuses for good ends in the failed part.
-    let out = s.env.send_simple(
-        "tempfail@example.com",
-        "later",
-        &["--transport", "smtp", "--queue"],
-    );
-    assert_eq!(out.code, 75, "{out}");
-    let dir = s.env.path(&format!("data/mailer/outbox/{}", s.env.profile));
-    let file = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .find(|e| e.file_name().to_string_lossy().ends_with(".json"))
-        .unwrap()
-        .path();
-    let mut entry: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-    entry["recipients"] = serde_json::json!(["reject@example.com"]);
-    std::fs::write(&file, entry.to_string()).unwrap();
+    queue_one_that_will_fail(&s);
     let run = s.env.run(&["queue", "run", "--json"], None);
     assert!(run.stdout.contains("\"failed\":1"), "{run}");
     let status = s.env.run(&["status"], None);
