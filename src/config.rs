@@ -137,8 +137,8 @@ pub fn default_path() -> Result<PathBuf> {
 impl Config {
     /// Reads the file; a missing file is an empty config (nobody has logged in yet).
     pub fn load(path: &Path) -> Result<Config> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
             Err(e) => {
                 return Err(
@@ -148,6 +148,15 @@ impl Config {
                 );
             }
         };
+        // Not "cannot read": the file was read, and its permissions are not the problem.
+        let text = String::from_utf8(bytes).map_err(|e| {
+            Error::config(format!("{} is not UTF-8 text", path.display()))
+                .why(e.utf8_error().to_string())
+                .fix(format!(
+                    "save it as UTF-8 (iconv -t UTF-8), or edit {} (see the README for the keys)",
+                    path.display()
+                ))
+        })?;
         Config::parse(&text).map_err(|msg| {
             Error::config(format!("invalid config file {}", path.display()))
                 .why(msg)

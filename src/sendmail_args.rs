@@ -35,9 +35,10 @@ pub fn parse(args: &[String]) -> Result<Options> {
             if !attached.is_empty() {
                 return Ok(attached.to_owned());
             }
-            it.next()
-                .cloned()
-                .ok_or_else(|| Error::usage(format!("sendmail option -{flag} needs a value")))
+            it.next().cloned().ok_or_else(|| {
+                Error::usage(format!("sendmail option -{flag} needs a value"))
+                    .fix(format!("give it as -{flag} VALUE or -{flag}VALUE"))
+            })
         };
     while let Some(arg) = it.next() {
         if arg == "--" {

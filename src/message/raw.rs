@@ -22,6 +22,7 @@ impl Raw {
             return Err(Error::usage("the message on stdin is empty")
                 .fix("pipe a complete RFC 5322 message into mailer"));
         }
+        check_text(&bytes)?;
         let headers = header_fields(&bytes);
         if headers.is_empty() {
             return Err(
@@ -177,6 +178,48 @@ impl Raw {
     }
 }
 
+/// Longest line RFC 5322 (section 2.1.1) allows, without its CRLF.
+const MAX_LINE: usize = 998;
+
+/// What no server takes as mail, refused before any is asked: NUL bytes (RFC 5322 has no
+/// place for them; servers refuse or strip them) and header lines over [`MAX_LINE`] (SMTP
+/// servers cut or refuse them). Long body lines are left to the server: some generated
+/// reports have them and Exchange takes them.
+fn check_text(bytes: &[u8]) -> Result<()> {
+    if let Some(at) = bytes.iter().position(|b| *b == 0) {
+        return Err(Error::new(
+            Class::BadData,
+            format!("the message contains a NUL byte (at byte {at})"),
+        )
+        .why("mail is text: RFC 5322 has no place for NUL, and servers refuse or mangle it")
+        .fix("send binary data as an attachment (mailer send --attach FILE), or strip the NULs (tr -d '\\000')"));
+    }
+    let (head, _) = split_head(bytes);
+    let mut field = String::new();
+    for line in head.split_inclusive(|b| *b == b'\n') {
+        let text = line.strip_suffix(b"\n").unwrap_or(line);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        if !line.starts_with(b" ") && !line.starts_with(b"\t") {
+            let name = text.split(|b| *b == b':').next().unwrap_or_default();
+            field = String::from_utf8_lossy(&name[..name.len().min(40)]).into_owned();
+        }
+        if text.len() > MAX_LINE {
+            return Err(Error::new(
+                Class::BadData,
+                format!(
+                    "the {field}: header has a line of {} characters; RFC 5322 allows {MAX_LINE}",
+                    text.len()
+                ),
+            )
+            .why("SMTP servers cut or refuse longer lines")
+            .fix(format!(
+                "fold the {field}: value onto more lines, each continuation starting with a space"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// `root (Cron Daemon)` → `Cron Daemon`.
 fn comment(from: &str) -> Option<String> {
     let start = from.find('(')?;
@@ -310,6 +353,26 @@ mod tests {
                 .unwrap_err()
                 .class,
             Class::BadData
+        );
+        let nul = Raw::parse(b"To: a@example.com\n\nx\0y".to_vec()).unwrap_err();
+        assert_eq!(nul.class, Class::BadData);
+        assert!(nul.what.contains("NUL"), "{}", nul.what);
+        let long = format!("To: a@example.com\nX-Long: {}\n\nbody", "x".repeat(999));
+        let long = Raw::parse(long.into_bytes()).unwrap_err();
+        assert!(
+            long.what.contains("X-Long") && long.what.len() < 200,
+            "{}",
+            long.what
+        );
+        let folded = format!(
+            "To: a@example.com\nX-Long: {}\n {}\n\n{}",
+            "x".repeat(900),
+            "y".repeat(900),
+            "z".repeat(5000)
+        );
+        assert!(
+            Raw::parse(folded.into_bytes()).is_ok(),
+            "folded headers and long body lines pass"
         );
         assert!(
             Raw::parse(b"To: undisclosed-recipients:;\nSubject: s\n\nx".to_vec())

@@ -8,6 +8,7 @@
 mod support;
 
 mod app_only;
+mod bad_input;
 mod browser;
 mod diagnosis;
 mod doctor_checks;
