@@ -39,7 +39,7 @@ impl Raw {
                 if v.is_empty() || v.ends_with(":;") {
                     continue;
                 }
-                let parsed: Mailboxes = v.parse().map_err(|e| {
+                let parsed: Mailboxes = parse_list(v).map_err(|e| {
                     Error::new(Class::BadData, format!("invalid {name}: header {v:?}: {e}"))
                         .fix(format!("fix the {name}: header of the message"))
                 })?;
@@ -220,6 +220,47 @@ fn check_text(bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// An address list from a header. lettre writes a display name of letters, digits, `.`,
+/// `-` and `_` unquoted, even one that starts with a dot (`.NET Team`), which its own
+/// parser then refuses (RFC 5322 has no phrase starting with "."): such names are read
+/// as if quoted, so that a message mailer built (and queued) reads back.
+fn parse_list(v: &str) -> std::result::Result<Mailboxes, lettre::address::AddressError> {
+    v.parse()
+        .or_else(|e| quote_bare_names(v).parse().map_err(|_| e))
+}
+
+/// `.NET <a@b>, x@y` → `".NET" <a@b>, x@y`: bare display names quoted.
+fn quote_bare_names(v: &str) -> String {
+    let mut items = Vec::new();
+    let (mut start, mut quoted, mut angle) = (0, false, false);
+    for (i, c) in v.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '<' if !quoted => angle = true,
+            '>' if !quoted => angle = false,
+            ',' if !quoted && !angle => {
+                items.push(&v[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(&v[start..]);
+    let quote = |item: &str| match item.split_once('<') {
+        Some((name, rest))
+            if !name.trim().is_empty()
+                && name
+                    .trim()
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._- ".contains(&b)) =>
+        {
+            format!("\"{}\" <{rest}", name.trim())
+        }
+        _ => item.trim().to_owned(),
+    };
+    items.into_iter().map(quote).collect::<Vec<_>>().join(", ")
+}
+
 /// `root (Cron Daemon)` → `Cron Daemon`.
 fn comment(from: &str) -> Option<String> {
     let start = from.find('(')?;
@@ -354,6 +395,11 @@ mod tests {
                 .class,
             Class::BadData
         );
+        // lettre writes a name starting with "." bare; it still reads back.
+        let dot =
+            Raw::parse(b"To: .NET Team <a@example.com>, b@example.com\n\nx".to_vec()).unwrap();
+        assert_eq!(dot.to.len(), 2);
+        assert_eq!(dot.to[0].name.as_deref(), Some(".NET Team"));
         let nul = Raw::parse(b"To: a@example.com\n\nx\0y".to_vec()).unwrap_err();
         assert_eq!(nul.class, Class::BadData);
         assert!(nul.what.contains("NUL"), "{}", nul.what);
@@ -380,5 +426,116 @@ mod tests {
                 .to
                 .is_empty()
         );
+    }
+}
+
+/// Properties: any bytes on stdin are judged without a panic; the edits mailer makes keep
+/// one Bcc field and the rest of the message; a message lettre built reads back the same.
+#[cfg(test)]
+mod props {
+    use super::super::address::strategies::mailbox;
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Messages rich in what the reader must get right: header-like lines, folding,
+    /// CRLF and LF, empty lines, 8-bit bytes, NUL, long lines.
+    fn message() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(
+            prop_oneof![
+                "(To|Cc|Bcc|From|Subject|Message-ID|X-[a-z]{1,5}): [ -~]{0,30}\r?\n"
+                    .prop_map(String::into_bytes),
+                "[ \t][ -~]{0,20}\r?\n".prop_map(String::into_bytes),
+                Just(b"\r\n".to_vec()),
+                Just(b"\n".to_vec()),
+                "[a-z@.<>,;: \"]{0,20}\r?\n".prop_map(String::into_bytes),
+                prop::collection::vec(any::<u8>(), 0..16),
+                (990usize..1010).prop_map(|n| [
+                    b"X-Long: ".to_vec(),
+                    vec![b'x'; n],
+                    b"\n".to_vec()
+                ]
+                .concat()),
+            ],
+            0..12,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    fn bcc_fields(bytes: &[u8]) -> usize {
+        header_fields(bytes)
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("Bcc"))
+            .count()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_message_parses_or_is_refused_as_bad_input(bytes in message()) {
+            match Raw::parse(bytes.clone()) {
+                Ok(r) => {
+                    prop_assert_eq!(&r.bytes, &bytes);
+                    prop_assert_eq!(bcc_fields(&r.without_bcc()), 0);
+                    let _ = r.for_header_delivery(&r.to);
+                    let mut sent = r.clone();
+                    sent.submit_as(&"me@example.com".parse().unwrap(), Some("Me"), None);
+                    prop_assert_eq!(sent.field("From").map(|f| f.contains("me@example.com")), Some(true));
+                    prop_assert!(sent.field("Date").is_some() && sent.message_id.is_some());
+                }
+                Err(e) => {
+                    prop_assert!(matches!(e.class, Class::Usage | Class::BadData), "{}", e);
+                    prop_assert!(e.fix.is_some());
+                    // A refusal names the problem without echoing a whole long line.
+                    prop_assert!(e.what.len() < 400, "{}", e.what);
+                }
+            }
+        }
+
+        #[test]
+        fn with_bcc_keeps_one_field_naming_everyone(
+            bcc in prop::collection::vec(mailbox(), 0..3),
+            extra in prop::collection::vec(mailbox(), 1..3),
+            crlf in any::<bool>(),
+        ) {
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let mut text = format!("To: a@example.com{eol}");
+            for m in &bcc {
+                text.push_str(&format!("Bcc: {m}{eol}"));
+            }
+            text.push_str(&format!("Subject: s{eol}{eol}Bcc: body line{eol}"));
+            let r = Raw::parse(text.into_bytes()).unwrap();
+            let out = r.with_bcc(&extra);
+            prop_assert_eq!(bcc_fields(&out), 1);
+            let again = Raw::parse(out.clone()).unwrap();
+            let want: Vec<String> = bcc.iter().chain(&extra).map(|m| m.email.to_string()).collect();
+            let got: Vec<String> = again.bcc.iter().map(|m| m.email.to_string()).collect();
+            prop_assert_eq!(got, want);
+            let tail = format!("Bcc: body line{eol}");
+            prop_assert!(out.ends_with(tail.as_bytes()));
+        }
+
+        #[test]
+        fn a_built_message_parses_back_to_the_same_headers(
+            to in prop::collection::vec(mailbox(), 1..4),
+            cc in prop::collection::vec(mailbox(), 0..3),
+            subject in "[A-Za-z0-9!?.,:()-]{1,12}( [A-Za-z0-9!?.,:()-]{1,12}){0,15}",
+        ) {
+            let d = crate::message::Draft {
+                to: to.clone(),
+                cc: cc.clone(),
+                subject: subject.clone(),
+                text: Some("body".into()),
+                ..Default::default()
+            };
+            let sender: Mailbox = "me@example.com".parse().unwrap();
+            let bytes = d.to_mime(&sender, "<1@example.com>").unwrap().formatted();
+            let r = Raw::parse(bytes).unwrap();
+            let emails = |l: &[Mailbox]| l.iter().map(|m| m.email.to_string()).collect::<Vec<_>>();
+            prop_assert_eq!(emails(&r.to), emails(&to));
+            prop_assert_eq!(emails(&r.cc), emails(&cc));
+            prop_assert_eq!(r.subject.as_deref(), Some(subject.as_str()));
+            prop_assert_eq!(r.message_id.as_deref(), Some("<1@example.com>"));
+        }
     }
 }
