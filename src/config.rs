@@ -167,7 +167,9 @@ impl Config {
         })
     }
 
-    fn parse(text: &str) -> std::result::Result<Config, String> {
+    /// The config in `text`, or the TOML reader's message. Public for the fuzz targets.
+    #[doc(hidden)]
+    pub fn parse(text: &str) -> std::result::Result<Config, String> {
         toml::from_str(text).map_err(|e| e.to_string().trim().replace('\n', "\n       "))
     }
 

@@ -43,7 +43,10 @@ impl Raw {
                     Error::new(Class::BadData, format!("invalid {name}: header {v:?}: {e}"))
                         .fix(format!("fix the {name}: header of the message"))
                 })?;
-                out.extend(parsed);
+                out.extend(parsed.into_iter().map(|m| Mailbox {
+                    name: m.name.as_deref().and_then(display_name),
+                    ..m
+                }));
             }
             Ok(out)
         };
@@ -162,7 +165,9 @@ impl Raw {
                 .map(str::to_owned)
                 .or_else(|| current_box.and_then(|m| m.name))
                 .or_else(|| current.as_deref().and_then(comment))
-                .or_else(|| fallback_name.map(str::to_owned));
+                .or_else(|| fallback_name.map(str::to_owned))
+                .as_deref()
+                .and_then(display_name);
             let from =
                 header::From::from(Mailboxes::from(Mailbox::new(name, sender.email.clone())));
             self.set_field("From", &encoded_field(from));
@@ -261,6 +266,17 @@ fn quote_bare_names(v: &str) -> String {
     items.into_iter().map(quote).collect::<Vec<_>>().join(", ")
 }
 
+/// A display name fit for a header mailer writes: control characters (a bare CR in a
+/// From comment, a `-F` with a line break) become spaces, because lettre's encoder refuses
+/// them with an error its `Display` turns into a panic. `None` when nothing is left.
+fn display_name(name: &str) -> Option<String> {
+    let words: Vec<&str> = name
+        .split(|c: char| c.is_control() || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
 /// `root (Cron Daemon)` → `Cron Daemon`.
 fn comment(from: &str) -> Option<String> {
     let start = from.find('(')?;
@@ -270,16 +286,15 @@ fn comment(from: &str) -> Option<String> {
 }
 
 /// The message without the header field `name` (all occurrences, folded lines included).
+/// Fields are told apart exactly as [`header_fields`] reads them, so that what is removed
+/// is what was read (a `Bcc :` with obsolete white space before the colon included).
 fn without_field(bytes: &[u8], name: &str) -> Vec<u8> {
     let (head, body) = split_head(bytes);
-    let prefix = format!("{name}:");
     let mut out = Vec::with_capacity(bytes.len());
     let mut skipping = false;
     for line in head.split_inclusive(|b| *b == b'\n') {
-        let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
-        if !continuation {
-            skipping = line.len() >= prefix.len()
-                && line[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes());
+        if !is_continuation(line) {
+            skipping = field_name(line).is_some_and(|n| n.eq_ignore_ascii_case(name));
         }
         if !skipping {
             out.extend_from_slice(line);
@@ -287,6 +302,20 @@ fn without_field(bytes: &[u8], name: &str) -> Vec<u8> {
     }
     out.extend_from_slice(body);
     out
+}
+
+fn is_continuation(line: &[u8]) -> bool {
+    line.first().is_some_and(|b| *b == b' ' || *b == b'\t')
+}
+
+/// The name of the field a (non-continuation) header line starts: the text before the
+/// colon, white space before the colon allowed (RFC 5322 section 4.5.3); `None` for a line
+/// that starts no field.
+fn field_name(line: &[u8]) -> Option<String> {
+    let colon = line.iter().position(|b| *b == b':')?;
+    let name = String::from_utf8_lossy(&line[..colon]);
+    let name = name.trim_end_matches([' ', '\t']);
+    (!name.is_empty() && !name.contains([' ', '\t'])).then(|| name.to_owned())
 }
 
 /// A header line as lettre encodes it (RFC 2047 for non-ASCII names), e.g. `From: …\r\n`.
@@ -308,23 +337,32 @@ fn split_head(bytes: &[u8]) -> (&[u8], &[u8]) {
     (bytes, &[])
 }
 
-/// Unfolded `(name, value)` header fields of a message.
+/// Unfolded `(name, value)` header fields of a message. A line that is neither a field nor
+/// a continuation starts nothing, and continuations after it belong to no field, as in
+/// [`without_field`]: an edit never moves text into another field.
 fn header_fields(bytes: &[u8]) -> Vec<(String, String)> {
     let (head, _) = split_head(bytes);
-    let text = String::from_utf8_lossy(head);
     let mut fields: Vec<(String, String)> = Vec::new();
-    for line in text.lines() {
-        if line.starts_with([' ', '\t']) {
-            if let Some(last) = fields.last_mut() {
+    let mut current = false;
+    for raw in head.split_inclusive(|b| *b == b'\n') {
+        let line = raw.strip_suffix(b"\n").unwrap_or(raw);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let text = String::from_utf8_lossy(line);
+        if is_continuation(line) {
+            if let (true, Some(last)) = (current, fields.last_mut()) {
                 last.1.push(' ');
-                last.1.push_str(line.trim());
+                last.1.push_str(text.trim());
             }
-        } else if let Some((n, v)) = line.split_once(':') {
-            let n = n.trim();
-            if !n.is_empty() && !n.contains(' ') {
-                fields.push((n.to_owned(), v.trim().to_owned()));
-            }
+            continue;
         }
+        current = match field_name(line) {
+            Some(n) => {
+                let value = text.split_once(':').map_or("", |(_, v)| v).trim();
+                fields.push((n, value.to_owned()));
+                true
+            }
+            None => false,
+        };
     }
     fields
 }
@@ -340,6 +378,26 @@ mod tests {
             Some("Cron Daemon")
         );
         assert_eq!(comment("root"), None);
+    }
+
+    #[test]
+    fn control_characters_never_reach_a_written_name() {
+        // Found by fuzzing (fuzz/fuzz_targets/raw_message.rs): a bare CR in the From
+        // comment, or a -F with a line break, made lettre's encoder fail inside a panic.
+        let mut r = Raw::parse(
+            b"From: root (C Daemon)\rCB <0@example.com>\r\nTo: a@example.com\r\n\r\nx".to_vec(),
+        )
+        .unwrap();
+        r.submit_as(&"ops@contoso.com".parse().unwrap(), None, None);
+        let mut r = Raw::parse(b"To: a@example.com\n\nx".to_vec()).unwrap();
+        r.submit_as(
+            &"ops@contoso.com".parse().unwrap(),
+            Some("a\r\nBcc: b"),
+            None,
+        );
+        assert!(r.field("From").unwrap().ends_with("<ops@contoso.com>"));
+        assert!(r.field("Bcc").is_none() && !r.bytes.contains(&b'\r'));
+        assert_eq!(display_name(" \t\r "), None);
     }
 
     #[test]
@@ -400,6 +458,15 @@ mod tests {
             Raw::parse(b"To: .NET Team <a@example.com>, b@example.com\n\nx".to_vec()).unwrap();
         assert_eq!(dot.to.len(), 2);
         assert_eq!(dot.to[0].name.as_deref(), Some(".NET Team"));
+        // Obsolete white space before the colon: still a Bcc field, read and removed.
+        let spaced =
+            Raw::parse(b"To: a@example.com\nBcc : hidden@example.com\n\nx".to_vec()).unwrap();
+        assert_eq!(spaced.bcc.len(), 1);
+        assert!(
+            !String::from_utf8(spaced.without_bcc())
+                .unwrap()
+                .contains("hidden@")
+        );
         let nul = Raw::parse(b"To: a@example.com\n\nx\0y".to_vec()).unwrap_err();
         assert_eq!(nul.class, Class::BadData);
         assert!(nul.what.contains("NUL"), "{}", nul.what);
@@ -442,7 +509,7 @@ mod props {
     fn message() -> impl Strategy<Value = Vec<u8>> {
         prop::collection::vec(
             prop_oneof![
-                "(To|Cc|Bcc|From|Subject|Message-ID|X-[a-z]{1,5}): [ -~]{0,30}\r?\n"
+                "(To|Cc|Bcc|From|Subject|Message-ID|X-[a-z]{1,5})[ \t]?: [ -~]{0,30}\r?\n"
                     .prop_map(String::into_bytes),
                 "[ \t][ -~]{0,20}\r?\n".prop_map(String::into_bytes),
                 Just(b"\r\n".to_vec()),
@@ -482,6 +549,11 @@ mod props {
                     sent.submit_as(&"me@example.com".parse().unwrap(), Some("Me"), None);
                     prop_assert_eq!(sent.field("From").map(|f| f.contains("me@example.com")), Some(true));
                     prop_assert!(sent.field("Date").is_some() && sent.message_id.is_some());
+                    // The edits moved no text between fields: it reads back, same recipients.
+                    let again = Raw::parse(sent.bytes.clone()).unwrap();
+                    let emails = |l: &[Mailbox]| l.iter().map(|m| m.email.to_string()).collect::<Vec<_>>();
+                    prop_assert_eq!(emails(&again.to), emails(&r.to));
+                    prop_assert_eq!(emails(&again.bcc), emails(&r.bcc));
                 }
                 Err(e) => {
                     prop_assert!(matches!(e.class, Class::Usage | Class::BadData), "{}", e);
