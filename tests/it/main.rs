@@ -18,6 +18,7 @@ mod faults;
 mod login;
 mod output;
 mod properties;
+mod secrets;
 mod send;
 mod server_selftest;
 mod setup;
