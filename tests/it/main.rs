@@ -17,6 +17,7 @@ mod fake_graph_selftest;
 mod faults;
 mod login;
 mod output;
+mod pacing;
 mod properties;
 mod secrets;
 mod send;
