@@ -356,7 +356,7 @@ fn no_secret_reaches_output_config_outbox_or_logs() {
     if queued == 0 {
         problems.push("invalid_grant queued nothing".into());
     }
-    private(&e.token_file().parent().unwrap().to_owned(), &mut problems);
+    private(e.token_file().parent().unwrap(), &mut problems);
     scan.files(&e.path(""), &e.path("data/mailer/tokens"));
     a.entra.revoke_all_refresh_tokens();
     for (args, codes) in [
@@ -444,10 +444,7 @@ fn no_secret_reaches_output_config_outbox_or_logs() {
         let out = scan.run(&b.env, args, None);
         expect(&mut problems, &out, codes, &args.join(" "));
     }
-    private(
-        &b.env.token_file().parent().unwrap().to_owned(),
-        &mut problems,
-    );
+    private(b.env.token_file().parent().unwrap(), &mut problems);
     scan.files(&b.env.path(""), &b.env.path("data/mailer/tokens"));
     eprintln!(
         "secrets scan: {} commands run, {} canary forms looked for, {} hits",
