@@ -156,8 +156,8 @@ pub fn default_path() -> Result<PathBuf> {
 impl Config {
     /// Reads the file; a missing file is an empty config (nobody has logged in yet).
     pub fn load(path: &Path) -> Result<Config> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
             Err(e) => {
                 return Err(
@@ -167,6 +167,15 @@ impl Config {
                 );
             }
         };
+        // Not "cannot read": the file was read, and its permissions are not the problem.
+        let text = String::from_utf8(bytes).map_err(|e| {
+            Error::config(format!("{} is not UTF-8 text", path.display()))
+                .why(e.utf8_error().to_string())
+                .fix(format!(
+                    "save it as UTF-8 (iconv -t UTF-8), or edit {} (see the README for the keys)",
+                    path.display()
+                ))
+        })?;
         Config::parse(&text).map_err(|msg| {
             Error::config(format!("invalid config file {}", path.display()))
                 .why(msg)
@@ -177,7 +186,9 @@ impl Config {
         })
     }
 
-    fn parse(text: &str) -> std::result::Result<Config, String> {
+    /// The config in `text`, or the TOML reader's message. Public for the fuzz targets.
+    #[doc(hidden)]
+    pub fn parse(text: &str) -> std::result::Result<Config, String> {
         toml::from_str(text).map_err(|e| e.to_string().trim().replace('\n', "\n       "))
     }
 
@@ -336,5 +347,158 @@ ca_file = "/etc/ssl/corp-root.pem"
         c.default_profile = Some("work".into());
         assert_eq!(c.profile_name(None), "work");
         assert_eq!(c.profile_name(Some("home")), "home");
+    }
+}
+
+/// Properties: any text is read as a config or refused with a message (never a panic), and
+/// every config mailer can hold is written and read back unchanged, whatever people put in
+/// its strings.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => "[a-z0-9.@/:-]{0,20}",
+            1 => any::<String>(),
+        ]
+    }
+
+    fn one_of<T: Clone + std::fmt::Debug + 'static>(v: &[T]) -> impl Strategy<Value = T> + use<T> {
+        prop::sample::select(v.to_vec())
+    }
+
+    fn profile() -> impl Strategy<Value = Profile> {
+        use TransportKind::*;
+        let ids = (text(), text(), text());
+        let kinds = (
+            one_of(&[Graph, Smtp]),
+            one_of(&[Cloud::Global, Cloud::UsGov, Cloud::UsGovDod, Cloud::China]),
+            one_of(&[
+                Flow::AuthorizationCode,
+                Flow::DeviceCode,
+                Flow::ClientCredentials,
+            ]),
+            one_of(&[TokenStoreKind::Keyring, TokenStoreKind::File]),
+            any::<bool>(),
+            prop::option::of(one_of(&[ClientAuth::Basic, ClientAuth::Post])),
+            prop::option::of(prop::collection::vec(text(), 0..3)),
+            any::<bool>(),
+        );
+        let endpoints = (
+            prop::option::of(text()),
+            prop::option::of(text()),
+            prop::option::of(text()),
+            prop::option::of(any::<u16>()),
+            prop::option::of(one_of(&[SmtpSecurity::Starttls, SmtpSecurity::Tls])),
+            prop::option::of(text().prop_map(PathBuf::from)),
+            prop::option::of(text().prop_map(PathBuf::from)),
+            prop::option::of(text().prop_map(PathBuf::from)),
+            prop::option::of(text()),
+        );
+        let rest = (
+            prop::option::of(text()),
+            prop::option::of(one_of(&[Graph, Smtp])),
+            prop::option::of(text()),
+            // TOML integers are i64.
+            prop::option::of(0..=i64::MAX as u64),
+            prop::option::of(any::<u32>()),
+        );
+        (ids, kinds, endpoints, rest).prop_map(|(ids, kinds, endpoints, rest)| Profile {
+            provider: ProviderKind::Microsoft,
+            tenant: ids.0,
+            client_id: ids.1,
+            user: ids.2,
+            transport: kinds.0,
+            cloud: kinds.1,
+            flow: kinds.2,
+            token_store: kinds.3,
+            queue: kinds.4,
+            client_auth: kinds.5,
+            scopes: kinds.6,
+            large_attachments: kinds.7,
+            authority: endpoints.0,
+            graph_url: endpoints.1,
+            smtp_host: endpoints.2,
+            smtp_port: endpoints.3,
+            smtp_security: endpoints.4,
+            ca_file: endpoints.5,
+            certificate: endpoints.6,
+            private_key: endpoints.7,
+            redirect_uri: endpoints.8,
+            notify_command: rest.0,
+            fallback: rest.1,
+            credential_expires: rest.2,
+            timeout: rest.3,
+            rate_limit: rest.4,
+        })
+    }
+
+    fn config() -> impl Strategy<Value = Config> {
+        (
+            prop::option::of(text()),
+            prop::collection::btree_map(text(), profile(), 0..3),
+        )
+            .prop_map(|(default_profile, profiles)| Config {
+                default_profile,
+                profiles,
+            })
+    }
+
+    /// Config-like text: the real keys and tables, values of every type, broken syntax.
+    fn toml_text() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            prop::sample::select(vec![
+                "default_profile",
+                "provider",
+                "tenant",
+                "client_id",
+                "user",
+                "transport",
+                "cloud",
+                "flow",
+                "token_store",
+                "queue",
+                "smtp_port",
+                "timeout",
+                "rate_limit",
+                "scopes",
+                "ca_file",
+                "fallback",
+            ])
+            .prop_map(str::to_owned),
+            "[a-z_]{1,8}",
+        ];
+        let value = prop_oneof![
+            "\"[ -~]{0,12}\"",
+            "-?[0-9]{1,22}",
+            Just("true".to_owned()),
+            "\\[[0-9\", ]{0,10}\\]",
+            "[ -~]{0,8}",
+        ];
+        let line = prop_oneof![
+            (key, value).prop_map(|(k, v)| format!("{k} = {v}")),
+            "\\[profiles\\.[a-z\"]{0,6}\\]".prop_map(|s| s.to_owned()),
+            any::<String>(),
+        ];
+        prop::collection::vec(line, 0..10).prop_map(|l| l.join("\n"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_text_is_a_config_or_a_message(text in toml_text()) {
+            if let Err(msg) = Config::parse(&text) {
+                prop_assert!(!msg.is_empty());
+            }
+        }
+
+        #[test]
+        fn configs_round_trip(c in config()) {
+            let text = toml::to_string_pretty(&c).unwrap();
+            prop_assert_eq!(Config::parse(&text), Ok(c), "{}", text);
+        }
     }
 }

@@ -328,8 +328,10 @@ impl<'a> Delivery<'a> {
                 self.open.len() - 1
             }
         };
-        crate::pace::wait_turn(&self.acct.name, self.acct.profile.rate_limit()).await;
-        self.open[i].send(o).await
+        let turn = crate::pace::wait_turn(&self.acct.name, self.acct.profile.rate_limit()).await;
+        let result = self.open[i].send(o).await;
+        turn.done();
+        result
     }
 
     /// Sends the queued messages oldest first, each settled by the rule of [`Self::settle`]

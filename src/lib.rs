@@ -40,6 +40,8 @@ pub mod secret;
 pub mod sendmail_args;
 pub mod setup;
 pub mod store;
+#[cfg(test)]
+mod strategies;
 pub mod tokens;
 pub mod transport;
 

@@ -5,7 +5,8 @@
 //!
 //! A sliding window, not even spacing: under the limit nothing waits (a handful of cron
 //! mails goes out at once); at the limit each send waits until the oldest of the last
-//! `rate_limit` sends is a minute old. The window is a small file of reserved send times,
+//! `rate_limit` sends is a minute old, counted from when that send ended (when the server
+//! took it), not from when it began. The window is a small file of reserved send times,
 //! changed under a lock, so concurrent processes each take their own slot. Pacing never
 //! fails a send: when the file cannot be used it is skipped with a log line.
 
@@ -15,19 +16,46 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const WINDOW_SECS: f64 = 60.0;
 
-/// Waits until this profile may send one more message, and counts it.
-pub async fn wait_turn(profile: &str, per_minute: u32) {
+/// A send's place in the window, from [`wait_turn`].
+pub struct Turn {
+    /// The profile and the reserved send time; `None` when pacing is off or was skipped.
+    slot: Option<(String, f64)>,
+}
+
+impl Turn {
+    /// The send has ended, taken or not: its place in the window moves from when it began
+    /// to now, which is when the server counted it. Without this, a send that took longer
+    /// (the first of a flush also connects and logs in) lets the sends a minute later,
+    /// which are quick, reach the server less than a minute after it: a flush of 100 put
+    /// 32 messages into one minute at the server.
+    pub fn done(self) {
+        let Some((profile, slot)) = self.slot else {
+            return;
+        };
+        let Some(dir) = fsutil::data_dir().map(|d| d.join("pace")) else {
+            return;
+        };
+        if let Err(e) = settle(&dir, &profile, slot, now()) {
+            tracing::warn!("pacing: the end of a send was not recorded: {e}");
+        }
+    }
+}
+
+/// Waits until this profile may send one more message, and counts it from now; call
+/// [`Turn::done`] when the send has ended.
+pub async fn wait_turn(profile: &str, per_minute: u32) -> Turn {
+    let off = Turn { slot: None };
     if per_minute == 0 {
-        return;
+        return off;
     }
     let Some(dir) = fsutil::data_dir().map(|d| d.join("pace")) else {
-        return;
+        return off;
     };
     let slot = match reserve(&dir, profile, per_minute as usize, now()) {
         Ok(slot) => slot,
         Err(e) => {
             tracing::warn!("pacing skipped: {e}");
-            return;
+            return off;
         }
     };
     let wait = slot - now();
@@ -38,6 +66,30 @@ pub async fn wait_turn(profile: &str, per_minute: u32) {
         );
         tokio::time::sleep(Duration::from_secs_f64(wait)).await;
     }
+    Turn {
+        slot: Some((profile.to_owned(), slot)),
+    }
+}
+
+/// Moves the reserved time `slot` in the window file to `end` (a send that ended then).
+fn settle(dir: &Path, profile: &str, slot: f64, end: f64) -> std::io::Result<()> {
+    let path = dir.join(profile);
+    let _lock = LockFile::acquire(&dir.join(format!("{profile}.lock")), Duration::from_secs(5))?
+        .ok_or_else(|| std::io::Error::other("the pacing lock is held for over 5 s"))?;
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut times: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    // Times are written to the millisecond; a reservation gone from the file (pushed out
+    // by later ones) needs nothing.
+    let Some(i) = times.iter().position(|t| (t - slot).abs() < 0.001) else {
+        return Ok(());
+    };
+    times[i] = end.max(slot);
+    times.sort_by(f64::total_cmp);
+    let text: Vec<String> = times.iter().map(|t| format!("{t:.3}")).collect();
+    fsutil::write_atomic(&path, text.join("\n").as_bytes(), Some(0o600))
 }
 
 /// Takes the next free send time in the window file and returns it (Unix seconds).
@@ -109,6 +161,22 @@ mod tests {
             let within = slots.iter().filter(|t| **t >= *s && **t < s + 60.0).count();
             assert!(within <= 3, "{slots:?}");
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_next_minute_counts_from_when_sends_ended() {
+        let dir = std::env::temp_dir().join(format!("mailer-pace-{}", fsutil::unique_id()));
+        let slots: Vec<f64> = (0..3)
+            .map(|_| reserve(&dir, "p", 3, 1000.0).unwrap())
+            .collect();
+        // The first send took 2.5 s (it connected), the others 0.1 s each.
+        settle(&dir, "p", slots[0], 1002.5).unwrap();
+        settle(&dir, "p", slots[1], 1002.6).unwrap();
+        settle(&dir, "p", slots[2], 1002.7).unwrap();
+        assert_eq!(reserve(&dir, "p", 3, 1003.0).unwrap(), 1062.5);
+        // A reservation no longer in the file is left alone.
+        settle(&dir, "p", 999.0, 1005.0).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

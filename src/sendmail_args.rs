@@ -35,9 +35,10 @@ pub fn parse(args: &[String]) -> Result<Options> {
             if !attached.is_empty() {
                 return Ok(attached.to_owned());
             }
-            it.next()
-                .cloned()
-                .ok_or_else(|| Error::usage(format!("sendmail option -{flag} needs a value")))
+            it.next().cloned().ok_or_else(|| {
+                Error::usage(format!("sendmail option -{flag} needs a value"))
+                    .fix(format!("give it as -{flag} VALUE or -{flag}VALUE"))
+            })
         };
     while let Some(arg) = it.next() {
         if arg == "--" {
@@ -185,5 +186,124 @@ mod tests {
             b"Subject: x\n\nline\n"
         );
         assert_eq!(read_message(&mut &input[..], true).unwrap(), input);
+    }
+}
+
+/// Properties over arbitrary command lines and input: what cron, mailers and scripts pass
+/// is outside input, so no argument list may panic the parser or be misread.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::error::Class;
+    use proptest::prelude::*;
+
+    /// Arguments as callers pass them: every option family, attached values, addresses, junk.
+    fn arg() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "-t",
+                "-i",
+                "-oi",
+                "-ti",
+                "-it",
+                "-f",
+                "-F",
+                "-r",
+                "-bm",
+                "-bs",
+                "-bp",
+                "-q",
+                "-q1h",
+                "-oem",
+                "-odi",
+                "-B8BITMIME",
+                "-N",
+                "-R",
+                "-V",
+                "-v",
+                "-U",
+                "-x",
+                "-A",
+                "-Z",
+                "--",
+                "-",
+                "-fme@example.com",
+                "-FCron Daemon",
+                "-tx",
+                "-o",
+            ])
+            .prop_map(str::to_owned),
+            "[a-z]{1,8}@[a-z]{1,8}\\.example",
+            "-[ -~]{0,6}",
+            any::<String>(),
+        ]
+    }
+
+    /// Message bytes rich in the lines that matter: lone dots, CRLF, text, anything.
+    fn input() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(
+            prop_oneof![
+                Just(b".\n".to_vec()),
+                Just(b".\r\n".to_vec()),
+                Just(b".".to_vec()),
+                Just(b"..\n".to_vec()),
+                "[a-z. :]{0,6}\r?\n".prop_map(String::into_bytes),
+                prop::collection::vec(any::<u8>(), 0..8),
+            ],
+            0..12,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    fn lines(b: &[u8]) -> impl Iterator<Item = &[u8]> {
+        b.split_inclusive(|c| *c == b'\n')
+    }
+
+    fn is_lone_dot(line: &[u8]) -> bool {
+        line == b".\n" || line == b".\r\n" || line == b"."
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_command_line_parses_or_is_a_usage_error(args in prop::collection::vec(arg(), 0..8)) {
+            if let Err(e) = parse(&args) {
+                prop_assert_eq!(e.class, Class::Usage);
+                prop_assert!(e.fix.is_some() || e.what.contains("not supported"), "{}", e);
+            }
+        }
+
+        #[test]
+        fn after_a_double_dash_every_argument_is_a_recipient(
+            flags in prop::collection::vec(prop::sample::select(vec!["-t", "-i", "-oi", "-oem"]), 0..4),
+            rest in prop::collection::vec(any::<String>(), 0..5),
+        ) {
+            let mut args: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+            args.push("--".into());
+            args.extend(rest.iter().cloned());
+            let o = parse(&args).unwrap();
+            prop_assert_eq!(o.recipients, rest);
+            prop_assert_eq!(o.extract, flags.contains(&"-t"));
+            prop_assert_eq!(o.ignore_dots, flags.contains(&"-i") || flags.contains(&"-oi"));
+        }
+
+        #[test]
+        fn with_i_the_input_is_read_whole(bytes in input()) {
+            prop_assert_eq!(read_message(&mut &bytes[..], true).unwrap(), bytes);
+        }
+
+        #[test]
+        fn without_i_reading_ends_at_the_first_lone_dot(bytes in input()) {
+            let out = read_message(&mut &bytes[..], false).unwrap();
+            prop_assert!(bytes.starts_with(&out));
+            prop_assert!(!lines(&out).any(is_lone_dot));
+            // Only a lone dot may end it early.
+            if !lines(&bytes).any(is_lone_dot) {
+                prop_assert_eq!(out, bytes);
+            } else {
+                prop_assert!(is_lone_dot(lines(&bytes[out.len()..]).next().unwrap()));
+            }
+        }
     }
 }

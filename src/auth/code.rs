@@ -180,66 +180,97 @@ impl Listener {
         request: tiny_http::Request,
         state: &Secret,
     ) -> Option<Result<Secret, TokenError>> {
-        let (verdict, status, title, text) = self.judge(&request, state);
-        respond(request, status, title, &text);
-        verdict
-    }
-
-    /// What a request means for the wait, and the page that answers it.
-    fn judge(
-        &self,
-        request: &tiny_http::Request,
-        state: &Secret,
-    ) -> (
-        Option<Result<Secret, TokenError>>,
-        u16,
-        &'static str,
-        String,
-    ) {
         let from_loopback = request.remote_addr().is_some_and(|a| a.ip().is_loopback());
-        if !from_loopback {
-            return (
-                None,
-                403,
-                "Forbidden",
-                "Only this machine may complete the sign-in.".into(),
-            );
-        }
-        let Ok(url) = Url::parse(&format!("http://localhost{}", request.url())) else {
-            return (None, 400, "Bad request", "Malformed request.".into());
+        let is_get = *request.method() == tiny_http::Method::Get;
+        let j = judge(
+            request.url(),
+            is_get,
+            from_loopback,
+            self.redirect.path(),
+            state,
+        );
+        respond(request, j.status, j.title, &j.text);
+        j.verdict
+    }
+}
+
+/// What one request to the loopback listener means for the wait, and the page answering it.
+#[doc(hidden)]
+pub struct Judgement {
+    /// `Some` ends the wait: the code, or the provider's error.
+    pub verdict: Option<Result<Secret, TokenError>>,
+    pub status: u16,
+    pub title: &'static str,
+    pub text: String,
+}
+
+/// Judges a request to the listener: `target` is its request target (path and query) as
+/// the browser sent it, `redirect_path` the path of our redirect URI. Only a GET from
+/// loopback to that path whose `state` matches ends the wait. A pure function of what
+/// arrived, so that it is tested (and fuzzed) without a socket.
+#[doc(hidden)]
+pub fn judge(
+    target: &str,
+    is_get: bool,
+    from_loopback: bool,
+    redirect_path: &str,
+    state: &Secret,
+) -> Judgement {
+    let page = |status, title, text: &str| Judgement {
+        verdict: None,
+        status,
+        title,
+        text: text.to_owned(),
+    };
+    if !from_loopback {
+        return page(
+            403,
+            "Forbidden",
+            "Only this machine may complete the sign-in.",
+        );
+    }
+    let Ok(url) = Url::parse(&format!("http://localhost{target}")) else {
+        return page(400, "Bad request", "Malformed request.");
+    };
+    if url.path() != redirect_path || !is_get {
+        return page(404, "Not found", "Nothing here.");
+    }
+    let param = |name: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    if param("state").as_deref() != Some(state.expose()) {
+        tracing::warn!("ignored a sign-in callback whose state does not match this login");
+        return page(
+            400,
+            "Sign-in not accepted",
+            "This response does not belong to the sign-in mailer is waiting for (state mismatch). It was ignored; mailer is still waiting.",
+        );
+    }
+    if let Some(error) = param("error") {
+        let e = TokenError::new(&error, param("error_description").as_deref());
+        let text = format!("{e}. Return to the terminal for what to do next.");
+        return Judgement {
+            verdict: Some(Err(e)),
+            status: 400,
+            title: "Sign-in failed",
+            text,
         };
-        if url.path() != self.redirect.path() || *request.method() != tiny_http::Method::Get {
-            return (None, 404, "Not found", "Nothing here.".into());
-        }
-        let param = |name: &str| {
-            url.query_pairs()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.into_owned())
-        };
-        if param("state").as_deref() != Some(state.expose()) {
-            tracing::warn!("ignored a sign-in callback whose state does not match this login");
-            return (None, 400, "Sign-in not accepted", "This response does not belong to the sign-in mailer is waiting for (state mismatch). It was ignored; mailer is still waiting.".into());
-        }
-        if let Some(error) = param("error") {
-            let e = TokenError::new(&error, param("error_description").as_deref());
-            let text = format!("{e}. Return to the terminal for what to do next.");
-            return (Some(Err(e)), 400, "Sign-in failed", text);
-        }
-        match param("code") {
-            Some(code) => (
-                Some(Ok(Secret::new(code))),
-                200,
-                "Signed in",
-                "mailer received the sign-in. You can close this tab and return to the terminal."
-                    .into(),
-            ),
-            None => (
-                None,
-                400,
-                "Sign-in not accepted",
-                "The response carries no code; mailer is still waiting.".into(),
-            ),
-        }
+    }
+    match param("code") {
+        Some(code) => Judgement {
+            verdict: Some(Ok(Secret::new(code))),
+            status: 200,
+            title: "Signed in",
+            text: "mailer received the sign-in. You can close this tab and return to the terminal."
+                .into(),
+        },
+        None => page(
+            400,
+            "Sign-in not accepted",
+            "The response carries no code; mailer is still waiting.",
+        ),
     }
 }
 
@@ -288,5 +319,63 @@ mod tests {
         assert_eq!(l.redirect.host_str(), Some("localhost"));
         assert_eq!(l.redirect.path(), "/");
         assert_ne!(l.redirect.port(), Some(0));
+    }
+}
+
+/// Properties of the callback judge: whatever a browser (or anything else on this machine)
+/// sends, the wait ends only with our state, and the code comes back exactly as sent.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn enc(s: &str) -> String {
+        oauth2::url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_request_is_judged_and_only_our_state_ends_the_wait(
+            target in prop_oneof!["/[ -~]{0,40}", "/\\?(state|code|error|x)=[ -~]{0,12}(&(state|code|error)=[ -~]{0,12}){0,3}", any::<String>()],
+            is_get in any::<bool>(),
+            from_loopback in any::<bool>(),
+        ) {
+            let state = Secret::new("s3cr3t-state");
+            let j = judge(&target, is_get, from_loopback, "/", &state);
+            if j.verdict.is_some() {
+                prop_assert!(is_get && from_loopback);
+                prop_assert!(target.contains("state=s3cr3t-state"), "{}", target);
+            }
+            prop_assert!((200..500).contains(&j.status));
+        }
+
+        #[test]
+        fn the_code_comes_back_exactly(code in any::<String>(), state in "[ -~]{1,40}", other in any::<String>()) {
+            let target = format!("/cb?code={}&state={}&session_state={}", enc(&code), enc(&state), enc(&other));
+            let j = judge(&target, true, true, "/cb", &Secret::new(state.clone()));
+            match j.verdict {
+                Some(Ok(got)) => prop_assert_eq!(got.expose(), code.as_str()),
+                _ => prop_assert!(false, "refused {}", target),
+            }
+            prop_assert_eq!(j.status, 200);
+            // A state that differs in any way is refused and the wait goes on.
+            let j = judge(&target, true, true, "/cb", &Secret::new(format!("{state}x")));
+            prop_assert!(j.verdict.is_none());
+        }
+
+        #[test]
+        fn a_provider_error_is_kept_whole(error in "[a-z_]{1,20}", description in any::<String>(), state in "[a-zA-Z0-9_-]{8,43}") {
+            let target = format!("/?error={}&error_description={}&state={}", enc(&error), enc(&description), enc(&state));
+            let j = judge(&target, true, true, "/", &Secret::new(state));
+            match j.verdict {
+                Some(Err(e)) => {
+                    prop_assert_eq!(e.error, error);
+                    prop_assert_eq!(e.error_description.as_deref(), Some(description.as_str()));
+                }
+                _ => prop_assert!(false, "not an error verdict"),
+            }
+        }
     }
 }

@@ -97,3 +97,78 @@ mod tests {
         assert_eq!(e.summary().as_deref(), Some("AADSTS1: first"));
     }
 }
+
+/// Properties: any error answer (JSON or redirect parameters) is read and explained without
+/// a panic, and what mailer keeps of one survives a serialize/parse round trip.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Descriptions as Entra writes them and as a broken server might: AADSTS prefixes
+    /// (cut short, huge numbers, multi-byte neighbours), CRLF tails, anything.
+    fn description() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "AADSTS[0-9]{0,25}(: [ -~]{0,30})?(\r\nTrace ID: [a-f0-9-]{0,36})?",
+            "[ -~é✓]{0,10}AADSTS[0-9é]{0,4}",
+            any::<String>(),
+        ]
+    }
+
+    fn token_error() -> impl Strategy<Value = TokenError> {
+        (
+            any::<String>(),
+            prop::option::of(description()),
+            prop::collection::vec(any::<u64>(), 0..3),
+            prop::option::of(any::<String>()),
+            prop::option::of(any::<String>()),
+        )
+            .prop_map(|(error, d, codes, trace, corr)| TokenError {
+                error,
+                error_description: d,
+                error_codes: codes,
+                trace_id: trace,
+                correlation_id: corr,
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_description_is_summarized(error in any::<String>(), d in prop::option::of(description())) {
+            let e = TokenError::new(&error, d.as_deref());
+            let _ = e.aadsts();
+            let summary = e.summary();
+            prop_assert!(summary.is_none_or(|s| !s.contains(['\r', '\n'])));
+            prop_assert!(!e.why().is_empty());
+            prop_assert!(e.to_string().starts_with(&error));
+        }
+
+        #[test]
+        fn the_aadsts_number_is_read_from_the_description(n in 1u64..10_000_000, tail in "[ -~]{0,30}") {
+            let e = TokenError::new("invalid_grant", Some(&format!("AADSTS{n}: {tail}")));
+            prop_assert_eq!(e.aadsts(), Some(n));
+        }
+
+        #[test]
+        fn error_answers_round_trip(e in token_error()) {
+            let json = serde_json::to_vec(&e).unwrap();
+            let back: TokenError = serde_json::from_slice(&json).unwrap();
+            prop_assert_eq!(back.error, e.error);
+            prop_assert_eq!(back.error_description, e.error_description);
+            prop_assert_eq!(back.error_codes, e.error_codes);
+            prop_assert_eq!(back.trace_id, e.trace_id);
+            prop_assert_eq!(back.correlation_id, e.correlation_id);
+        }
+
+        #[test]
+        fn any_json_as_an_error_answer_never_panics(v in crate::strategies::json(&[
+            "error", "error_description", "error_codes", "trace_id", "correlation_id", "timestamp",
+        ])) {
+            if let Ok(e) = serde_json::from_value::<TokenError>(v) {
+                let _ = (e.aadsts(), e.why(), e.to_string());
+            }
+        }
+    }
+}

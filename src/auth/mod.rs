@@ -147,7 +147,8 @@ pub fn apply_response(
 ) -> CachedToken {
     let cached = CachedToken {
         token: Secret::new(r.access_token().secret().clone()),
-        expires_at: now + r.expires_in().map(|d| d.as_secs()).unwrap_or(3600),
+        // Saturating: a server's `expires_in` near u64::MAX must not wrap into the past.
+        expires_at: now.saturating_add(r.expires_in().map(|d| d.as_secs()).unwrap_or(3600)),
         scope: r
             .scopes()
             .map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "))
@@ -267,5 +268,52 @@ mod tests {
             None
         );
         assert_eq!(user_from_id_token(&Secret::new("garbage")), None);
+    }
+}
+
+/// Properties of reading a token endpoint's answer: any JSON is either refused or folded
+/// into the record without a panic, whatever `expires_in` claims.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_token_answer_is_refused_or_applied(v in crate::strategies::json(&[
+            "access_token", "token_type", "expires_in", "refresh_token", "scope", "id_token",
+            "ext_expires_in",
+        ]), now in any::<u64>()) {
+            if let Ok(answer) = serde_json::from_value::<TokenAnswer>(v) {
+                let mut record = Record::default();
+                let cached = apply_response(&mut record, TransportKind::Graph, &answer, now);
+                prop_assert_eq!(cached.token.expose(), answer.access_token().secret().as_str());
+                prop_assert!(cached.expires_at >= now);
+                if let Some(id) = answer.extra_fields().id_token.as_ref() {
+                    let _ = user_from_id_token(id);
+                }
+            }
+        }
+
+        #[test]
+        fn a_well_formed_answer_is_applied(
+            at in "[A-Za-z0-9._-]{1,64}", rt in prop::option::of("[A-Za-z0-9._-]{1,64}"),
+            expires_in in prop_oneof![0u64..100_000, any::<u64>(), u64::MAX - 10..=u64::MAX],
+            now in 0u64..4_000_000_000,
+        ) {
+            let mut v = serde_json::json!({"access_token": at, "token_type": "Bearer", "expires_in": expires_in});
+            if let Some(rt) = &rt {
+                v["refresh_token"] = rt.clone().into();
+            }
+            let answer: TokenAnswer = serde_json::from_value(v).unwrap();
+            let mut record = Record::default();
+            let cached = apply_response(&mut record, TransportKind::Smtp, &answer, now);
+            prop_assert_eq!(cached.token.expose(), at.as_str());
+            // A lifetime past the end of time is "until the end of time", not a wrap into the past.
+            prop_assert!(cached.expires_at >= now);
+            prop_assert_eq!(record.refresh_token.as_ref().map(|s| s.expose().to_owned()), rt);
+        }
     }
 }

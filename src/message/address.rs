@@ -140,3 +140,76 @@ mod tests {
         }
     }
 }
+
+/// Strategies for addresses, shared by the property tests of the message modules.
+#[cfg(test)]
+pub(crate) mod strategies {
+    use lettre::message::Mailbox;
+    use proptest::prelude::*;
+
+    /// A dot-atom local part and a domain of one to three labels.
+    pub fn email() -> impl Strategy<Value = String> {
+        (
+            "[a-z0-9+_-]{1,8}(\\.[a-z0-9+_-]{1,8}){0,2}",
+            "[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?(\\.[a-z0-9]{1,8}){0,2}\\.(com|example|org)",
+        )
+            .prop_map(|(l, d)| format!("{l}@{d}"))
+    }
+
+    /// A display name as people write them: words, with commas, quotes, dots, apostrophes,
+    /// parentheses and non-ASCII letters.
+    pub fn name() -> impl Strategy<Value = String> {
+        prop::collection::vec("[A-Za-z0-9éüßØ李,.'\"()@<>;:-]{1,10}", 1..4)
+            .prop_map(|w| w.join(" "))
+    }
+
+    pub fn mailbox() -> impl Strategy<Value = Mailbox> {
+        (prop::option::of(name()), email())
+            .prop_map(|(n, e)| Mailbox::new(n, e.parse().expect("generated address")))
+    }
+}
+
+/// Properties: any text in an address or header flag is judged without a panic, and an
+/// address list written out by lettre reads back as the same mailboxes.
+#[cfg(test)]
+mod props {
+    use super::strategies::mailbox;
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_address_text_parses_or_is_bad_data(values in prop::collection::vec(any::<String>(), 0..4)) {
+            if let Err(e) = parse_mailboxes(&values, "--to") {
+                prop_assert_eq!(e.class, Class::BadData);
+                prop_assert!(e.fix.is_some());
+            }
+        }
+
+        #[test]
+        fn address_lists_round_trip(list in prop::collection::vec(mailbox(), 1..5)) {
+            let text = list.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(", ");
+            let back = parse_mailboxes(std::slice::from_ref(&text), "--to").unwrap();
+            prop_assert_eq!(back, list, "{}", text);
+        }
+
+        #[test]
+        fn any_header_flag_is_judged_and_never_injects(h in any::<String>()) {
+            match parse_header(&h) {
+                Ok((name, value)) => {
+                    prop_assert!(!name.is_empty());
+                    prop_assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+                    prop_assert!(!value.contains(['\r', '\n']));
+                }
+                Err(e) => prop_assert_eq!(e.class, Class::BadData),
+            }
+        }
+
+        #[test]
+        fn check_line_refuses_exactly_line_breaks(v in any::<String>()) {
+            prop_assert_eq!(check_line(&v, "--subject").is_ok(), !v.contains(['\r', '\n']));
+        }
+    }
+}

@@ -22,6 +22,7 @@ impl Raw {
             return Err(Error::usage("the message on stdin is empty")
                 .fix("pipe a complete RFC 5322 message into mailer"));
         }
+        check_text(&bytes)?;
         let headers = header_fields(&bytes);
         if headers.is_empty() {
             return Err(
@@ -38,11 +39,14 @@ impl Raw {
                 if v.is_empty() || v.ends_with(":;") {
                     continue;
                 }
-                let parsed: Mailboxes = v.parse().map_err(|e| {
+                let parsed: Mailboxes = parse_list(v).map_err(|e| {
                     Error::new(Class::BadData, format!("invalid {name}: header {v:?}: {e}"))
                         .fix(format!("fix the {name}: header of the message"))
                 })?;
-                out.extend(parsed);
+                out.extend(parsed.into_iter().map(|m| Mailbox {
+                    name: m.name.as_deref().and_then(display_name),
+                    ..m
+                }));
             }
             Ok(out)
         };
@@ -161,7 +165,9 @@ impl Raw {
                 .map(str::to_owned)
                 .or_else(|| current_box.and_then(|m| m.name))
                 .or_else(|| current.as_deref().and_then(comment))
-                .or_else(|| fallback_name.map(str::to_owned));
+                .or_else(|| fallback_name.map(str::to_owned))
+                .as_deref()
+                .and_then(display_name);
             let from =
                 header::From::from(Mailboxes::from(Mailbox::new(name, sender.email.clone())));
             self.set_field("From", &encoded_field(from));
@@ -177,6 +183,100 @@ impl Raw {
     }
 }
 
+/// Longest line RFC 5322 (section 2.1.1) allows, without its CRLF.
+const MAX_LINE: usize = 998;
+
+/// What no server takes as mail, refused before any is asked: NUL bytes (RFC 5322 has no
+/// place for them; servers refuse or strip them) and header lines over [`MAX_LINE`] (SMTP
+/// servers cut or refuse them). Long body lines are left to the server: some generated
+/// reports have them and Exchange takes them.
+fn check_text(bytes: &[u8]) -> Result<()> {
+    if let Some(at) = bytes.iter().position(|b| *b == 0) {
+        return Err(Error::new(
+            Class::BadData,
+            format!("the message contains a NUL byte (at byte {at})"),
+        )
+        .why("mail is text: RFC 5322 has no place for NUL, and servers refuse or mangle it")
+        .fix("send binary data as an attachment (mailer send --attach FILE), or strip the NULs (tr -d '\\000')"));
+    }
+    let (head, _) = split_head(bytes);
+    let mut field = String::new();
+    for line in head.split_inclusive(|b| *b == b'\n') {
+        let text = line.strip_suffix(b"\n").unwrap_or(line);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        if !line.starts_with(b" ") && !line.starts_with(b"\t") {
+            let name = text.split(|b| *b == b':').next().unwrap_or_default();
+            field = String::from_utf8_lossy(&name[..name.len().min(40)]).into_owned();
+        }
+        if text.len() > MAX_LINE {
+            return Err(Error::new(
+                Class::BadData,
+                format!(
+                    "the {field}: header has a line of {} characters; RFC 5322 allows {MAX_LINE}",
+                    text.len()
+                ),
+            )
+            .why("SMTP servers cut or refuse longer lines")
+            .fix(format!(
+                "fold the {field}: value onto more lines, each continuation starting with a space"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An address list from a header. lettre writes a display name of letters, digits, `.`,
+/// `-` and `_` unquoted, even one that starts with a dot (`.NET Team`), which its own
+/// parser then refuses (RFC 5322 has no phrase starting with "."): such names are read
+/// as if quoted, so that a message mailer built (and queued) reads back.
+fn parse_list(v: &str) -> std::result::Result<Mailboxes, lettre::address::AddressError> {
+    v.parse()
+        .or_else(|e| quote_bare_names(v).parse().map_err(|_| e))
+}
+
+/// `.NET <a@b>, x@y` → `".NET" <a@b>, x@y`: bare display names quoted.
+fn quote_bare_names(v: &str) -> String {
+    let mut items = Vec::new();
+    let (mut start, mut quoted, mut angle) = (0, false, false);
+    for (i, c) in v.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '<' if !quoted => angle = true,
+            '>' if !quoted => angle = false,
+            ',' if !quoted && !angle => {
+                items.push(&v[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(&v[start..]);
+    let quote = |item: &str| match item.split_once('<') {
+        Some((name, rest))
+            if !name.trim().is_empty()
+                && name
+                    .trim()
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._- ".contains(&b)) =>
+        {
+            format!("\"{}\" <{rest}", name.trim())
+        }
+        _ => item.trim().to_owned(),
+    };
+    items.into_iter().map(quote).collect::<Vec<_>>().join(", ")
+}
+
+/// A display name fit for a header mailer writes: control characters (a bare CR in a
+/// From comment, a `-F` with a line break) become spaces, because lettre's encoder refuses
+/// them with an error its `Display` turns into a panic. `None` when nothing is left.
+fn display_name(name: &str) -> Option<String> {
+    let words: Vec<&str> = name
+        .split(|c: char| c.is_control() || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
 /// `root (Cron Daemon)` → `Cron Daemon`.
 fn comment(from: &str) -> Option<String> {
     let start = from.find('(')?;
@@ -186,16 +286,15 @@ fn comment(from: &str) -> Option<String> {
 }
 
 /// The message without the header field `name` (all occurrences, folded lines included).
+/// Fields are told apart exactly as [`header_fields`] reads them, so that what is removed
+/// is what was read (a `Bcc :` with obsolete white space before the colon included).
 fn without_field(bytes: &[u8], name: &str) -> Vec<u8> {
     let (head, body) = split_head(bytes);
-    let prefix = format!("{name}:");
     let mut out = Vec::with_capacity(bytes.len());
     let mut skipping = false;
     for line in head.split_inclusive(|b| *b == b'\n') {
-        let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
-        if !continuation {
-            skipping = line.len() >= prefix.len()
-                && line[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes());
+        if !is_continuation(line) {
+            skipping = field_name(line).is_some_and(|n| n.eq_ignore_ascii_case(name));
         }
         if !skipping {
             out.extend_from_slice(line);
@@ -203,6 +302,20 @@ fn without_field(bytes: &[u8], name: &str) -> Vec<u8> {
     }
     out.extend_from_slice(body);
     out
+}
+
+fn is_continuation(line: &[u8]) -> bool {
+    line.first().is_some_and(|b| *b == b' ' || *b == b'\t')
+}
+
+/// The name of the field a (non-continuation) header line starts: the text before the
+/// colon, white space before the colon allowed (RFC 5322 section 4.5.3); `None` for a line
+/// that starts no field.
+fn field_name(line: &[u8]) -> Option<String> {
+    let colon = line.iter().position(|b| *b == b':')?;
+    let name = String::from_utf8_lossy(&line[..colon]);
+    let name = name.trim_end_matches([' ', '\t']);
+    (!name.is_empty() && !name.contains([' ', '\t'])).then(|| name.to_owned())
 }
 
 /// A header line as lettre encodes it (RFC 2047 for non-ASCII names), e.g. `From: …\r\n`.
@@ -224,23 +337,32 @@ fn split_head(bytes: &[u8]) -> (&[u8], &[u8]) {
     (bytes, &[])
 }
 
-/// Unfolded `(name, value)` header fields of a message.
+/// Unfolded `(name, value)` header fields of a message. A line that is neither a field nor
+/// a continuation starts nothing, and continuations after it belong to no field, as in
+/// [`without_field`]: an edit never moves text into another field.
 fn header_fields(bytes: &[u8]) -> Vec<(String, String)> {
     let (head, _) = split_head(bytes);
-    let text = String::from_utf8_lossy(head);
     let mut fields: Vec<(String, String)> = Vec::new();
-    for line in text.lines() {
-        if line.starts_with([' ', '\t']) {
-            if let Some(last) = fields.last_mut() {
+    let mut current = false;
+    for raw in head.split_inclusive(|b| *b == b'\n') {
+        let line = raw.strip_suffix(b"\n").unwrap_or(raw);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let text = String::from_utf8_lossy(line);
+        if is_continuation(line) {
+            if let (true, Some(last)) = (current, fields.last_mut()) {
                 last.1.push(' ');
-                last.1.push_str(line.trim());
+                last.1.push_str(text.trim());
             }
-        } else if let Some((n, v)) = line.split_once(':') {
-            let n = n.trim();
-            if !n.is_empty() && !n.contains(' ') {
-                fields.push((n.to_owned(), v.trim().to_owned()));
-            }
+            continue;
         }
+        current = match field_name(line) {
+            Some(n) => {
+                let value = text.split_once(':').map_or("", |(_, v)| v).trim();
+                fields.push((n, value.to_owned()));
+                true
+            }
+            None => false,
+        };
     }
     fields
 }
@@ -256,6 +378,26 @@ mod tests {
             Some("Cron Daemon")
         );
         assert_eq!(comment("root"), None);
+    }
+
+    #[test]
+    fn control_characters_never_reach_a_written_name() {
+        // Found by fuzzing (fuzz/fuzz_targets/raw_message.rs): a bare CR in the From
+        // comment, or a -F with a line break, made lettre's encoder fail inside a panic.
+        let mut r = Raw::parse(
+            b"From: root (C Daemon)\rCB <0@example.com>\r\nTo: a@example.com\r\n\r\nx".to_vec(),
+        )
+        .unwrap();
+        r.submit_as(&"ops@contoso.com".parse().unwrap(), None, None);
+        let mut r = Raw::parse(b"To: a@example.com\n\nx".to_vec()).unwrap();
+        r.submit_as(
+            &"ops@contoso.com".parse().unwrap(),
+            Some("a\r\nBcc: b"),
+            None,
+        );
+        assert!(r.field("From").unwrap().ends_with("<ops@contoso.com>"));
+        assert!(r.field("Bcc").is_none() && !r.bytes.contains(&b'\r'));
+        assert_eq!(display_name(" \t\r "), None);
     }
 
     #[test]
@@ -311,11 +453,161 @@ mod tests {
                 .class,
             Class::BadData
         );
+        // lettre writes a name starting with "." bare; it still reads back.
+        let dot =
+            Raw::parse(b"To: .NET Team <a@example.com>, b@example.com\n\nx".to_vec()).unwrap();
+        assert_eq!(dot.to.len(), 2);
+        assert_eq!(dot.to[0].name.as_deref(), Some(".NET Team"));
+        // Obsolete white space before the colon: still a Bcc field, read and removed.
+        let spaced =
+            Raw::parse(b"To: a@example.com\nBcc : hidden@example.com\n\nx".to_vec()).unwrap();
+        assert_eq!(spaced.bcc.len(), 1);
+        assert!(
+            !String::from_utf8(spaced.without_bcc())
+                .unwrap()
+                .contains("hidden@")
+        );
+        let nul = Raw::parse(b"To: a@example.com\n\nx\0y".to_vec()).unwrap_err();
+        assert_eq!(nul.class, Class::BadData);
+        assert!(nul.what.contains("NUL"), "{}", nul.what);
+        let long = format!("To: a@example.com\nX-Long: {}\n\nbody", "x".repeat(999));
+        let long = Raw::parse(long.into_bytes()).unwrap_err();
+        assert!(
+            long.what.contains("X-Long") && long.what.len() < 200,
+            "{}",
+            long.what
+        );
+        let folded = format!(
+            "To: a@example.com\nX-Long: {}\n {}\n\n{}",
+            "x".repeat(900),
+            "y".repeat(900),
+            "z".repeat(5000)
+        );
+        assert!(
+            Raw::parse(folded.into_bytes()).is_ok(),
+            "folded headers and long body lines pass"
+        );
         assert!(
             Raw::parse(b"To: undisclosed-recipients:;\nSubject: s\n\nx".to_vec())
                 .unwrap()
                 .to
                 .is_empty()
         );
+    }
+}
+
+/// Properties: any bytes on stdin are judged without a panic; the edits mailer makes keep
+/// one Bcc field and the rest of the message; a message lettre built reads back the same.
+#[cfg(test)]
+mod props {
+    use super::super::address::strategies::mailbox;
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Messages rich in what the reader must get right: header-like lines, folding,
+    /// CRLF and LF, empty lines, 8-bit bytes, NUL, long lines.
+    fn message() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(
+            prop_oneof![
+                "(To|Cc|Bcc|From|Subject|Message-ID|X-[a-z]{1,5})[ \t]?: [ -~]{0,30}\r?\n"
+                    .prop_map(String::into_bytes),
+                "[ \t][ -~]{0,20}\r?\n".prop_map(String::into_bytes),
+                Just(b"\r\n".to_vec()),
+                Just(b"\n".to_vec()),
+                "[a-z@.<>,;: \"]{0,20}\r?\n".prop_map(String::into_bytes),
+                prop::collection::vec(any::<u8>(), 0..16),
+                (990usize..1010).prop_map(|n| [
+                    b"X-Long: ".to_vec(),
+                    vec![b'x'; n],
+                    b"\n".to_vec()
+                ]
+                .concat()),
+            ],
+            0..12,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    fn bcc_fields(bytes: &[u8]) -> usize {
+        header_fields(bytes)
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("Bcc"))
+            .count()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_message_parses_or_is_refused_as_bad_input(bytes in message()) {
+            match Raw::parse(bytes.clone()) {
+                Ok(r) => {
+                    prop_assert_eq!(&r.bytes, &bytes);
+                    prop_assert_eq!(bcc_fields(&r.without_bcc()), 0);
+                    let _ = r.for_header_delivery(&r.to);
+                    let mut sent = r.clone();
+                    sent.submit_as(&"me@example.com".parse().unwrap(), Some("Me"), None);
+                    prop_assert_eq!(sent.field("From").map(|f| f.contains("me@example.com")), Some(true));
+                    prop_assert!(sent.field("Date").is_some() && sent.message_id.is_some());
+                    // The edits moved no text between fields: it reads back, same recipients.
+                    let again = Raw::parse(sent.bytes.clone()).unwrap();
+                    let emails = |l: &[Mailbox]| l.iter().map(|m| m.email.to_string()).collect::<Vec<_>>();
+                    prop_assert_eq!(emails(&again.to), emails(&r.to));
+                    prop_assert_eq!(emails(&again.bcc), emails(&r.bcc));
+                }
+                Err(e) => {
+                    prop_assert!(matches!(e.class, Class::Usage | Class::BadData), "{}", e);
+                    prop_assert!(e.fix.is_some());
+                    // A refusal names the problem without echoing a whole long line.
+                    prop_assert!(e.what.len() < 400, "{}", e.what);
+                }
+            }
+        }
+
+        #[test]
+        fn with_bcc_keeps_one_field_naming_everyone(
+            bcc in prop::collection::vec(mailbox(), 0..3),
+            extra in prop::collection::vec(mailbox(), 1..3),
+            crlf in any::<bool>(),
+        ) {
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let mut text = format!("To: a@example.com{eol}");
+            for m in &bcc {
+                text.push_str(&format!("Bcc: {m}{eol}"));
+            }
+            text.push_str(&format!("Subject: s{eol}{eol}Bcc: body line{eol}"));
+            let r = Raw::parse(text.into_bytes()).unwrap();
+            let out = r.with_bcc(&extra);
+            prop_assert_eq!(bcc_fields(&out), 1);
+            let again = Raw::parse(out.clone()).unwrap();
+            let want: Vec<String> = bcc.iter().chain(&extra).map(|m| m.email.to_string()).collect();
+            let got: Vec<String> = again.bcc.iter().map(|m| m.email.to_string()).collect();
+            prop_assert_eq!(got, want);
+            let tail = format!("Bcc: body line{eol}");
+            prop_assert!(out.ends_with(tail.as_bytes()));
+        }
+
+        #[test]
+        fn a_built_message_parses_back_to_the_same_headers(
+            to in prop::collection::vec(mailbox(), 1..4),
+            cc in prop::collection::vec(mailbox(), 0..3),
+            subject in "[A-Za-z0-9!?.,:()-]{1,12}( [A-Za-z0-9!?.,:()-]{1,12}){0,15}",
+        ) {
+            let d = crate::message::Draft {
+                to: to.clone(),
+                cc: cc.clone(),
+                subject: subject.clone(),
+                text: Some("body".into()),
+                ..Default::default()
+            };
+            let sender: Mailbox = "me@example.com".parse().unwrap();
+            let bytes = d.to_mime(&sender, "<1@example.com>").unwrap().formatted();
+            let r = Raw::parse(bytes).unwrap();
+            let emails = |l: &[Mailbox]| l.iter().map(|m| m.email.to_string()).collect::<Vec<_>>();
+            prop_assert_eq!(emails(&r.to), emails(&to));
+            prop_assert_eq!(emails(&r.cc), emails(&cc));
+            prop_assert_eq!(r.subject.as_deref(), Some(subject.as_str()));
+            prop_assert_eq!(r.message_id.as_deref(), Some("<1@example.com>"));
+        }
     }
 }

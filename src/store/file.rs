@@ -34,6 +34,18 @@ impl FileStore {
         match std::fs::metadata(&self.path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.io_error("read", e)),
+            // Judged before its mode: "chmod 600" is no fix for a directory.
+            Ok(m) if !m.is_file() => {
+                return Err(Error::io(format!(
+                    "the token file {} is not a regular file",
+                    self.path.display()
+                ))
+                .why("something else was put where mailer keeps this profile's tokens")
+                .fix(format!(
+                    "move {} out of the way, then log in again (mailer login)",
+                    self.path.display()
+                )));
+            }
             Ok(_) => {}
         }
         check_private(self.dir(), 0o700)?;

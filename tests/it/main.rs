@@ -8,6 +8,7 @@
 mod support;
 
 mod app_only;
+mod bad_input;
 mod browser;
 mod diagnosis;
 mod doctor_checks;
@@ -18,6 +19,9 @@ mod faults;
 mod google;
 mod login;
 mod output;
+mod pacing;
+mod properties;
+mod secrets;
 mod send;
 mod server_selftest;
 mod setup;

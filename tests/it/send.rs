@@ -793,3 +793,30 @@ fn smtp_send_as_a_shared_mailbox_authenticates_as_the_delegate() {
     );
     assert_eq!(parsed.header("Sender"), Some(USER));
 }
+
+/// Entra's access tokens pass 4 KB with many group claims (and did for many tenants in
+/// 2025); some SMTP stacks limit a line's length. A 6 KB token must work over XOAUTH2
+/// (one AUTH line of about 8 KB of base64) and as Graph's bearer token, and survive the
+/// keyring's chunked storage.
+#[test]
+fn a_6_kb_access_token_works_over_smtp_and_graph() {
+    let s = Stand::new_with(Some(SmtpOptions::default()), &[], |e| {
+        e.set_access_token_size(6 * 1024 + 200)
+    });
+    for transport in ["graph", "smtp"] {
+        let token = s.env.run(&["token", "--transport", transport], None);
+        assert_eq!(token.code, 0, "{token}");
+        assert!(
+            token.stdout.trim().len() >= 6 * 1024,
+            "{transport}: {} bytes",
+            token.stdout.trim().len()
+        );
+        let out = s
+            .env
+            .send_simple("ann@example.com", "long token", &["--transport", transport]);
+        assert_eq!(out.code, 0, "{transport}: {out}");
+    }
+    assert_eq!(s.graph.delivered().len(), 1);
+    assert_eq!(s.smtp().wait_messages(1, Duration::from_secs(10)).len(), 1);
+    assert_eq!(s.smtp().stats().auth_failed, 0);
+}

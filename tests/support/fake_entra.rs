@@ -343,6 +343,9 @@ struct State {
     access_token_lifetime: u64,
     /// About how long access tokens are (tokens with many group claims pass 4 KB).
     access_token_bytes: usize,
+    /// Recognisable text put into every access token (its signature part) and refresh
+    /// token issued, for tests that scan output for secrets.
+    canaries: (Option<String>, Option<String>),
     /// Written into the `aud` claim of access tokens instead of their resource.
     jwt_audience: Option<String>,
     /// Seconds added to the `Date` header of every answer (a server clock that is off).
@@ -521,6 +524,7 @@ impl FakeEntra {
                 user_in_id_token: true,
                 access_token_lifetime: 3599,
                 access_token_bytes: ACCESS_TOKEN_BYTES,
+                canaries: (None, None),
                 jwt_audience: None,
                 date_skew: 0,
                 fail_token: None,
@@ -658,6 +662,13 @@ impl FakeEntra {
     /// The approximate length of access tokens issued from now on (default 1400 bytes).
     pub fn set_access_token_size(&self, bytes: usize) {
         self.shared.lock().access_token_bytes = bytes;
+    }
+
+    /// Access tokens issued from now on carry `access` (at the start of their signature
+    /// part), refresh tokens start with `refresh`: text a secrets scan recognises. Both must
+    /// be base64url characters, as the rest of the tokens are.
+    pub fn set_canaries(&self, access: &str, refresh: &str) {
+        self.shared.lock().canaries = (Some(access.to_owned()), Some(refresh.to_owned()));
     }
 
     /// The next request to the token endpoint (that has a readable form body) is answered with
@@ -1996,7 +2007,8 @@ impl State {
             * 3
             / 4;
         format!(
-            "{header}.{body}.{}",
+            "{header}.{body}.{}{}",
+            self.canaries.0.as_deref().unwrap_or_default(),
             URL_SAFE_NO_PAD.encode(random_bytes(sig_len))
         )
     }
@@ -2054,7 +2066,11 @@ impl State {
             "access_token": access_token,
         });
         if oidc.contains(&"offline_access") {
-            let rt = self.new_secret(REFRESH_TOKEN_BYTES);
+            let mut rt = self.new_secret(REFRESH_TOKEN_BYTES);
+            if let Some(canary) = &self.canaries.1 {
+                rt.insert_str(0, canary);
+                self.secrets.push(rt.clone());
+            }
             self.refresh_tokens.insert(
                 rt.clone(),
                 RefreshToken {

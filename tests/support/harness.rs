@@ -143,7 +143,18 @@ impl Env {
     }
 
     /// Runs a prepared command to completion with `stdin`, bounded by [`RUN_LIMIT`].
-    pub fn run_cmd(&self, mut cmd: Command, stdin: Option<&str>) -> Output {
+    pub fn run_cmd(&self, cmd: Command, stdin: Option<&str>) -> Output {
+        self.run_cmd_bytes(cmd, stdin.map(str::as_bytes))
+    }
+
+    /// Like [`Env::run`], with stdin that need not be UTF-8 (8-bit headers, NUL bytes).
+    pub fn run_bytes(&self, args: &[&str], stdin: &[u8]) -> Output {
+        self.run_cmd_bytes(self.command(args), Some(stdin))
+    }
+
+    /// Like [`Env::run_cmd`], with stdin as bytes. A writer thread feeds stdin, so a child
+    /// that stops reading early (an error found in the first line) cannot block the test.
+    pub fn run_cmd_bytes(&self, mut cmd: Command, stdin: Option<&[u8]>) -> Output {
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -151,11 +162,14 @@ impl Env {
             .spawn()
             .expect("spawn mailer");
         let mut input = child.stdin.take().unwrap();
-        if let Some(s) = stdin {
-            input.write_all(s.as_bytes()).unwrap();
-        }
-        drop(input);
-        wait_output(child, RUN_LIMIT)
+        let bytes = stdin.unwrap_or_default().to_vec();
+        // A child that exits without reading everything closes the pipe: EPIPE is fine.
+        let writer = std::thread::spawn(move || {
+            let _ = input.write_all(&bytes);
+        });
+        let out = wait_output(child, RUN_LIMIT);
+        let _ = writer.join();
+        out
     }
 
     /// Starts every run (its arguments, stdin closed) at once and waits for all of them,

@@ -90,3 +90,65 @@ fn by_status(status: StatusCode, fill: &Fill, retries: u32) -> (Class, String, S
         ),
     }
 }
+
+/// Properties: whatever Graph (or a proxy in front of it) answers, the error is explained
+/// in words with a fix and the request-id line, and never panics.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fill() -> Fill {
+        Fill {
+            login: "mailer login".into(),
+            user: "ada@contoso.example".into(),
+            tenant: "contoso.example".into(),
+            client_id: "c".into(),
+            profile: "default".into(),
+        }
+    }
+
+    /// Bodies: Graph's error shape with any values, other JSON, HTML pages, bytes.
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            crate::strategies::json(&["error", "code", "message", "innerError", "request-id", "date"])
+                .prop_map(|v| serde_json::json!({"error": v}).to_string().into_bytes()),
+            (any::<String>(), any::<String>(), any::<String>()).prop_map(|(c, m, r)| {
+                serde_json::json!({"error": {"code": c, "message": m, "innerError": {"request-id": r}}})
+                    .to_string()
+                    .into_bytes()
+            }),
+            prop::sample::select(vec!["ErrorAccessDenied", "ErrorSendAsDenied", "MailboxNotEnabledForRESTAPI", "ErrorQuotaExceeded", "ErrorMessageSizeExceeded"])
+                .prop_map(|c| serde_json::json!({"error": {"code": c}}).to_string().into_bytes()),
+            Just(b"<html><body>502 Bad Gateway</body></html>".to_vec()),
+            prop::collection::vec(any::<u8>(), 0..64),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_answer_is_explained(
+            status in 400u16..600,
+            header_id in prop::option::of("[a-f0-9-]{1,36}"),
+            body in body(),
+            retries in 0u32..10,
+        ) {
+            let status = StatusCode::from_u16(status).unwrap();
+            let e = explain(status, header_id.clone(), &body, "sending", &fill(), retries);
+            prop_assert!(e.what.starts_with("sending failed: "));
+            prop_assert!(e.fix.as_deref().is_some_and(|f| !f.is_empty()));
+            let why = e.why.unwrap_or_default();
+            prop_assert!(why.starts_with(&format!("HTTP {}", status.as_u16())), "{}", why);
+            prop_assert!(why.contains("(request-id "), "{}", why);
+            if let Some(id) = header_id {
+                prop_assert!(why.contains(&id));
+            }
+            // Throttling and server errors stay temporary, so a queued message waits.
+            if status.as_u16() >= 500 && e.code.is_none() {
+                prop_assert_eq!(e.class, Class::Temporary);
+            }
+        }
+    }
+}

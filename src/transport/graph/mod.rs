@@ -13,7 +13,9 @@
 //! limits"). Every failure names Graph's error code, a fix, and the `request-id`.
 
 mod body;
-mod error;
+// Public for the fuzz targets only (fuzz/), which feed it any answer.
+#[doc(hidden)]
+pub mod error;
 mod request;
 
 use super::{Attempt, Content, Outgoing, Receipt, TokenSource, Transport, with_token};

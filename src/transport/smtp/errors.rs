@@ -185,3 +185,50 @@ mod tests {
         }
     }
 }
+
+/// Properties of reading an SMTP reply's enhanced status code (RFC 3463): any text is read
+/// without a panic, what is found is a code that stands in the text, and a code written
+/// into a reply is found.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn is_code(c: &str) -> bool {
+        let parts: Vec<&str> = c.split('.').collect();
+        parts.len() == 3
+            && matches!(parts[0], "2" | "4" | "5")
+            && parts[1..]
+                .iter()
+                .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn any_reply_text_is_read(text in prop_oneof![
+            "[0-9 .]{0,30}",
+            "[245][0-9]{2}[ -][0-9.]{0,12} [ -~]{0,20}",
+            any::<String>(),
+        ]) {
+            if let Some(code) = enhanced_code(&text) {
+                prop_assert!(is_code(&code), "{}", code);
+                prop_assert!(text.contains(&code));
+            }
+        }
+
+        #[test]
+        fn a_code_in_a_reply_is_found(
+            reply in prop::sample::select(vec!["421", "450", "451", "535", "550", "552", "554"]),
+            class in prop::sample::select(vec!["4", "5"]),
+            subject in 0u16..1000,
+            detail in 0u16..1000,
+            text in "[A-Za-z ,]{0,40}",
+        ) {
+            let code = format!("{class}.{subject}.{detail}");
+            let line = format!("permanent error ({reply}): {code} {text}");
+            prop_assert_eq!(enhanced_code(&line), Some(code));
+        }
+    }
+}

@@ -196,3 +196,33 @@ mod tests {
         }
     }
 }
+
+/// Properties of the DATA payload: any message becomes CRLF-only lines with the same text.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn data_has_only_crlf_line_ends_and_the_same_text(bytes in prop::collection::vec(
+            prop_oneof![Just(b'\n'), Just(b'\r'), Just(b'.'), any::<u8>()], 0..200,
+        )) {
+            let out = data(&bytes);
+            for (i, b) in out.iter().enumerate() {
+                if *b == b'\n' {
+                    prop_assert!(i > 0 && out[i - 1] == b'\r');
+                }
+            }
+            // Only CRs before bare LFs were added, and only one final line break dropped.
+            let strip = |b: &[u8]| b.iter().filter(|c| **c != b'\r').copied().collect::<Vec<u8>>();
+            let mut want = strip(&bytes);
+            if bytes.ends_with(b"\n") {
+                want.pop();
+            }
+            prop_assert_eq!(strip(&out), want);
+        }
+    }
+}
