@@ -373,12 +373,13 @@ mod props {
         use TransportKind::*;
         let ids = (text(), text(), text());
         let kinds = (
-            one_of(&[Graph, Smtp]),
+            one_of(&[Graph, Smtp, Gmail]),
             one_of(&[Cloud::Global, Cloud::UsGov, Cloud::UsGovDod, Cloud::China]),
             one_of(&[
                 Flow::AuthorizationCode,
                 Flow::DeviceCode,
                 Flow::ClientCredentials,
+                Flow::ServiceAccount,
             ]),
             one_of(&[TokenStoreKind::Keyring, TokenStoreKind::File]),
             any::<bool>(),
@@ -399,39 +400,58 @@ mod props {
         );
         let rest = (
             prop::option::of(text()),
-            prop::option::of(one_of(&[Graph, Smtp])),
+            prop::option::of(one_of(&[Graph, Smtp, Gmail])),
             prop::option::of(text()),
             // TOML integers are i64.
             prop::option::of(0..=i64::MAX as u64),
             prop::option::of(any::<u32>()),
         );
-        (ids, kinds, endpoints, rest).prop_map(|(ids, kinds, endpoints, rest)| Profile {
-            provider: ProviderKind::Microsoft,
-            tenant: ids.0,
-            client_id: ids.1,
-            user: ids.2,
-            transport: kinds.0,
-            cloud: kinds.1,
-            flow: kinds.2,
-            token_store: kinds.3,
-            queue: kinds.4,
-            client_auth: kinds.5,
-            scopes: kinds.6,
-            large_attachments: kinds.7,
-            authority: endpoints.0,
-            graph_url: endpoints.1,
-            smtp_host: endpoints.2,
-            smtp_port: endpoints.3,
-            smtp_security: endpoints.4,
-            ca_file: endpoints.5,
-            certificate: endpoints.6,
-            private_key: endpoints.7,
-            redirect_uri: endpoints.8,
-            notify_command: rest.0,
-            fallback: rest.1,
-            credential_expires: rest.2,
-            timeout: rest.3,
-            rate_limit: rest.4,
+        let providers = (
+            one_of(&[
+                ProviderKind::Microsoft,
+                ProviderKind::Google,
+                ProviderKind::Custom,
+            ]),
+            prop::option::of(text()),
+            prop::option::of(text()),
+            prop::option::of(text()),
+            prop::option::of(one_of(&[Sasl::Xoauth2, Sasl::Oauthbearer])),
+            prop::option::of(text()),
+        );
+        (ids, kinds, endpoints, rest, providers).prop_map(|(ids, kinds, endpoints, rest, pr)| {
+            Profile {
+                provider: pr.0,
+                authorize_url: pr.1,
+                token_url: pr.2,
+                api_url: pr.3,
+                sasl: pr.4,
+                service_account: pr.5,
+                tenant: ids.0,
+                client_id: ids.1,
+                user: ids.2,
+                transport: kinds.0,
+                cloud: kinds.1,
+                flow: kinds.2,
+                token_store: kinds.3,
+                queue: kinds.4,
+                client_auth: kinds.5,
+                scopes: kinds.6,
+                large_attachments: kinds.7,
+                authority: endpoints.0,
+                graph_url: endpoints.1,
+                smtp_host: endpoints.2,
+                smtp_port: endpoints.3,
+                smtp_security: endpoints.4,
+                ca_file: endpoints.5,
+                certificate: endpoints.6,
+                private_key: endpoints.7,
+                redirect_uri: endpoints.8,
+                notify_command: rest.0,
+                fallback: rest.1,
+                credential_expires: rest.2,
+                timeout: rest.3,
+                rate_limit: rest.4,
+            }
         })
     }
 

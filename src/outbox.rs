@@ -65,9 +65,10 @@ impl Entry {
     pub fn bytes(&self) -> Result<Vec<u8>> {
         base64::engine::general_purpose::STANDARD
             .decode(&self.message)
+            // The message itself is broken, not this host: no later run can send it.
             .map_err(|e| {
-                Error::io(format!("queued message {} is damaged: {e}", self.id))
-                    .fix("remove it with `mailer queue purge`")
+                Error::bad_data(format!("queued message {} is damaged: {e}", self.id))
+                    .fix("remove it with `mailer queue purge --failed`")
             })
     }
 
