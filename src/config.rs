@@ -369,6 +369,7 @@ mod props {
         prop::sample::select(v.to_vec())
     }
 
+    // Long because it is every field of a profile, one generator each.
     fn profile() -> impl Strategy<Value = Profile> {
         use TransportKind::*;
         let ids = (text(), text(), text());

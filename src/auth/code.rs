@@ -208,6 +208,8 @@ pub struct Judgement {
 /// the browser sent it, `redirect_path` the path of our redirect URI. Only a GET from
 /// loopback to that path whose `state` matches ends the wait. A pure function of what
 /// arrived, so that it is tested (and fuzzed) without a socket.
+// Long because it is one decision table, checked in order (origin, path, state, error,
+// code), each row with the page it answers: split, the order would be hidden.
 #[doc(hidden)]
 pub fn judge(
     target: &str,

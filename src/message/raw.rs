@@ -417,6 +417,7 @@ mod tests {
         );
     }
 
+    // One message walked through every edit a send makes of it, in order.
     #[test]
     fn raw_messages() {
         let msg = b"From: me@example.com\r\nTo: a@example.com,\r\n\tb@example.com\r\nBcc: secret@example.com,\r\n  other@example.com\r\nSubject: hi\r\n\r\nBcc: in the body stays\r\n".to_vec();

@@ -5,6 +5,7 @@
 //! login and a test send; the questions it asks are `cmd/setup.rs`'s.
 
 pub mod certificate;
+pub mod directory;
 pub mod discover;
 pub mod instructions;
 pub mod register;

@@ -8,16 +8,23 @@
 //! or a login that a person will renew, and dropped on a permanent one, which is reported
 //! as the error it is. A delivery the server may have taken without saying so
 //! ([`Failure::Unconfirmed`]) is held among the failed and never resent by itself, nor
-//! through the fallback: twice is as wrong as never. `queue run` sends what waits ([`Delivery::flush`]) over one
-//! connection per transport. Commands print outcomes; nothing here prints a result.
+//! through the fallback: twice is as wrong as never. `queue run` sends what waits
+//! ([`Delivery::flush`], in `flush.rs`) over one connection per transport; what a failure
+//! means is `failure.rs`'s. Commands print outcomes; nothing here prints a result.
+
+mod failure;
+mod flush;
+
+pub use failure::Failure;
+pub use flush::Flush;
 
 use crate::auth::Account;
 use crate::config::TransportKind;
-use crate::error::{Class, Error, Result};
-use crate::message::{self, Raw};
-use crate::outbox::{Claim, Entry, Outbox, OutboxLock};
+use crate::error::{Error, Result};
+use crate::outbox::{Claim, Entry, Outbox};
 use crate::output::Printer;
-use crate::transport::{AnyTransport, Content, Outgoing, Receipt, Transport};
+use crate::transport::{AnyTransport, Outgoing, Receipt, Transport};
+use failure::held;
 
 /// One message to deliver.
 pub struct Request {
@@ -54,83 +61,11 @@ pub enum Outcome {
     },
 }
 
-/// What a failed attempt means for the message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Failure {
-    /// The message itself is wrong: no retry can help.
-    BadData,
-    /// The service refused, or the setup is wrong: retrying the same way will not help.
-    Permanent,
-    /// The network, a server error, throttling: later may work.
-    Temporary,
-    /// A person must log in again; then it will work.
-    LoginNeeded,
-    /// This host cannot do its part now (the token store or a local file): kept, and a
-    /// person fixes the host.
-    Local,
-    /// The server had the whole message when the connection broke, before it answered:
-    /// it may have been delivered. Sending it again could deliver it twice, so it is held
-    /// among the failed messages for a person to check (`mailer queue retry ID`).
-    Unconfirmed,
-}
-
-impl Failure {
-    pub fn of(e: &Error) -> Failure {
-        if e.unconfirmed {
-            return Failure::Unconfirmed;
-        }
-        match e.class {
-            Class::Temporary => Failure::Temporary,
-            Class::LoginNeeded => Failure::LoginNeeded,
-            // The token store or a local file could not be used (a keyring that cron cannot
-            // reach, a full disk): nothing is wrong with the message, and once a person
-            // fixed the host it goes out.
-            Class::Io => Failure::Local,
-            Class::Usage | Class::BadData | Class::NoInput => Failure::BadData,
-            _ => Failure::Permanent,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Failure::BadData => "bad-data",
-            Failure::Permanent => "permanent",
-            Failure::Temporary => "temporary",
-            Failure::LoginNeeded => "login-needed",
-            Failure::Local => "local",
-            Failure::Unconfirmed => "unconfirmed",
-        }
-    }
-
-    /// Worth keeping the message for a later attempt.
-    pub fn keeps(self) -> bool {
-        matches!(
-            self,
-            Failure::Temporary | Failure::LoginNeeded | Failure::Local
-        )
-    }
-
-    /// Every later message of a run would fail the same way: a person must act first.
-    pub fn stops_a_run(self) -> bool {
-        matches!(self, Failure::LoginNeeded | Failure::Local)
-    }
-}
-
-/// What one `queue run` did.
-#[derive(Debug, Default)]
-pub struct Flush {
-    pub sent: usize,
-    pub failed: usize,
-    pub remaining: usize,
-    /// Why the run stopped early (a login that a person must renew fails every message).
-    pub stopped: Option<Error>,
-}
-
 /// One attempt's result, with the transport that made it and the fallback it took.
-struct Attempted {
-    result: Result<Receipt>,
-    via: TransportKind,
-    fallback: Option<Fallback>,
+pub(crate) struct Attempted {
+    pub(crate) result: Result<Receipt>,
+    pub(crate) via: TransportKind,
+    pub(crate) fallback: Option<Fallback>,
 }
 
 impl Attempted {
@@ -161,7 +96,7 @@ impl Attempted {
 
 /// What a permanent failure does to the outbox copy of a message.
 #[derive(Clone, Copy)]
-enum Permanent {
+pub(crate) enum Permanent {
     /// Removed: the command reports the error to the person who ran it.
     Drop,
     /// Moved to `failed/`, for `queue list` and a person to look at later.
@@ -231,7 +166,7 @@ impl<'a> Delivery<'a> {
     /// sent; kept for later on a temporary failure or a login a person will renew; held
     /// among the failed when the server may have taken it; on a permanent failure dropped
     /// or held as `permanent` says. The one rule for `send`, `sendmail` and `queue run`.
-    fn settle(
+    pub(crate) fn settle(
         &self,
         claim: Claim,
         entry: &mut Entry,
@@ -295,7 +230,7 @@ impl<'a> Delivery<'a> {
     /// share (SMTP AUTH off for the tenant, no Graph mailbox, a large message without
     /// Mail.ReadWrite), one more through `fallback`. Never for a bad message or a denied
     /// send-as: those fail everywhere.
-    async fn attempt_or_fall_back(
+    pub(crate) async fn attempt_or_fall_back(
         &mut self,
         kind: TransportKind,
         fallback: Option<TransportKind>,
@@ -334,124 +269,9 @@ impl<'a> Delivery<'a> {
         result
     }
 
-    /// Sends the queued messages oldest first, each settled by the rule of [`Self::settle`]
-    /// with permanent failures held in `failed/` (nobody is watching a cron run); a login
-    /// that needs a person, or a token store that cannot be reached, stops the run, since
-    /// every message after would fail the same way.
-    pub async fn flush(&mut self, _lock: &OutboxLock) -> Result<Flush> {
-        let entries = self.outbox.queued()?;
-        let mut report = Flush {
-            remaining: entries.len(),
-            ..Flush::default()
-        };
-        for mut entry in entries {
-            // Written ahead by a send that is still sending it: not ours to touch.
-            let Some(claim) = self.outbox.claim(&entry)? else {
-                report.remaining -= 1;
-                continue;
-            };
-            let kind = entry.transport.unwrap_or(self.acct.profile.transport);
-            let attempt = match queued_message(&entry, self.acct) {
-                Ok(o) => {
-                    let (result, via, fallback) = self
-                        .attempt_or_fall_back(kind, self.acct.profile.fallback, &o)
-                        .await;
-                    Attempted {
-                        result,
-                        via,
-                        fallback,
-                    }
-                }
-                Err(e) => Attempted {
-                    result: Err(e),
-                    via: kind,
-                    fallback: None,
-                },
-            };
-            match self.settle(claim, &mut entry, attempt, Permanent::Hold)? {
-                Outcome::Sent { .. } => {
-                    report.sent += 1;
-                    report.remaining -= 1;
-                    tracing::info!(id = %entry.id, "sent");
-                }
-                Outcome::Queued { reason, .. } => {
-                    if Failure::of(&reason).stops_a_run() {
-                        report.stopped = Some(reason);
-                        break;
-                    }
-                }
-                Outcome::Failed { failure, error } => {
-                    match failure {
-                        Failure::Unconfirmed => {
-                            self.printer.warn(format!("{}: {}", entry.id, error.what))
-                        }
-                        _ => self.printer.say(format!(
-                            "{}: permanent failure, moved to failed: {}",
-                            entry.id, error.what
-                        )),
-                    }
-                    report.failed += 1;
-                    report.remaining -= 1;
-                }
-            }
-        }
-        Ok(report)
-    }
-
     pub async fn close(mut self) {
         for t in &mut self.open {
             t.close().await;
-        }
-    }
-}
-
-/// An unconfirmed delivery as the outbox keeps it: among the failed, with what to check.
-fn held(e: Error, id: &str) -> Error {
-    let what = format!("{} (the message may have been delivered)", e.what);
-    Error { what, ..e }
-        .fix(format!("check the recipient's mailbox or your Sent folder; if it did not arrive, send it again: mailer queue retry {id}"))
-}
-
-/// The message of an outbox entry, ready for a transport.
-fn queued_message(entry: &Entry, acct: &Account) -> Result<Outgoing> {
-    let raw = Raw::parse(entry.bytes()?)?;
-    let mut recipients = entry
-        .recipients
-        .iter()
-        .map(|r| message::parse_mailbox(r, "a queued recipient"))
-        .collect::<Result<Vec<_>>>()?;
-    message::dedupe(&mut recipients);
-    Ok(Outgoing {
-        sender: acct.mailbox()?,
-        recipients,
-        message_id: raw.message_id.clone(),
-        content: Content::Raw(raw),
-        send_as: entry
-            .send_as
-            .as_deref()
-            .map(|s| message::parse_mailbox(s, "a queued sender"))
-            .transpose()?,
-        no_save_sent: entry.no_save_sent,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failures_by_class() {
-        for (class, failure, keeps) in [
-            (Class::Temporary, Failure::Temporary, true),
-            (Class::LoginNeeded, Failure::LoginNeeded, true),
-            (Class::BadData, Failure::BadData, false),
-            (Class::NoInput, Failure::BadData, false),
-            (Class::Refused, Failure::Permanent, false),
-            (Class::Io, Failure::Local, true),
-            (Class::Config, Failure::Permanent, false),
-        ] {
-            let f = Failure::of(&Error::new(class, "x"));
-            assert_eq!((f, f.keeps()), (failure, keeps), "{class:?}");
         }
     }
 }
