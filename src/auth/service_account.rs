@@ -14,6 +14,7 @@ use serde::Deserialize;
 use std::path::Path;
 
 const GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+const KEY_FIX: &str = "download a JSON key: Google Cloud console > IAM & Admin > Service Accounts > (the account) > Keys > Add key > JSON";
 /// Google refuses assertions that live longer than an hour.
 const ASSERTION_LIFETIME: u64 = 3600;
 
@@ -31,31 +32,36 @@ pub struct KeyFile {
 impl KeyFile {
     /// Reads and checks a key file as Google Cloud console downloads it.
     pub fn read(path: &Path) -> Result<KeyFile> {
-        let shown = path.display();
-        let fix = "download a JSON key: Google Cloud console > IAM & Admin > Service Accounts > (the account) > Keys > Add key > JSON";
+        let shown = path.display().to_string();
         let text = std::fs::read(path).map_err(|e| {
             Error::new(
                 Class::NoInput,
                 format!("cannot read the service account key {shown}: {e}"),
             )
-            .fix(fix)
+            .fix(KEY_FIX)
         })?;
+        KeyFile::parse(&text, &shown)
+    }
+
+    /// A key file's bytes, checked: a service account's, with a usable RSA key. `shown`
+    /// names the file in errors.
+    pub fn parse(text: &[u8], shown: &str) -> Result<KeyFile> {
         // serde's message could quote the key: only the place it went wrong is shown.
-        let key: KeyFile = serde_json::from_slice(&text).map_err(|e| {
+        let key: KeyFile = serde_json::from_slice(text).map_err(|e| {
             Error::config(format!("{shown} is not a service account key file"))
                 .why(format!(
                     "unexpected JSON at line {} column {}",
                     e.line(),
                     e.column()
                 ))
-                .fix(fix)
+                .fix(KEY_FIX)
         })?;
         if key.kind != "service_account" {
             return Err(Error::config(format!(
                 "{shown} is a \"{}\" key, not a service account's",
                 key.kind
             ))
-            .fix(fix));
+            .fix(KEY_FIX));
         }
         keys::rsa_key(
             key.private_key.expose(),
@@ -127,4 +133,29 @@ fn assertion(acct: &Account, record: &Record, transport: TransportKind) -> Resul
         None => serde_json::json!({}),
     };
     keys::sign(keys::Alg::Rs256, header, &claims, &key)
+}
+
+/// Key files are outside input: any bytes are refused with a message or read, never a
+/// panic, and the message never quotes the file (it may hold the key).
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_key_file_is_read_or_refused(v in crate::strategies::json(&[
+            "type", "client_email", "client_id", "private_key", "private_key_id", "token_uri",
+        ]), raw in prop::collection::vec(any::<u8>(), 0..128)) {
+            for bytes in [v.to_string().into_bytes(), raw] {
+                if let Err(e) = KeyFile::parse(&bytes, "key.json") {
+                    prop_assert!(e.fix.is_some());
+                    let shown = e.to_string();
+                    prop_assert!(!shown.contains("PRIVATE KEY"), "{}", shown);
+                }
+            }
+        }
+    }
 }

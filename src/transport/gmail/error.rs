@@ -131,3 +131,47 @@ mod tests {
         );
     }
 }
+
+/// Google's error bodies come from the network: any of them is read and explained without
+/// a panic, with a class and a fix, and Gmail's own words never lose the reason.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            crate::strategies::json(&["error", "code", "message", "errors", "reason", "status", "domain"])
+                .prop_map(|v| serde_json::json!({ "error": v }).to_string().into_bytes()),
+            (any::<String>(), any::<String>(), any::<String>()).prop_map(|(r, m, st)| {
+                serde_json::json!({"error": {"code": 429, "message": m, "errors": [{"reason": r}], "status": st}})
+                    .to_string()
+                    .into_bytes()
+            }),
+            "Retry after [0-9T:.Z-]{0,30}".prop_map(|m| {
+                serde_json::json!({"error": {"message": m, "errors": [{"reason": "rateLimitExceeded"}]}})
+                    .to_string()
+                    .into_bytes()
+            }),
+            prop::collection::vec(any::<u8>(), 0..64),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_answer_is_explained(status in 400u16..600, body in body(), retries in 0u32..5) {
+            let status = StatusCode::from_u16(status).unwrap();
+            let e = GoogleError::parse(status, &body);
+            let _ = e.retryable();
+            let _ = e.retry_after();
+            let err = e.explain("sending", &Fill::default(), retries);
+            prop_assert!(err.fix.is_some());
+            prop_assert!(err.what.starts_with("sending failed"));
+            if !e.reason.is_empty() {
+                prop_assert_eq!(err.code.as_deref(), Some(e.reason.as_str()));
+            }
+        }
+    }
+}
