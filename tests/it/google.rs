@@ -519,3 +519,32 @@ fn provider_flags_that_do_not_fit_are_usage_errors() {
         assert!(out.stderr.contains(needle), "{args:?}: {out}");
     }
 }
+
+#[test]
+fn no_google_secret_reaches_output_or_the_config() {
+    let g = Google::new(1);
+    let (_, out) = g.login(&["-vvv"]);
+    assert_eq!(out.code, 0, "{out}");
+    let mut seen = out.all();
+    for extra in [
+        &["-vvv", "--json"][..],
+        &["-vvv", "--json", "--transport", "smtp"][..],
+    ] {
+        let out = g.send("secrets", extra);
+        assert_eq!(out.code, 0, "{out}");
+        seen.push_str(&out.all());
+    }
+    let out = g.env.run(&["doctor", "-vvv", "--json"], None);
+    seen.push_str(&out.all());
+    seen.push_str(&std::fs::read_to_string(g.env.config_path()).unwrap());
+    let record = g.record();
+    let mut secrets = vec![SECRET.to_owned()];
+    secrets.push(record["refresh_token"].as_str().unwrap().to_owned());
+    for t in record["access"].as_object().unwrap().values() {
+        secrets.push(t["token"].as_str().unwrap().to_owned());
+    }
+    assert!(secrets.len() >= 3, "{record}");
+    for s in &secrets {
+        assert!(!seen.contains(s.as_str()), "a secret was printed");
+    }
+}
