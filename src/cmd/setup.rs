@@ -156,11 +156,8 @@ async fn register(ctx: &mut Context, a: &SetupArgs, address: &str) -> Result<Str
     ctx.printer
         .say("2. Registering mailer's app (sign in once as a user who may register apps)…");
     let created = super::app::create(ctx, &args).await?;
+    // The registration itself said which client id it made.
     let r = &created.registered;
-    ctx.printer.say(format!(
-        "   App registered: client id {} in tenant {}.",
-        r.client_id, created.tenant_id
-    ));
     for note in &r.notes {
         ctx.printer.say(format!("   Note: {note}"));
     }
