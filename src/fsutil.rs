@@ -125,3 +125,21 @@ pub fn host_name() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "host".into())
 }
+
+/// What fixes a failed write into `dir`, by what the system said: a full disk, a read-only
+/// file system and a permission problem each have their own way out.
+pub fn write_fix(e: &std::io::Error, dir: &Path) -> String {
+    let dir = dir.display();
+    match e.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            format!("free space on the file system of {dir} (df -h {dir}), then try again")
+        }
+        std::io::ErrorKind::ReadOnlyFilesystem => format!(
+            "{dir} is on a read-only file system: remount it read-write, or point XDG_DATA_HOME at a writable place"
+        ),
+        std::io::ErrorKind::PermissionDenied => {
+            format!("make {dir} yours and writable (chown $USER {dir}; chmod 700 {dir})")
+        }
+        _ => format!("check that {dir} exists and is writable by you"),
+    }
+}

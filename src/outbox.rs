@@ -130,10 +130,12 @@ impl Outbox {
     }
 
     fn io(&self, verb: &str, path: &Path, e: std::io::Error) -> Error {
-        Error::io(format!("cannot {verb} {}: {e}", path.display())).fix(format!(
-            "check that {} exists and is writable by you",
-            self.queued.display()
+        let fix = fsutil::write_fix(&e, &self.queued);
+        Error::io(format!(
+            "cannot {verb} {} in the outbox: {e}",
+            path.display()
         ))
+        .fix(fix)
     }
 
     fn write(&self, dir: &Path, entry: &Entry) -> Result<()> {

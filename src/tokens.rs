@@ -190,10 +190,30 @@ pub async fn access_token(
     }
     .run(acct, transport)
     .await?;
-    // The rotated refresh token is saved before the access token is handed out.
-    acct.store.save(&record)?;
+    // The rotated refresh token is saved before the access token is handed out; one that
+    // cannot be kept is said loudly, never dropped in silence.
+    acct.store.save(&record).map_err(|e| not_kept(acct, e))?;
     acct.cache.put(transport, &cached, now);
     Ok(cached)
+}
+
+/// The identity provider renewed the login, and the store would not take the result.
+fn not_kept(acct: &Account, e: crate::error::Error) -> crate::error::Error {
+    let store = acct.store.describe();
+    let mut why = e.what.clone();
+    if let Some(w) = &e.why {
+        why = format!("{why} ({w})");
+    }
+    crate::error::Error::io(format!(
+        "the login was renewed, but {store} could not keep the new tokens"
+    ))
+    .why(why)
+    .fix(format!(
+        "{}; then run `mailer{} token --refresh` to keep a fresh login. The refresh token stored before is still there, and the identity provider usually accepts it once more; if it was refused, log in again: {}",
+        e.fix.unwrap_or_else(|| format!("make {store} writable again")),
+        acct.profile_flag(),
+        acct.login_command()
+    ))
 }
 
 /// A renewal to do: the state says how, the record is what it updates.

@@ -142,8 +142,16 @@ impl<'a> Delivery<'a> {
         }) {
             self.printer.warn(note);
         }
+        // Without its outbox copy a message could be lost in a crash: not sent at all then,
+        // and the caller (cron, a script) still has it.
         let ahead = match req.queue {
-            true => self.write_ahead(req, kind)?,
+            true => self.write_ahead(req, kind).map_err(|e| Error {
+                what: format!(
+                    "not sent: the message could not be put in the outbox first: {}",
+                    e.what
+                ),
+                ..e
+            })?,
             false => None,
         };
         let (result, via, fallback) = self

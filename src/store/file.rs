@@ -79,14 +79,12 @@ impl FileStore {
     }
 
     fn io_error(&self, verb: &str, e: std::io::Error) -> Error {
+        let fix = crate::fsutil::write_fix(&e, self.dir());
         Error::io(format!(
             "cannot {verb} the token file {}: {e}",
             self.path.display()
         ))
-        .fix(format!(
-            "check that {} is yours and writable",
-            self.dir().display()
-        ))
+        .fix(fix)
     }
 }
 

@@ -11,6 +11,7 @@ mod app_only;
 mod bad_input;
 mod browser;
 mod diagnosis;
+mod disk;
 mod doctor_checks;
 mod fake_entra_selftest;
 mod fake_google_selftest;
