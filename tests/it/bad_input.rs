@@ -154,8 +154,8 @@ impl Fx {
     fn contacts(&self) -> (u32, usize, u32, u32) {
         let e = self.s.entra.stats();
         (
-            e.authorize,
-            e.token_requests.len(),
+            e.oauth.authorize,
+            e.oauth.token_requests.len(),
             self.s.graph.stats().requests,
             self.s.smtp().stats().connections,
         )

@@ -134,8 +134,8 @@ fn doctor_without_network_runs_only_local_checks() {
         "the cached token is decoded: {v}"
     );
     assert_eq!(
-        s.entra.stats().token_requests.len(),
-        before.token_requests.len(),
+        s.entra.stats().oauth.token_requests.len(),
+        before.oauth.token_requests.len(),
         "no token request"
     );
     assert_eq!(s.smtp().stats().connections, 0);

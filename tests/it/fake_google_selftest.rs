@@ -19,7 +19,7 @@ use crate::support::fake_google::*;
 use crate::support::http::{
     Response, form_encode, pair, percent_encode, post_form, query_pairs, request,
 };
-use crate::support::oauth::s256_challenge;
+use crate::support::oauth::{DeviceVerification, s256_challenge};
 use crate::support::server::now_secs;
 use crate::support::smtp::{SmtpOptions, SmtpServer};
 use crate::support::smtp_faults::{FaultySmtp, Sasl};
@@ -292,7 +292,7 @@ fn code_flow_issues_google_shaped_tokens() {
         (USER, CLIENT, false, false)
     );
     assert!(info.scopes.iter().any(|s| s == MAIL));
-    assert_eq!(fake.stats().code_grants, 1);
+    assert_eq!(fake.stats().oauth.code_grants, 1);
 
     // Only openid: an id_token without the email claims; no identity scope: none at all.
     let v = sign_in(&fake, &format!("openid {MAIL}"));
@@ -491,7 +491,7 @@ fn desktop_clients_must_send_their_secret() {
     assert_eq!(resp.status, 400, "{}", resp.text());
     assert_eq!(resp.json()["error"], "invalid_request");
 
-    let log = fake.stats().token_requests;
+    let log = fake.stats().oauth.token_requests;
     let auths: Vec<&str> = log.iter().map(|l| l.client_auth.as_str()).collect();
     assert_eq!(
         auths,
@@ -684,7 +684,7 @@ fn refresh_never_rotates_and_only_narrows_scopes() {
         "invalid_grant",
         REFRESH_DEAD,
     );
-    assert_eq!(fake.stats().refresh_grants, 4);
+    assert_eq!(fake.stats().oauth.refresh_grants, 4);
 }
 
 #[test]
@@ -844,6 +844,7 @@ fn token_failure_injection_is_one_shot() {
     let stats = fake.stats();
     assert_eq!(stats.errors, ["temporarily_unavailable"]);
     let grants: Vec<&str> = stats
+        .oauth
         .token_requests
         .iter()
         .map(|l| l.grant_type.as_str())
@@ -1214,7 +1215,7 @@ fn device_flow_refuses_gmail_scopes() {
         t["scope"],
         "openid https://www.googleapis.com/auth/userinfo.email https://www.googleapis.com/auth/userinfo.profile"
     );
-    assert_eq!(fake.stats().device_polls, 3);
+    assert_eq!(fake.stats().oauth.device_polls, 3);
 }
 
 // ---- Gmail ----

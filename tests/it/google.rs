@@ -158,7 +158,7 @@ fn login_in_chromium_then_send_through_the_gmail_api_and_gmail_smtp() {
         (USER, &["bob@example.org".to_owned()][..])
     );
     let st = g.google.stats();
-    assert_eq!((st.code_grants, st.authorize), (1, 1), "{st:?}");
+    assert_eq!((st.oauth.code_grants, st.oauth.authorize), (1, 1), "{st:?}");
 
     // Google does not rotate refresh tokens: the one stored at login is still the one.
     let before = g.record()["refresh_token"].clone();
@@ -219,11 +219,11 @@ fn throttling_and_a_rejected_token_are_retried_once() {
     assert_eq!(g.google.sent().len(), 1);
 
     // The fake's clock moves past the cached token's life: Gmail says 401, mailer renews.
-    let refreshes = g.google.stats().refresh_grants;
+    let refreshes = g.google.stats().oauth.refresh_grants;
     g.google.advance(Duration::from_secs(2 * 3600));
     let out = g.send("after a 401", &[]);
     assert_eq!(out.code, 0, "{out}");
-    assert_eq!(g.google.stats().refresh_grants, refreshes + 1);
+    assert_eq!(g.google.stats().oauth.refresh_grants, refreshes + 1);
     assert!(
         g.google
             .stats()
@@ -300,7 +300,7 @@ fn a_service_account_sends_as_the_mailbox_once_delegation_is_allowed() {
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(g.google.sent()[0].user, USER);
     let st = g.google.stats();
-    assert!(st.jwt_grants >= 1 && st.refresh_grants == 0, "{st:?}");
+    assert!(st.jwt_grants >= 1 && st.oauth.refresh_grants == 0, "{st:?}");
 }
 
 #[test]
@@ -345,8 +345,8 @@ fn the_device_flow_is_refused_before_contact_with_the_way_that_works() {
         out.stderr.contains("--redirect-uri http://127.0.0.1:8400/"),
         "{out}"
     );
-    assert!(g.google.stats().token_requests.is_empty());
-    assert_eq!(g.google.stats().authorize, 0);
+    assert!(g.google.stats().oauth.token_requests.is_empty());
+    assert_eq!(g.google.stats().oauth.authorize, 0);
 }
 
 #[test]

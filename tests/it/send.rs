@@ -189,7 +189,7 @@ fn graph_json_send_carries_everything() {
     assert_eq!(d.attachments[0].sha256, sha(&pdf));
     assert_eq!(d.attachments[1].content_type.as_deref(), Some("text/csv"));
     // The cached token from the login served the send: no token request.
-    assert_eq!(s.entra.stats().refresh_grants, 0);
+    assert_eq!(s.entra.stats().oauth.refresh_grants, 0);
 }
 
 #[test]
@@ -343,7 +343,7 @@ fn graph_401_refreshes_once_and_retries_once() {
     expired(1);
     let out = s.env.send_simple("ann@example.com", "t", &[]);
     assert_eq!(out.code, 0, "{out}");
-    assert_eq!(s.entra.stats().refresh_grants, 1);
+    assert_eq!(s.entra.stats().oauth.refresh_grants, 1);
     expired(2);
     let out = s.env.send_simple("ann@example.com", "t", &[]);
     assert_eq!(out.code, 77, "{out}");
@@ -431,7 +431,7 @@ fn bad_input_never_sends_and_gets_its_exit_code() {
     let s = Stand::graph();
     let missing = s.env.path("nope.pdf");
     let missing = missing.to_str().unwrap();
-    let before = s.entra.stats().token_requests.len();
+    let before = s.entra.stats().oauth.token_requests.len();
     for (args, stdin, code, needle) in [
         (
             vec!["--to", "not an address", "--subject", "s", "--body", "b"],
@@ -485,7 +485,7 @@ fn bad_input_never_sends_and_gets_its_exit_code() {
     }
     assert_eq!(s.graph.stats().requests, 0, "bad input reached Graph");
     assert_eq!(
-        s.entra.stats().token_requests.len(),
+        s.entra.stats().oauth.token_requests.len(),
         before,
         "bad input fetched a token"
     );
@@ -546,12 +546,12 @@ fn dry_run_touches_no_token_store_and_no_network() {
     assert!(out.stderr.contains("nothing sent"), "{out}");
     // With a logged-in profile it uses the profile's user and still fetches nothing.
     let s = Stand::graph();
-    let before = s.entra.stats().token_requests.len();
+    let before = s.entra.stats().oauth.token_requests.len();
     let out = s.send(&["--dry-run", "--to", "a@example.com", "--body", "x"], None);
     assert_eq!(out.code, 0, "{out}");
     assert!(out.stdout.contains(&format!("From: {USER}")), "{out}");
     assert_eq!(s.graph.stats().requests, 0);
-    assert_eq!(s.entra.stats().token_requests.len(), before);
+    assert_eq!(s.entra.stats().oauth.token_requests.len(), before);
 }
 
 #[test]
@@ -632,7 +632,7 @@ fn smtp_rejected_token_is_refreshed_once_in_both_styles() {
         let st = s.smtp().stats();
         assert_eq!((st.auth_failed, st.auth_ok), (1, 1), "{style}: {st:?}");
         // One refresh minted the SMTP token, a second one replaced the rejected token.
-        assert_eq!(s.entra.stats().refresh_grants, 2, "{style}");
+        assert_eq!(s.entra.stats().oauth.refresh_grants, 2, "{style}");
 
         let s = rejecting(10);
         let out = s.send_smtp("ann@example.com", style);
