@@ -9,8 +9,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
 use crate::support::fake_entra::*;
-use crate::support::http::{Response, form_encode, pair, post_form, query_pairs, request};
-use crate::support::oauth::{DeviceVerification, sign_jws};
+use crate::support::http::{
+    Response, form_encode, get_with_query, pair, post_form, query_pairs, request,
+};
+use crate::support::oauth::{DeviceVerification, authorize_query, set_param, sign_jws};
 use crate::support::openssl::self_signed_certificate;
 use crate::support::server::{now_secs, random_token};
 
@@ -39,39 +41,12 @@ fn all_scopes() -> String {
 }
 
 fn authorize_pairs(client_id: &str, redirect_uri: &str, scope: &str) -> Vec<(String, String)> {
-    [
-        ("client_id", client_id),
-        ("response_type", "code"),
-        ("redirect_uri", redirect_uri),
-        ("scope", scope),
-        ("state", STATE),
-        ("code_challenge", &s256_challenge(VERIFIER)),
-        ("code_challenge_method", "S256"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
-}
-
-/// Replaces (`Some`) or removes (`None`) one query parameter.
-fn set(pairs: &mut Vec<(String, String)>, key: &str, value: Option<&str>) {
-    pairs.retain(|(k, _)| k != key);
-    if let Some(v) = value {
-        pairs.push((key.to_string(), v.to_string()));
-    }
+    authorize_query(client_id, redirect_uri, scope, STATE, VERIFIER)
 }
 
 fn authorize_raw(fake: &FakeEntra, tenant: &str, pairs: &[(String, String)]) -> Response {
-    let borrowed: Vec<(&str, &str)> = pairs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let url = format!(
-        "{}/{tenant}/oauth2/v2.0/authorize?{}",
-        fake.authority(),
-        form_encode(&borrowed)
-    );
-    request("GET", &url, &[], b"")
+    let url = format!("{}/{tenant}/oauth2/v2.0/authorize", fake.authority());
+    get_with_query(&url, pairs)
 }
 
 /// Signs in through /authorize and returns the code, checking the redirect on the way.
@@ -320,8 +295,8 @@ fn pkce_is_mandatory_and_verified() {
         (Some("too-short".to_string()), Some("S256")),
     ] {
         let mut q = authorize_pairs(APP, LOOPBACK, &all_scopes());
-        set(&mut q, "code_challenge", challenge.as_deref());
-        set(&mut q, "code_challenge_method", method);
+        set_param(&mut q, "code_challenge", challenge.as_deref());
+        set_param(&mut q, "code_challenge_method", method);
         assert_redirect_error(
             &authorize_raw(&fake, "organizations", &q),
             "invalid_request",

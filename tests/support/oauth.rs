@@ -10,7 +10,9 @@
 //! - PKCE (RFC 7636): [`s256_challenge`], and the syntax of challenges and verifiers;
 //! - the device flow (RFC 8628): [`DeviceStatus`], and the user's side of it
 //!   ([`DeviceVerification`]);
-//! - a test's own sign-in against a fake, without the CLI ([`sign_in_code`], [`redeem_code`]);
+//! - the client's side, for self-tests and tests that need tokens without the CLI: a
+//!   well-behaved authorize query ([`authorize_query`], edited with [`set_param`]), a whole
+//!   sign-in ([`sign_in_code`], [`redeem_code`]);
 //! - redirect URIs: [`split_uri`] and [`redirect_location`] (how a server appends its answer);
 //! - compact JWS (RFC 7515): [`parse_jws`] to read one, [`compact_jws`] and [`sign_jws`] to
 //!   make one, [`pem`] to write a key the way key files carry it;
@@ -27,7 +29,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::http::{
-    form_encode, pair, parse_form, percent_decode, percent_encode, post_form, query_pairs, request,
+    get_with_query, pair, parse_form, percent_decode, percent_encode, post_form, query_pairs,
 };
 
 // ---- forms ----
@@ -129,6 +131,8 @@ impl TokenRequestLog {
     }
 }
 
+// ---- what the fakes count ----
+
 /// What every OAuth fake counts the same way, so that a test reads
 /// `stats().oauth.refresh_grants` whichever fake it asks; each fake's `Stats` adds what only
 /// its service does.
@@ -208,15 +212,47 @@ pub trait DeviceVerification {
     }
 }
 
-// ---- a test's own sign-in ----
+// ---- the client's side ----
 
 /// The PKCE verifier of [`sign_in_code`] (43 to 128 characters, as RFC 7636 wants).
 pub const SIGN_IN_VERIFIER: &str = "fake-sign-in-verifier-0123456789-abcdefghijklmnop";
 
+/// The query of an authorization request as a well-behaved client writes it:
+/// `response_type=code` and PKCE with the S256 challenge of `verifier`. Self-tests break one
+/// rule at a time with [`set_param`].
+pub fn authorize_query(
+    client_id: &str,
+    redirect_uri: &str,
+    scope: &str,
+    state: &str,
+    verifier: &str,
+) -> Form {
+    [
+        ("client_id", client_id),
+        ("response_type", "code"),
+        ("redirect_uri", redirect_uri),
+        ("scope", scope),
+        ("state", state),
+        ("code_challenge", &s256_challenge(verifier)),
+        ("code_challenge_method", "S256"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Replaces (`Some`, then at the end) or removes (`None`) one parameter.
+pub fn set_param(form: &mut Form, key: &str, value: Option<&str>) {
+    form.retain(|(k, _)| k != key);
+    if let Some(v) = value {
+        form.push((key.to_string(), v.to_string()));
+    }
+}
+
 /// The authorization code of a sign-in as a well-behaved client starts it, for tests that need
-/// real tokens without the CLI: `GET authorize_url` with `client_id`, `redirect_uri`, `scope`,
-/// `state` and PKCE (S256 of [`SIGN_IN_VERIFIER`]), then `extra`. The fake must redirect (302)
-/// back with a code at once; nothing needs to listen at `redirect_uri`.
+/// real tokens without the CLI: `GET authorize_url` with the [`authorize_query`] of
+/// [`SIGN_IN_VERIFIER`], then `extra`. The fake must redirect (302) back with a code at once;
+/// nothing needs to listen at `redirect_uri`.
 pub fn sign_in_code(
     authorize_url: &str,
     client_id: &str,
@@ -224,19 +260,11 @@ pub fn sign_in_code(
     scope: &str,
     extra: &[(&str, &str)],
 ) -> String {
-    let challenge = s256_challenge(SIGN_IN_VERIFIER);
-    let mut query = vec![
-        ("client_id", client_id),
-        ("response_type", "code"),
-        ("redirect_uri", redirect_uri),
-        ("scope", scope),
-        ("state", "s"),
-        ("code_challenge", challenge.as_str()),
-        ("code_challenge_method", "S256"),
-    ];
-    query.extend_from_slice(extra);
-    let url = format!("{authorize_url}?{}", form_encode(&query));
-    let resp = request("GET", &url, &[], b"");
+    let mut query = authorize_query(client_id, redirect_uri, scope, "s", SIGN_IN_VERIFIER);
+    for (k, v) in extra {
+        set_param(&mut query, k, Some(v));
+    }
+    let resp = get_with_query(authorize_url, &query);
     assert_eq!(resp.status, 302, "authorize: {}", resp.text());
     let location = resp.header("Location").expect("Location");
     pair(&query_pairs(location), "code")
