@@ -87,6 +87,37 @@ impl Stand {
         self.env.send_simple(to, subject, &["--transport", "smtp"])
     }
 
+    /// Queues one message for `tempfail@example.com`: SMTP defers it (451), so it waits in
+    /// the outbox.
+    pub fn queue_for_later(&self) {
+        let out = self.env.send_simple(
+            "tempfail@example.com",
+            "later",
+            &["--transport", "smtp", "--queue"],
+        );
+        assert_eq!(out.code, 75, "{out}");
+    }
+
+    /// Queues one message that the next `queue run` fails for good: queued as by
+    /// [`Self::queue_for_later`], then its recipient changed to `reject@example.com` (550).
+    pub fn queue_one_that_will_fail(&self) {
+        self.queue_for_later();
+        let dir = self
+            .env
+            .path(&format!("data/mailer/outbox/{}", self.env.profile));
+        let file = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .find(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            .unwrap()
+            .path();
+        let mut entry: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert!(entry["recipients"].is_array());
+        entry["recipients"] = serde_json::json!(["reject@example.com"]);
+        std::fs::write(&file, entry.to_string()).unwrap();
+    }
+
     pub fn file(&self, name: &str, bytes: &[u8]) -> String {
         let p = self.env.path(name);
         std::fs::write(&p, bytes).unwrap();
