@@ -4,7 +4,7 @@
 use crate::login::{fake, login};
 use crate::support::fake_entra::FakeEntra;
 use crate::support::fake_graph::FakeGraph;
-use crate::support::harness::{Env, Output};
+use crate::support::harness::{Env, Output, smtp_flags};
 use crate::support::mime;
 use crate::support::smtp::{SmtpOptions, SmtpServer};
 use sha2::{Digest, Sha256};
@@ -50,21 +50,9 @@ impl Stand {
             SmtpServer::start(o)
         });
         let graph_url = graph.url();
-        let port = smtp
-            .as_ref()
-            .map(|s| s.port().to_string())
-            .unwrap_or_else(|| "2525".into());
-        let ca = SmtpServer::ca_file();
-        let mut args = vec![
-            "--graph-url",
-            graph_url.as_str(),
-            "--smtp-host",
-            "127.0.0.1",
-            "--smtp-port",
-            port.as_str(),
-            "--ca-file",
-            ca.to_str().unwrap(),
-        ];
+        let smtp_flags = smtp_flags(smtp.as_ref().map_or(2525, |s| s.port()));
+        let mut args = vec!["--graph-url", graph_url.as_str()];
+        args.extend(smtp_flags.iter().map(String::as_str));
         args.extend_from_slice(extra_login);
         let out = login(&env, &entra, &args);
         assert_eq!(out.code, 0, "{out}");
