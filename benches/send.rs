@@ -26,7 +26,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::fake_entra::FakeEntra;
 use support::fake_graph::FakeGraph;
-use support::harness::{Env, browse};
+use support::harness::{Env, browse, smtp_flags};
 use support::smtp::{SmtpOptions, SmtpServer};
 
 const RUNS: usize = 31;
@@ -266,21 +266,10 @@ fn main() {
     let graph_url = graph.url();
     let port = smtp.port().to_string();
     let ca = SmtpServer::ca_file();
-    login(
-        &env,
-        &entra,
-        &[
-            "--graph-url",
-            &graph_url,
-            "--smtp-host",
-            "127.0.0.1",
-            "--smtp-port",
-            &port,
-            "--ca-file",
-            ca.to_str().unwrap(),
-            "--large-attachments",
-        ],
-    );
+    let smtp_flags = smtp_flags(smtp.port());
+    let mut args = vec!["--graph-url", graph_url.as_str(), "--large-attachments"];
+    args.extend(smtp_flags.iter().map(String::as_str));
+    login(&env, &entra, &args);
     // Pacing (rate_limit, 30 a minute by default) would measure the sleep, not mailer.
     unpaced(&env);
     let token = |transport: &str| {

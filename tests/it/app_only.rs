@@ -88,7 +88,7 @@ fn app_only_with_a_secret_sends_as_the_mailbox_unattended() {
     assert_eq!(out.code, 0, "{out}");
     assert!(!s.env.browser_was_opened());
     assert_eq!(
-        s.entra.stats().authorize,
+        s.entra.stats().oauth.authorize,
         0,
         "app-only must not sign anybody in"
     );

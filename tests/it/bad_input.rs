@@ -11,7 +11,7 @@
 
 use crate::login::CLIENT;
 use crate::send::Stand;
-use crate::support::harness::Output;
+use crate::support::harness::{Output, SEND_SIMPLE};
 use crate::support::smtp::SmtpOptions;
 use base64::Engine;
 use std::os::unix::fs::PermissionsExt;
@@ -154,8 +154,8 @@ impl Fx {
     fn contacts(&self) -> (u32, usize, u32, u32) {
         let e = self.s.entra.stats();
         (
-            e.authorize,
-            e.token_requests.len(),
+            e.oauth.authorize,
+            e.oauth.token_requests.len(),
             self.s.graph.stats().requests,
             self.s.smtp().stats().connections,
         )
@@ -186,15 +186,7 @@ fn sendmail_message(extra: &[u8]) -> Vec<u8> {
     m
 }
 
-const SEND: &[&str] = &[
-    "send",
-    "--to",
-    "ann@example.com",
-    "--subject",
-    "s",
-    "--body",
-    "b",
-];
+const SEND: &[&str] = &SEND_SIMPLE;
 
 fn nothing(_: &Fx) {}
 

@@ -17,7 +17,7 @@ fn login_through_real_headless_chromium() {
         out.stderr.contains("Logged in as ada@contoso.example"),
         "{out}"
     );
-    assert_eq!(f.stats().code_grants, 1);
+    assert_eq!(f.stats().oauth.code_grants, 1);
     // What the person saw: mailer's page, dumped by Chromium once loaded.
     let page = chromium.last_page();
     assert!(

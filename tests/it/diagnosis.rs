@@ -134,8 +134,8 @@ fn doctor_without_network_runs_only_local_checks() {
         "the cached token is decoded: {v}"
     );
     assert_eq!(
-        s.entra.stats().token_requests.len(),
-        before.token_requests.len(),
+        s.entra.stats().oauth.token_requests.len(),
+        before.oauth.token_requests.len(),
         "no token request"
     );
     assert_eq!(s.smtp().stats().connections, 0);
@@ -280,12 +280,7 @@ fn doctor_names_the_ca_file_when_the_chain_is_unknown() {
 #[test]
 fn doctor_reports_the_outbox_and_sends_a_test_message() {
     let s = file_stand(SmtpOptions::default(), &[]);
-    let out = s.env.send_simple(
-        "tempfail@example.com",
-        "later",
-        &["--transport", "smtp", "--queue"],
-    );
-    assert_eq!(out.code, 75, "{out}");
+    s.queue_for_later();
     let (out, v) = doctor(&s.env, &["--send-test"]);
     assert_eq!(out.code, 0, "{out}");
     assert!(
@@ -631,29 +626,7 @@ fn closed_port() -> u16 {
 fn doctor_fail_paths_of_the_remaining_checks() {
     let s = file_stand(SmtpOptions::default(), &[]);
     // A permanent failure in the outbox: queued, then refused by `queue run`.
-    let out = s.env.send_simple(
-        "tempfail@example.com",
-        "later",
-        &["--transport", "smtp", "--queue"],
-    );
-    assert_eq!(out.code, 75, "{out}");
-    let mut entry: Value = {
-        let dir = s.env.path(&format!("data/mailer/outbox/{}", s.env.profile));
-        let file = std::fs::read_dir(&dir)
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .find(|e| e.file_name().to_string_lossy().ends_with(".json"))
-            .unwrap();
-        serde_json::from_slice(&std::fs::read(file.path()).unwrap()).unwrap()
-    };
-    assert!(entry["recipients"].is_array());
-    entry["recipients"] = serde_json::json!(["reject@example.com"]);
-    let dir = s.env.path(&format!("data/mailer/outbox/{}", s.env.profile));
-    std::fs::write(
-        dir.join(format!("{}.json", entry["id"].as_str().unwrap())),
-        entry.to_string(),
-    )
-    .unwrap();
+    s.queue_one_that_will_fail();
     let run = s.env.run(&["queue", "run", "--json"], None);
     assert!(run.stdout.contains("\"failed\":1"), "{run}");
     let (_, v) = doctor(&s.env, &["--no-network"]);

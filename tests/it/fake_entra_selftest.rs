@@ -9,8 +9,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
 use crate::support::fake_entra::*;
-use crate::support::http::{Response, form_encode, pair, post_form, query_pairs, request};
-use crate::support::oauth::sign_jws;
+use crate::support::http::{
+    Response, form_encode, get_with_query, pair, post_form, query_pairs, request,
+};
+use crate::support::oauth::{DeviceVerification, authorize_query, set_param, sign_jws};
 use crate::support::openssl::self_signed_certificate;
 use crate::support::server::{now_secs, random_token};
 
@@ -39,39 +41,12 @@ fn all_scopes() -> String {
 }
 
 fn authorize_pairs(client_id: &str, redirect_uri: &str, scope: &str) -> Vec<(String, String)> {
-    [
-        ("client_id", client_id),
-        ("response_type", "code"),
-        ("redirect_uri", redirect_uri),
-        ("scope", scope),
-        ("state", STATE),
-        ("code_challenge", &s256_challenge(VERIFIER)),
-        ("code_challenge_method", "S256"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
-}
-
-/// Replaces (`Some`) or removes (`None`) one query parameter.
-fn set(pairs: &mut Vec<(String, String)>, key: &str, value: Option<&str>) {
-    pairs.retain(|(k, _)| k != key);
-    if let Some(v) = value {
-        pairs.push((key.to_string(), v.to_string()));
-    }
+    authorize_query(client_id, redirect_uri, scope, STATE, VERIFIER)
 }
 
 fn authorize_raw(fake: &FakeEntra, tenant: &str, pairs: &[(String, String)]) -> Response {
-    let borrowed: Vec<(&str, &str)> = pairs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let url = format!(
-        "{}/{tenant}/oauth2/v2.0/authorize?{}",
-        fake.authority(),
-        form_encode(&borrowed)
-    );
-    request("GET", &url, &[], b"")
+    let url = format!("{}/{tenant}/oauth2/v2.0/authorize", fake.authority());
+    get_with_query(&url, pairs)
 }
 
 /// Signs in through /authorize and returns the code, checking the redirect on the way.
@@ -290,11 +265,14 @@ fn auth_code_flow_issues_entra_shaped_tokens() {
     assert_eq!(info2.scopes, vec![SMTP_SEND.to_string()]);
 
     let stats = fake.stats();
-    assert_eq!((stats.code_grants, stats.refresh_grants), (1, 1));
-    assert_eq!(stats.authorize, 1);
+    assert_eq!(
+        (stats.oauth.code_grants, stats.oauth.refresh_grants),
+        (1, 1)
+    );
+    assert_eq!(stats.oauth.authorize, 1);
     assert!(stats.errors.is_empty(), "{:?}", stats.errors);
     assert_eq!(
-        stats.token_requests[0],
+        stats.oauth.token_requests[0],
         TokenRequestLog {
             grant_type: "authorization_code".into(),
             client_auth: "none".into(),
@@ -317,8 +295,8 @@ fn pkce_is_mandatory_and_verified() {
         (Some("too-short".to_string()), Some("S256")),
     ] {
         let mut q = authorize_pairs(APP, LOOPBACK, &all_scopes());
-        set(&mut q, "code_challenge", challenge.as_deref());
-        set(&mut q, "code_challenge_method", method);
+        set_param(&mut q, "code_challenge", challenge.as_deref());
+        set_param(&mut q, "code_challenge_method", method);
         assert_redirect_error(
             &authorize_raw(&fake, "organizations", &q),
             "invalid_request",
@@ -635,6 +613,7 @@ fn client_authentication_matches_the_app_type() {
     ok_json(&resp);
     let auth: Vec<String> = fake
         .stats()
+        .oauth
         .token_requests
         .iter()
         .map(|t| t.client_auth.clone())
@@ -725,7 +704,10 @@ fn device_code_flow_pending_then_approved() {
     assert_eq!(info.resource, "https://graph.microsoft.com");
     assert_eq!(poll(&fake, device_code).status, 400, "redeemed once only");
     let stats = fake.stats();
-    assert_eq!((stats.device_grants, stats.device_polls), (1, 3));
+    assert_eq!(
+        (stats.oauth.device_grants, stats.oauth.device_polls),
+        (1, 3)
+    );
     // The refresh token of a device sign-in serves every consented resource.
     let t = ok_json(&refresh(
         &fake,
@@ -982,7 +964,7 @@ fn concurrent_clients_are_all_served() {
     tokens.sort();
     tokens.dedup();
     assert_eq!(tokens.len(), 20);
-    assert_eq!(fake.stats().code_grants, 20);
+    assert_eq!(fake.stats().oauth.code_grants, 20);
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
@@ -1244,8 +1226,9 @@ fn secret_app_gets_app_only_tokens_without_refresh_token() {
 
     let stats = fake.stats();
     assert_eq!(stats.client_credentials_grants, 2);
-    assert_eq!(stats.refresh_grants, 0);
+    assert_eq!(stats.oauth.refresh_grants, 0);
     let auth: Vec<&str> = stats
+        .oauth
         .token_requests
         .iter()
         .filter(|t| t.grant_type == "client_credentials")
@@ -1312,6 +1295,7 @@ fn certificate_app_with_ps256_or_rs256_assertion_is_accepted() {
     assert_eq!(stats.client_credentials_grants, 4);
     assert!(
         stats
+            .oauth
             .token_requests
             .iter()
             .all(|t| t.client_auth == "assertion")

@@ -4,24 +4,20 @@
 //! strictness: each rule refuses what it must and accepts what it must, so that mailer's
 //! Google path is tested against Google's behaviour and not against a fake's leniency.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
-use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
 
 use crate::support::fake_google::*;
 use crate::support::http::{
-    Response, form_encode, pair, percent_encode, post_form, query_pairs, request,
+    Response, get_with_query, pair, percent_encode, post_form, query_pairs, request,
 };
-use crate::support::oauth::s256_challenge;
+use crate::support::oauth::{DeviceVerification, authorize_query, set_param};
 use crate::support::server::now_secs;
 use crate::support::smtp::{SmtpOptions, SmtpServer};
+use crate::support::smtp_client::SmtpClient;
 use crate::support::smtp_faults::{FaultySmtp, Sasl};
 
 const CLIENT: &str = "1234567890-abc123def456.apps.googleusercontent.com";
@@ -63,37 +59,15 @@ fn fake() -> FakeGoogle {
 
 // ---- OAuth helpers ----
 
+/// A Desktop client's authorize query, asking for a refresh token (`access_type=offline`).
 fn authorize_pairs(client_id: &str, redirect_uri: &str, scope: &str) -> Vec<(String, String)> {
-    [
-        ("client_id", client_id),
-        ("response_type", "code"),
-        ("redirect_uri", redirect_uri),
-        ("scope", scope),
-        ("state", STATE),
-        ("code_challenge", &s256_challenge(VERIFIER)),
-        ("code_challenge_method", "S256"),
-        ("access_type", "offline"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
-}
-
-/// Replaces (`Some`) or removes (`None`) one query parameter.
-fn set(pairs: &mut Vec<(String, String)>, key: &str, value: Option<&str>) {
-    pairs.retain(|(k, _)| k != key);
-    if let Some(v) = value {
-        pairs.push((key.to_string(), v.to_string()));
-    }
+    let mut pairs = authorize_query(client_id, redirect_uri, scope, STATE, VERIFIER);
+    set_param(&mut pairs, "access_type", Some("offline"));
+    pairs
 }
 
 fn authorize_raw(fake: &FakeGoogle, pairs: &[(String, String)]) -> Response {
-    let borrowed: Vec<(&str, &str)> = pairs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let url = format!("{}?{}", fake.authorize_url(), form_encode(&borrowed));
-    request("GET", &url, &[], b"")
+    get_with_query(&fake.authorize_url(), pairs)
 }
 
 /// The query of the redirect an authorize request answered with.
@@ -141,6 +115,22 @@ fn edit<'a>(
         pairs.push((key, v));
     }
     pairs
+}
+
+/// Redeems `code` with `key` replaced (`Some`) or removed (`None`) in the correct pairs.
+fn redeem_with(fake: &FakeGoogle, code: &str, key: &str, value: Option<&str>) -> Response {
+    token(fake, &edit(redeem_pairs(code), key, value))
+}
+
+/// A code that cannot be redeemed (used, burned, expired or never issued) gets Google's bare
+/// `invalid_grant`.
+fn assert_unredeemable(fake: &FakeGoogle, code: &str) {
+    assert_oauth_error(
+        &token(fake, &redeem_pairs(code)),
+        400,
+        "invalid_grant",
+        "Bad Request",
+    );
 }
 
 fn refresh_pairs(rt: &str) -> Vec<(&str, &str)> {
@@ -292,7 +282,7 @@ fn code_flow_issues_google_shaped_tokens() {
         (USER, CLIENT, false, false)
     );
     assert!(info.scopes.iter().any(|s| s == MAIL));
-    assert_eq!(fake.stats().code_grants, 1);
+    assert_eq!(fake.stats().oauth.code_grants, 1);
 
     // Only openid: an id_token without the email claims; no identity scope: none at all.
     let v = sign_in(&fake, &format!("openid {MAIL}"));
@@ -307,7 +297,7 @@ fn authorize_errors_are_google_pages_not_redirects() {
     let good = authorize_pairs(CLIENT, REDIRECT, MAIL);
     let page = |key: &str, value: Option<&str>, status: u16, error: &str| {
         let mut pairs = good.clone();
-        set(&mut pairs, key, value);
+        set_param(&mut pairs, key, value);
         assert_page(&authorize_raw(&fake, &pairs), status, error);
     };
     page(
@@ -356,7 +346,7 @@ fn authorize_errors_are_google_pages_not_redirects() {
     assert_page(&authorize_raw(&fake, &twice), 400, "invalid_request");
     // A TV client has no loopback redirect.
     let mut tv = good.clone();
-    set(&mut tv, "client_id", Some(TV));
+    set_param(&mut tv, "client_id", Some(TV));
     assert_page(&authorize_raw(&fake, &tv), 400, "redirect_uri_mismatch");
 
     // Injected pages: the user is stuck on Google's page, nothing reaches the listener.
@@ -406,21 +396,13 @@ fn pkce_verifier_is_checked_at_redemption() {
     let fake = fake();
     let code = login(&fake, MAIL);
     let other = "0123456789012345678901234567890123456789abc";
-    let resp = token(
-        &fake,
-        &edit(redeem_pairs(&code), "code_verifier", Some(other)),
-    );
+    let resp = redeem_with(&fake, &code, "code_verifier", Some(other));
     assert_oauth_error(&resp, 400, "invalid_grant", "Invalid code verifier.");
     // The attempt burned the code.
-    assert_oauth_error(
-        &token(&fake, &redeem_pairs(&code)),
-        400,
-        "invalid_grant",
-        "Bad Request",
-    );
+    assert_unredeemable(&fake, &code);
 
     let code = login(&fake, MAIL);
-    let resp = token(&fake, &edit(redeem_pairs(&code), "code_verifier", None));
+    let resp = redeem_with(&fake, &code, "code_verifier", None);
     assert_oauth_error(&resp, 400, "invalid_grant", "Missing code verifier.");
     let code = login(&fake, MAIL);
     ok_json(&token(&fake, &redeem_pairs(&code)));
@@ -430,20 +412,15 @@ fn pkce_verifier_is_checked_at_redemption() {
 fn desktop_clients_must_send_their_secret() {
     let fake = fake();
     let code = login(&fake, MAIL);
-    let resp = token(&fake, &edit(redeem_pairs(&code), "client_secret", None));
+    let resp = redeem_with(&fake, &code, "client_secret", None);
     assert_oauth_error(&resp, 400, "invalid_request", "client_secret is missing.");
-    let resp = token(
-        &fake,
-        &edit(redeem_pairs(&code), "client_secret", Some("wrong")),
-    );
+    let resp = redeem_with(&fake, &code, "client_secret", Some("wrong"));
     assert_oauth_error(&resp, 401, "invalid_client", "Unauthorized");
-    let resp = token(
+    let resp = redeem_with(
         &fake,
-        &edit(
-            redeem_pairs(&code),
-            "client_id",
-            Some("42-unknown.apps.googleusercontent.com"),
-        ),
+        &code,
+        "client_id",
+        Some("42-unknown.apps.googleusercontent.com"),
     );
     assert_oauth_error(
         &resp,
@@ -451,7 +428,7 @@ fn desktop_clients_must_send_their_secret() {
         "invalid_client",
         "The OAuth client was not found.",
     );
-    let resp = token(&fake, &edit(redeem_pairs(&code), "client_id", None));
+    let resp = redeem_with(&fake, &code, "client_id", None);
     assert_oauth_error(
         &resp,
         400,
@@ -491,7 +468,7 @@ fn desktop_clients_must_send_their_secret() {
     assert_eq!(resp.status, 400, "{}", resp.text());
     assert_eq!(resp.json()["error"], "invalid_request");
 
-    let log = fake.stats().token_requests;
+    let log = fake.stats().oauth.token_requests;
     let auths: Vec<&str> = log.iter().map(|l| l.client_auth.as_str()).collect();
     assert_eq!(
         auths,
@@ -534,42 +511,22 @@ fn codes_are_single_use_bound_and_short_lived() {
     );
     assert_oauth_error(&resp, 400, "invalid_grant", "Bad Request");
     // A scope parameter is ignored: the grant is what was consented to.
-    let v = ok_json(&token(
-        &fake,
-        &edit(redeem_pairs(&code), "scope", Some("openid")),
-    ));
+    let v = ok_json(&redeem_with(&fake, &code, "scope", Some("openid")));
     assert_eq!(v["scope"], MAIL);
-    assert_oauth_error(
-        &token(&fake, &redeem_pairs(&code)),
-        400,
-        "invalid_grant",
-        "Bad Request",
-    );
-    assert_oauth_error(
-        &token(&fake, &redeem_pairs("4/0nonsense")),
-        400,
-        "invalid_grant",
-        "Bad Request",
-    );
+    assert_unredeemable(&fake, &code);
+    assert_unredeemable(&fake, "4/0nonsense");
 
     let code = login(&fake, MAIL);
-    let resp = token(
+    let resp = redeem_with(
         &fake,
-        &edit(
-            redeem_pairs(&code),
-            "redirect_uri",
-            Some("http://127.0.0.1:53125/"),
-        ),
+        &code,
+        "redirect_uri",
+        Some("http://127.0.0.1:53125/"),
     );
     assert_oauth_error(&resp, 400, "redirect_uri_mismatch", "Bad Request");
-    assert_oauth_error(
-        &token(&fake, &redeem_pairs(&code)),
-        400,
-        "invalid_grant",
-        "Bad Request",
-    );
+    assert_unredeemable(&fake, &code);
     let code = login(&fake, MAIL);
-    let resp = token(&fake, &edit(redeem_pairs(&code), "redirect_uri", None));
+    let resp = redeem_with(&fake, &code, "redirect_uri", None);
     assert_oauth_error(
         &resp,
         400,
@@ -580,12 +537,7 @@ fn codes_are_single_use_bound_and_short_lived() {
     // Ten minutes on the fake's clock.
     let code = login(&fake, MAIL);
     fake.advance(Duration::from_secs(601));
-    assert_oauth_error(
-        &token(&fake, &redeem_pairs(&code)),
-        400,
-        "invalid_grant",
-        "Bad Request",
-    );
+    assert_unredeemable(&fake, &code);
 }
 
 #[test]
@@ -605,15 +557,15 @@ fn refresh_tokens_need_offline_access_and_a_consent_screen() {
     assert!(v.get("refresh_token").is_none(), "{v}");
     // prompt=consent shows it again.
     let mut consent = authorize_pairs(CLIENT, REDIRECT, MAIL);
-    set(&mut consent, "prompt", Some("consent"));
+    set_param(&mut consent, "prompt", Some("consent"));
     assert!(redeem(&consent).get("refresh_token").is_some());
     // Online access: never one.
-    set(&mut consent, "access_type", None);
+    set_param(&mut consent, "access_type", None);
     assert!(redeem(&consent).get("refresh_token").is_none());
     // prompt=none for a user who never consented comes back as consent_required.
     fake.set_user("grace@example.com");
     let mut none = authorize_pairs(CLIENT, REDIRECT, MAIL);
-    set(&mut none, "prompt", Some("none"));
+    set_param(&mut none, "prompt", Some("none"));
     let q = redirected(&authorize_raw(&fake, &none));
     assert_eq!(pair(&q, "error"), Some("consent_required"));
     // A new user is a first consent.
@@ -684,7 +636,7 @@ fn refresh_never_rotates_and_only_narrows_scopes() {
         "invalid_grant",
         REFRESH_DEAD,
     );
-    assert_eq!(fake.stats().refresh_grants, 4);
+    assert_eq!(fake.stats().oauth.refresh_grants, 4);
 }
 
 #[test]
@@ -844,6 +796,7 @@ fn token_failure_injection_is_one_shot() {
     let stats = fake.stats();
     assert_eq!(stats.errors, ["temporarily_unavailable"]);
     let grants: Vec<&str> = stats
+        .oauth
         .token_requests
         .iter()
         .map(|l| l.grant_type.as_str())
@@ -1214,7 +1167,7 @@ fn device_flow_refuses_gmail_scopes() {
         t["scope"],
         "openid https://www.googleapis.com/auth/userinfo.email https://www.googleapis.com/auth/userinfo.profile"
     );
-    assert_eq!(fake.stats().device_polls, 3);
+    assert_eq!(fake.stats().oauth.device_polls, 3);
 }
 
 // ---- Gmail ----
@@ -1836,124 +1789,6 @@ fn drop_stops_the_server() {
 
 // ---- SMTP by hand over TLS ----
 
-enum Conn {
-    Plain(TcpStream),
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
-}
-
-impl Read for Conn {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Conn::Plain(s) => s.read(buf),
-            Conn::Tls(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Conn {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Conn::Plain(s) => s.write(buf),
-            Conn::Tls(s) => s.write(buf),
-        }
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Conn::Plain(s) => s.flush(),
-            Conn::Tls(s) => s.flush(),
-        }
-    }
-}
-
-/// An SMTP client typed out by hand: each reply read whole (multi-line included).
-struct Smtp {
-    io: BufReader<Conn>,
-}
-
-impl Smtp {
-    /// Connects and returns the client with the greeting.
-    fn connect(port: u16) -> (Smtp, Vec<String>) {
-        let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        tcp.set_read_timeout(Some(IO_LIMIT)).unwrap();
-        tcp.set_write_timeout(Some(IO_LIMIT)).unwrap();
-        let mut smtp = Smtp {
-            io: BufReader::new(Conn::Plain(tcp)),
-        };
-        let greeting = smtp.reply();
-        (smtp, greeting)
-    }
-
-    fn reply(&mut self) -> Vec<String> {
-        let mut lines = Vec::new();
-        // A reply has a handful of lines; 64 is plenty and keeps the loop bounded.
-        for _ in 0..64 {
-            let mut line = String::new();
-            let n = self.io.read_line(&mut line).expect("read a reply");
-            assert!(n > 0, "connection closed after {lines:?}");
-            let line = line.trim_end().to_string();
-            let last = line.as_bytes().get(3) != Some(&b'-');
-            lines.push(line);
-            if last {
-                return lines;
-            }
-        }
-        panic!("endless reply: {lines:?}");
-    }
-
-    fn send(&mut self, line: &str) {
-        self.io
-            .get_mut()
-            .write_all(format!("{line}\r\n").as_bytes())
-            .unwrap();
-        self.io.get_mut().flush().unwrap();
-    }
-
-    fn command(&mut self, line: &str) -> Vec<String> {
-        self.send(line);
-        self.reply()
-    }
-
-    /// EHLO, STARTTLS, the handshake trusting only the test CA, EHLO again; returns the
-    /// EHLO lines under TLS.
-    fn starttls(self) -> (Smtp, Vec<String>) {
-        let mut smtp = self;
-        assert!(smtp.command("EHLO localhost")[0].starts_with("250"));
-        let r = smtp.command("STARTTLS");
-        assert!(r[0].starts_with("220"), "{r:?}");
-        let Conn::Plain(tcp) = smtp.io.into_inner() else {
-            panic!("already under TLS");
-        };
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls::pki_types::CertificateDer::pem_file_iter(SmtpServer::ca_file()).unwrap()
-        {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-        let mut smtp = Smtp {
-            io: BufReader::new(Conn::Tls(Box::new(rustls::StreamOwned::new(conn, tcp)))),
-        };
-        let ehlo = smtp.command("EHLO localhost");
-        (smtp, ehlo)
-    }
-
-    /// MAIL, RCPT, DATA and the message; returns the answer to the final dot.
-    fn mail(&mut self, from: &str, to: &str, message: &str) -> Vec<String> {
-        assert!(self.command(&format!("MAIL FROM:<{from}>"))[0].starts_with("250"));
-        assert!(self.command(&format!("RCPT TO:<{to}>"))[0].starts_with("250"));
-        assert!(self.command("DATA")[0].starts_with("354"));
-        self.io.get_mut().write_all(message.as_bytes()).unwrap();
-        self.command(".")
-    }
-}
-
 fn xoauth2(user: &str, token: &str) -> String {
     STANDARD.encode(format!("user={user}\x01auth=Bearer {token}\x01\x01"))
 }
@@ -1971,7 +1806,7 @@ fn gmail_smtp_mode_accepts_a_mail_google_com_token() {
     let fake = fake();
     let at = access_token(&fake, MAIL);
     let server = gmail_smtp(&fake);
-    let (smtp, greeting) = Smtp::connect(server.port());
+    let (smtp, greeting) = SmtpClient::connect(server.port());
     assert!(
         greeting[0].starts_with("220 ") && greeting[0].ends_with("- gsmtp"),
         "{greeting:?}"
@@ -2024,7 +1859,7 @@ fn gmail_smtp_mode_refuses_bad_tokens_with_the_334_then_535_dance() {
         (SA, own),
     ];
     for (user, token) in &cases {
-        let (smtp, _) = Smtp::connect(server.port());
+        let (smtp, _) = SmtpClient::connect(server.port());
         let (mut smtp, _) = smtp.starttls();
         let challenge = smtp.command(&format!("AUTH XOAUTH2 {}", xoauth2(user, token)));
         // Byte for byte the challenge Gmail sends.
@@ -2085,7 +1920,7 @@ fn oauthbearer_accepts_a_good_token_with_its_gs2_header() {
     let at = access_token(&fake, MAIL);
     let server = oauthbearer_server(&fake);
     let port = server.port();
-    let (smtp, _) = Smtp::connect(port);
+    let (smtp, _) = SmtpClient::connect(port);
     let (mut smtp, ehlo) = smtp.starttls();
     assert!(
         ehlo.contains(&"250-AUTH OAUTHBEARER".to_string()),
@@ -2109,7 +1944,7 @@ fn oauthbearer_accepts_a_good_token_with_its_gs2_header() {
     // host/port are fine too.
     fake.set_user("o=ne@example.com");
     let other = access_token(&fake, MAIL);
-    let (smtp, _) = Smtp::connect(port);
+    let (smtp, _) = SmtpClient::connect(port);
     let (mut smtp, _) = smtp.starttls();
     // ("334 " on the wire; replies are read trimmed.)
     assert_eq!(smtp.command("AUTH OAUTHBEARER"), ["334"]);
@@ -2138,7 +1973,7 @@ fn oauthbearer_failures_follow_rfc_7628() {
     let readonly = access_token(&fake, READONLY);
     let server = oauthbearer_server(&fake);
     let port = server.port();
-    let session = || Smtp::connect(port).0.starttls().0;
+    let session = || SmtpClient::connect(port).0.starttls().0;
     let challenge = |status: &str| {
         format!(
             "334 {}",

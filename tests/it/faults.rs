@@ -64,90 +64,84 @@ struct SmtpCase {
     received_after_send: usize,
 }
 
+impl SmtpCase {
+    /// A break before the message was confirmed or written whole: queued for the next run.
+    fn queued(name: &'static str, at: Step, action: Action) -> SmtpCase {
+        SmtpCase {
+            name,
+            at,
+            action,
+            large: false,
+            kept: Kept::Queued,
+            received_after_send: 0,
+        }
+    }
+
+    /// A break after the server has the whole message, unconfirmed: held, never sent twice.
+    fn held(name: &'static str, at: Step, action: Action) -> SmtpCase {
+        SmtpCase {
+            kept: Kept::Held,
+            received_after_send: 1,
+            ..SmtpCase::queued(name, at, action)
+        }
+    }
+
+    /// A break while the message is being written (the 20 MB one): queued for the next run.
+    fn mid_message(name: &'static str, at: Step, action: Action) -> SmtpCase {
+        SmtpCase {
+            large: true,
+            ..SmtpCase::queued(name, at, action)
+        }
+    }
+}
+
+/// A file of `len` bytes `byte` in a temp folder of this test process (`tag` names it), for
+/// a message too large for loopback's socket buffers.
+fn big_file(tag: &str, byte: u8, len: usize) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("big.bin");
+    std::fs::write(&path, vec![byte; len]).unwrap();
+    path
+}
+
+/// Fails with every failed case of a matrix at once, so that one run shows the whole picture.
+fn assert_no_failures(failures: &[String], cases: usize) {
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases,
+        failures.join("\n")
+    );
+}
+
 #[test]
 fn smtp_fault_matrix() {
     use Action::*;
     use Step::*;
     let cases = [
-        (
-            "close after the greeting",
-            Ehlo,
-            Close,
-            false,
-            Kept::Queued,
-            0,
-        ),
-        ("close after EHLO", Starttls, Close, false, Kept::Queued, 0),
-        (
-            "close during STARTTLS",
-            Handshake,
-            Close,
-            false,
-            Kept::Queued,
-            0,
-        ),
-        ("close at AUTH", Auth, Close, false, Kept::Queued, 0),
-        ("close after AUTH", Mail, Close, false, Kept::Queued, 0),
-        ("close after MAIL FROM", Rcpt, Close, false, Kept::Queued, 0),
-        ("close after RCPT", Data, Close, false, Kept::Queued, 0),
-        ("close during DATA", Body, Close, true, Kept::Queued, 0),
-        (
-            "close after the final dot",
-            Dot,
-            Close,
-            false,
-            Kept::Held,
-            1,
-        ),
-        ("421 greeting", Connect, Reply421, false, Kept::Queued, 0),
-        ("421 to EHLO", Ehlo, Reply421, false, Kept::Queued, 0),
-        (
-            "421 to STARTTLS",
-            Starttls,
-            Reply421,
-            false,
-            Kept::Queued,
-            0,
-        ),
-        ("421 to AUTH", Auth, Reply421, false, Kept::Queued, 0),
-        ("421 to MAIL FROM", Mail, Reply421, false, Kept::Queued, 0),
-        ("421 to RCPT", Rcpt, Reply421, false, Kept::Queued, 0),
-        ("421 to DATA", Data, Reply421, false, Kept::Queued, 0),
-        (
-            "421 after the final dot",
-            Dot,
-            Reply421,
-            false,
-            Kept::Queued,
-            0,
-        ),
-        ("no greeting at all", Connect, Hang, false, Kept::Queued, 0),
-        (
-            "no answer to the final dot",
-            Dot,
-            Hang,
-            false,
-            Kept::Held,
-            1,
-        ),
-    ]
-    .map(
-        |(name, at, action, large, kept, received_after_send)| SmtpCase {
-            name,
-            at,
-            action,
-            large,
-            kept,
-            received_after_send,
-        },
-    );
-    let attachment = {
-        let dir = std::env::temp_dir().join(format!("mailer-faults-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("big.bin");
-        std::fs::write(&path, vec![b'x'; 20 << 20]).unwrap();
-        path
-    };
+        SmtpCase::queued("close after the greeting", Ehlo, Close),
+        SmtpCase::queued("close after EHLO", Starttls, Close),
+        SmtpCase::queued("close during STARTTLS", Handshake, Close),
+        SmtpCase::queued("close at AUTH", Auth, Close),
+        SmtpCase::queued("close after AUTH", Mail, Close),
+        SmtpCase::queued("close after MAIL FROM", Rcpt, Close),
+        SmtpCase::queued("close after RCPT", Data, Close),
+        SmtpCase::mid_message("close during DATA", Body, Close),
+        SmtpCase::held("close after the final dot", Dot, Close),
+        SmtpCase::queued("421 greeting", Connect, Reply421),
+        SmtpCase::queued("421 to EHLO", Ehlo, Reply421),
+        SmtpCase::queued("421 to STARTTLS", Starttls, Reply421),
+        SmtpCase::queued("421 to AUTH", Auth, Reply421),
+        SmtpCase::queued("421 to MAIL FROM", Mail, Reply421),
+        SmtpCase::queued("421 to RCPT", Rcpt, Reply421),
+        SmtpCase::queued("421 to DATA", Data, Reply421),
+        SmtpCase::queued("421 after the final dot", Dot, Reply421),
+        SmtpCase::queued("no greeting at all", Connect, Hang),
+        SmtpCase::held("no answer to the final dot", Dot, Hang),
+    ];
+    let attachment = big_file("mailer-faults", b'x', 20 << 20);
     let mut failures = Vec::new();
     for c in &cases {
         let stand = Stand::graph();
@@ -208,13 +202,7 @@ fn smtp_fault_matrix() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures, cases.len());
 }
 
 #[test]
@@ -265,149 +253,83 @@ struct HttpCase {
     delivered_after_send: usize,
 }
 
+impl HttpCase {
+    /// Graph refused before acting: exit 75, queued, delivered by the next run.
+    fn queued(name: &'static str, how: Break) -> HttpCase {
+        HttpCase {
+            name,
+            how,
+            times: 1,
+            large: false,
+            code: 75,
+            kept: Kept::Queued,
+            delivered_after_send: 0,
+        }
+    }
+
+    /// Retried within the send and delivered: exit 0, nothing kept.
+    fn delivered(name: &'static str, how: Break) -> HttpCase {
+        HttpCase {
+            code: 0,
+            kept: Kept::Gone,
+            delivered_after_send: 1,
+            ..HttpCase::queued(name, how)
+        }
+    }
+
+    /// Graph may have acted: exit 75, held among the failed; `delivered_after_send` is what
+    /// Graph really has.
+    fn held(name: &'static str, how: Break, delivered_after_send: usize) -> HttpCase {
+        HttpCase {
+            kept: Kept::Held,
+            delivered_after_send,
+            ..HttpCase::queued(name, how)
+        }
+    }
+
+    /// With a 1.5 MB attachment.
+    fn large(self) -> HttpCase {
+        HttpCase {
+            large: true,
+            ..self
+        }
+    }
+
+    /// The fault answers every try, not only the first.
+    fn every_time(self) -> HttpCase {
+        HttpCase {
+            times: u32::MAX,
+            ..self
+        }
+    }
+}
+
 #[test]
 fn graph_fault_matrix() {
     let cases = [
-        (
-            // Graph takes at most ~4 MB in one request, which loopback's socket buffers
-            // take whole: the reset is seen only when the answer is read, as after Graph
-            // acted. So it is held, not retried (never twice; the message says what to check).
-            "reset mid-request",
-            Break::ResetMidRequest,
-            1,
-            true,
-            75,
-            Kept::Held,
-            0,
-        ),
-        (
-            "reset mid-response",
-            Break::ResetMidResponse,
-            1,
-            false,
-            75,
-            Kept::Held,
-            1,
-        ),
-        (
-            "500",
-            Break::Status(500, None),
-            1,
-            false,
-            75,
-            Kept::Queued,
-            0,
-        ),
-        (
-            "500 with Retry-After",
-            Break::Status(500, Some(1)),
-            1,
-            false,
-            75,
-            Kept::Queued,
-            0,
-        ),
-        (
-            "502",
-            Break::Status(502, None),
-            1,
-            false,
-            75,
-            Kept::Queued,
-            0,
-        ),
-        (
-            "502 with Retry-After",
-            Break::Status(502, Some(1)),
-            1,
-            false,
-            75,
-            Kept::Queued,
-            0,
-        ),
-        (
-            "503 once (retried at once)",
-            Break::Status(503, None),
-            1,
-            false,
-            0,
-            Kept::Gone,
-            1,
-        ),
-        (
-            "503 with Retry-After once",
-            Break::Status(503, Some(1)),
-            1,
-            false,
-            0,
-            Kept::Gone,
-            1,
-        ),
-        (
+        // Graph takes at most ~4 MB in one request, which loopback's socket buffers take
+        // whole: the reset is seen only when the answer is read, as after Graph acted. So it
+        // is held, not retried (never twice; the message says what to check).
+        HttpCase::held("reset mid-request", Break::ResetMidRequest, 0).large(),
+        HttpCase::held("reset mid-response", Break::ResetMidResponse, 1),
+        HttpCase::queued("500", Break::Status(500, None)),
+        HttpCase::queued("500 with Retry-After", Break::Status(500, Some(1))),
+        HttpCase::queued("502", Break::Status(502, None)),
+        HttpCase::queued("502 with Retry-After", Break::Status(502, Some(1))),
+        HttpCase::delivered("503 once (retried at once)", Break::Status(503, None)),
+        HttpCase::delivered("503 with Retry-After once", Break::Status(503, Some(1))),
+        HttpCase::held(
             "504 (the gateway does not know)",
             Break::Status(504, None),
-            1,
-            false,
-            75,
-            Kept::Held,
             0,
         ),
-        (
-            "504 with Retry-After",
-            Break::Status(504, Some(1)),
-            1,
-            false,
-            75,
-            Kept::Held,
-            0,
-        ),
-        (
-            "429 on every try",
-            Break::Status(429, Some(1)),
-            u32::MAX,
-            false,
-            75,
-            Kept::Queued,
-            0,
-        ),
-        (
-            "202 with a garbage body",
-            Break::GarbageBody,
-            1,
-            false,
-            0,
-            Kept::Gone,
-            1,
-        ),
-        (
-            "202 with a truncated body",
-            Break::TruncatedBody,
-            1,
-            false,
-            0,
-            Kept::Gone,
-            1,
-        ),
-        ("no answer", Break::Silent, 1, false, 75, Kept::Held, 0),
-    ]
-    .map(
-        |(name, how, times, large, code, kept, delivered_after_send)| HttpCase {
-            name,
-            how,
-            times,
-            large,
-            code,
-            kept,
-            delivered_after_send,
-        },
-    );
-    let attachment = {
-        let dir = std::env::temp_dir().join(format!("mailer-faults-g-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("big.bin");
-        std::fs::write(&path, vec![b'y'; 1500 * 1024]).unwrap();
-        path
-    };
+        HttpCase::held("504 with Retry-After", Break::Status(504, Some(1)), 0),
+        HttpCase::queued("429 on every try", Break::Status(429, Some(1))).every_time(),
+        HttpCase::delivered("202 with a garbage body", Break::GarbageBody),
+        HttpCase::delivered("202 with a truncated body", Break::TruncatedBody),
+        HttpCase::held("no answer", Break::Silent, 0),
+    ];
+    let attachment = big_file("mailer-faults-g", b'y', 1500 * 1024);
     let mut failures = Vec::new();
     for c in &cases {
         let s = Stand::graph();
@@ -456,13 +378,7 @@ fn graph_fault_matrix() {
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures, cases.len());
 }
 
 #[test]

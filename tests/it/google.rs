@@ -5,7 +5,7 @@
 //! the refused device flow, an unverified From, and a custom provider over OAUTHBEARER.
 
 use crate::support::fake_google::{FakeGoogle, Upload};
-use crate::support::harness::{Chromium, Env, Output, browse};
+use crate::support::harness::{Chromium, Env, Output, browse, smtp_flags};
 use crate::support::smtp::{SmtpOptions, SmtpServer};
 use crate::support::smtp_faults::{FaultySmtp, Sasl};
 use serde_json::Value;
@@ -55,12 +55,6 @@ impl Google {
             &self.google.token_url(),
             "--api-url",
             &self.google.api_url(),
-            "--smtp-host",
-            "127.0.0.1",
-            "--smtp-port",
-            &self.smtp.port().to_string(),
-            "--ca-file",
-            SmtpServer::ca_file().to_str().unwrap(),
             "--token-store",
             "file",
             "--timeout",
@@ -68,6 +62,7 @@ impl Google {
         ]
         .map(|s| s.to_owned())
         .to_vec();
+        a.extend(smtp_flags(self.smtp.port()));
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     }
@@ -158,7 +153,7 @@ fn login_in_chromium_then_send_through_the_gmail_api_and_gmail_smtp() {
         (USER, &["bob@example.org".to_owned()][..])
     );
     let st = g.google.stats();
-    assert_eq!((st.code_grants, st.authorize), (1, 1), "{st:?}");
+    assert_eq!((st.oauth.code_grants, st.oauth.authorize), (1, 1), "{st:?}");
 
     // Google does not rotate refresh tokens: the one stored at login is still the one.
     let before = g.record()["refresh_token"].clone();
@@ -219,11 +214,11 @@ fn throttling_and_a_rejected_token_are_retried_once() {
     assert_eq!(g.google.sent().len(), 1);
 
     // The fake's clock moves past the cached token's life: Gmail says 401, mailer renews.
-    let refreshes = g.google.stats().refresh_grants;
+    let refreshes = g.google.stats().oauth.refresh_grants;
     g.google.advance(Duration::from_secs(2 * 3600));
     let out = g.send("after a 401", &[]);
     assert_eq!(out.code, 0, "{out}");
-    assert_eq!(g.google.stats().refresh_grants, refreshes + 1);
+    assert_eq!(g.google.stats().oauth.refresh_grants, refreshes + 1);
     assert!(
         g.google
             .stats()
@@ -300,7 +295,7 @@ fn a_service_account_sends_as_the_mailbox_once_delegation_is_allowed() {
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(g.google.sent()[0].user, USER);
     let st = g.google.stats();
-    assert!(st.jwt_grants >= 1 && st.refresh_grants == 0, "{st:?}");
+    assert!(st.jwt_grants >= 1 && st.oauth.refresh_grants == 0, "{st:?}");
 }
 
 #[test]
@@ -345,8 +340,8 @@ fn the_device_flow_is_refused_before_contact_with_the_way_that_works() {
         out.stderr.contains("--redirect-uri http://127.0.0.1:8400/"),
         "{out}"
     );
-    assert!(g.google.stats().token_requests.is_empty());
-    assert_eq!(g.google.stats().authorize, 0);
+    assert!(g.google.stats().oauth.token_requests.is_empty());
+    assert_eq!(g.google.stats().oauth.authorize, 0);
 }
 
 #[test]
@@ -385,9 +380,9 @@ fn a_custom_provider_sends_over_oauthbearer() {
     let mut env = Env::new();
     env.set("MAILER_CLIENT_SECRET", SECRET);
     let port = smtp.port().to_string();
-    let ca = SmtpServer::ca_file();
+    let smtp_flags = smtp_flags(smtp.port());
     let (authorize, token) = (google.authorize_url(), google.token_url());
-    let args = [
+    let mut args = vec![
         "login",
         "--provider",
         "custom",
@@ -399,12 +394,6 @@ fn a_custom_provider_sends_over_oauthbearer() {
         &token,
         "--scopes",
         "https://mail.google.com/ openid email",
-        "--smtp-host",
-        "127.0.0.1",
-        "--smtp-port",
-        &port,
-        "--ca-file",
-        ca.to_str().unwrap(),
         "--sasl",
         "oauthbearer",
         "--token-store",
@@ -413,6 +402,7 @@ fn a_custom_provider_sends_over_oauthbearer() {
         "--timeout",
         "30",
     ];
+    args.extend(smtp_flags.iter().map(String::as_str));
     let mut run = env.spawn(&args);
     assert_eq!(browse(&run.authorize_url()).status, 200);
     let out = run.finish();
@@ -464,39 +454,18 @@ fn a_custom_provider_sends_over_oauthbearer() {
 #[test]
 fn provider_flags_that_do_not_fit_are_usage_errors() {
     let env = Env::new();
+    let google = |rest: &[&'static str]| [&["login", "--provider", "google"], rest].concat();
     for (args, needle) in [
         (
-            vec![
-                "login",
-                "--provider",
-                "google",
-                "--client-id",
-                "not-a-google-id",
-            ],
+            google(&["--client-id", "not-a-google-id"]),
             "apps.googleusercontent.com",
         ),
         (
-            vec![
-                "login",
-                "--provider",
-                "google",
-                "--client-id",
-                CLIENT,
-                "--tenant",
-                "contoso.com",
-            ],
+            google(&["--client-id", CLIENT, "--tenant", "contoso.com"]),
             "--tenant is for Microsoft",
         ),
         (
-            vec![
-                "login",
-                "--provider",
-                "google",
-                "--client-id",
-                CLIENT,
-                "--transport",
-                "graph",
-            ],
+            google(&["--client-id", CLIENT, "--transport", "graph"]),
             "gmail",
         ),
         (

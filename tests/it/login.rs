@@ -4,6 +4,7 @@
 use crate::support::fake_entra::FakeEntra;
 use crate::support::harness::{Env, Output, browse};
 use crate::support::http;
+use crate::support::oauth::DeviceVerification;
 use std::time::{Duration, Instant};
 
 pub const CLIENT: &str = "11111111-2222-3333-4444-555555555555";
@@ -106,8 +107,8 @@ fn browser_login_consents_both_resources_and_keeps_tokens_in_the_keyring() {
     // The code redemption named one resource. (It is the last token request: a first login
     // asks first whether the token endpoint knows the app.)
     let st = f.stats();
-    assert_eq!(st.code_grants, 1);
-    let redeem = st.token_requests.last().unwrap();
+    assert_eq!(st.oauth.code_grants, 1);
+    let redeem = st.oauth.token_requests.last().unwrap();
     assert_eq!(redeem.grant_type, "authorization_code");
     assert!(
         !redeem.scope.clone().unwrap().contains("outlook.office.com"),
@@ -136,7 +137,7 @@ fn browser_login_consents_both_resources_and_keeps_tokens_in_the_keyring() {
         .access_token_info(graph.stdout.trim())
         .expect("a token the fake issued");
     assert_eq!(info.resource, "https://graph.microsoft.com");
-    assert_eq!(f.stats().refresh_grants, 0);
+    assert_eq!(f.stats().oauth.refresh_grants, 0);
     let smtp = env.run(&["token", "--transport", "smtp"], None);
     assert_eq!(smtp.code, 0, "{smtp}");
     let info = f
@@ -144,7 +145,7 @@ fn browser_login_consents_both_resources_and_keeps_tokens_in_the_keyring() {
         .expect("a token the fake issued");
     assert_eq!(info.resource, "https://outlook.office.com");
     assert_eq!(info.user, "ada@contoso.example");
-    assert_eq!(f.stats().refresh_grants, 1);
+    assert_eq!(f.stats().oauth.refresh_grants, 1);
 
     let status = env.run(&["status", "--json"], None);
     assert_eq!(status.code, 0, "{status}");
@@ -190,7 +191,11 @@ fn forged_state_is_refused_and_the_wait_goes_on() {
     // The forged code never reached the token endpoint: one redemption (of the real code),
     // after the first login's question whether the app is known.
     let st = f.stats();
-    assert_eq!((st.token_requests.len(), st.code_grants), (2, 1), "{st:?}");
+    assert_eq!(
+        (st.oauth.token_requests.len(), st.oauth.code_grants),
+        (2, 1),
+        "{st:?}"
+    );
 }
 
 #[test]
@@ -234,7 +239,7 @@ fn unreachable_keyring_fails_before_any_browser() {
         !env.browser_was_opened(),
         "a browser was opened although the tokens could not be kept"
     );
-    assert_eq!(f.stats().authorize, 0);
+    assert_eq!(f.stats().oauth.authorize, 0);
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "took {:?}",
@@ -259,7 +264,7 @@ fn non_interactive_never_opens_a_browser() {
     assert_eq!(out.code, 77, "{out}");
     assert!(out.stderr.contains("--non-interactive"), "{out}");
     assert!(!env.browser_was_opened());
-    assert_eq!(f.stats().authorize, 0);
+    assert_eq!(f.stats().oauth.authorize, 0);
 }
 
 #[test]
@@ -296,7 +301,7 @@ fn device_code_login_polls_through_pending_and_slow_down() {
     assert_eq!(out.code, 0, "{out}");
     assert!(out.stderr.contains("enter the code"), "{out}");
     let st = f.stats();
-    assert_eq!(st.device_grants, 1);
+    assert_eq!(st.oauth.device_grants, 1);
     assert!(st.slow_downs >= 1, "{st:?}");
     assert!(!env.browser_was_opened());
     // The device-code token is for the first resource named: the profile's transport.
@@ -416,7 +421,7 @@ fn confidential_client_secret_from_env_with_basic_auth() {
     browse(&run.authorize_url());
     let out = run.finish();
     assert_eq!(out.code, 0, "{out}");
-    let last = f.stats().token_requests.last().cloned().unwrap();
+    let last = f.stats().oauth.token_requests.last().cloned().unwrap();
     assert_eq!(last.client_auth, "basic");
     // The secret lives in the token store, not the config; refresh uses it.
     let config = std::fs::read_to_string(env.config_path()).unwrap();
@@ -425,7 +430,7 @@ fn confidential_client_secret_from_env_with_basic_auth() {
     let smtp = env.run(&["token", "--transport", "smtp"], None);
     assert_eq!(smtp.code, 0, "{smtp}");
     assert_eq!(
-        f.stats().token_requests.last().unwrap().client_auth,
+        f.stats().oauth.token_requests.last().unwrap().client_auth,
         "basic"
     );
 }
@@ -562,7 +567,7 @@ fn a_tenant_or_client_id_that_cannot_be_right_is_a_usage_error_before_any_contac
         );
         assert!(!out.stderr.contains("authorize?"), "{out}");
     }
-    assert_eq!(f.stats().authorize, 0);
+    assert_eq!(f.stats().oauth.authorize, 0);
 }
 
 #[test]
@@ -583,14 +588,14 @@ fn a_first_login_waits_until_a_new_app_is_known() {
     );
     let st = f.stats();
     let unknown = st.errors.iter().filter(|e| e.contains("700016")).count();
-    assert_eq!((unknown, st.code_grants), (2, 1), "{st:?}");
+    assert_eq!((unknown, st.oauth.code_grants), (2, 1), "{st:?}");
 
     // A later login of the same profile has tokens stored: it asks no more.
-    let before = f.stats().token_requests.len();
+    let before = f.stats().oauth.token_requests.len();
     let out = login(&env, &f, &[]);
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(
-        f.stats().token_requests.len(),
+        f.stats().oauth.token_requests.len(),
         before + 1,
         "only the redemption"
     );

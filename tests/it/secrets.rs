@@ -8,9 +8,8 @@
 
 use crate::diagnosis::set_profile;
 use crate::login::login_command;
-use crate::support::fake_entra::{FakeCloud, FakeEntra, TenantSpec};
-use crate::support::fake_graph::FakeGraph;
-use crate::support::harness::{Env, Output, browse};
+use crate::setup::{APP_ONLY_CREATE, Directory, USER};
+use crate::support::harness::{Env, Output, SEND_SIMPLE, browse, smtp_flags};
 use crate::support::smtp::{SmtpOptions, SmtpServer};
 use base64::Engine;
 use std::os::unix::fs::PermissionsExt;
@@ -22,66 +21,27 @@ const REFRESH: &str = "CANARYrefreshTOKEN4711";
 const CLIENT_SECRET: &str = "CANARY-client-SECRET-4711";
 /// A confidential ("Web") app: every token request carries the secret.
 const WEB_APP: &str = "0c0ffee0-1111-4222-8333-444455556666";
-const BOOTSTRAP: &str = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
-const TENANT_ID: &str = "5a1c3f9e-2b7d-4e6a-9c0f-1d2e3f4a5b6c";
-const USER: &str = "ada@contoso.example";
 const VERBOSE: [&str; 2] = ["-vvv", "--json"];
 
-/// The fakes of one profile: Entra with the tenant, the bootstrap client and the Web app;
-/// Graph with its directory; an SMTP server.
-struct Stand {
-    env: Env,
-    entra: FakeEntra,
-    graph: FakeGraph,
-    smtp: SmtpServer,
-}
-
-impl Stand {
-    fn new() -> Stand {
-        let entra = FakeEntra::start();
+/// The fakes of one profile (setup's [`Directory`]), with canaries in the tokens, the Web
+/// app registered and the user a Graph admin.
+fn stand() -> Directory {
+    let d = Directory::new_with(|entra| {
         entra.set_canaries(ACCESS, REFRESH);
         // Short-lived access tokens: every command renews one, so refresh tokens rotate
         // and fresh canaries pass through every path.
         entra.set_access_token_lifetime(1);
-        entra.add_tenant(TenantSpec {
-            id: TENANT_ID.into(),
-            domains: vec!["contoso.example".into()],
-            cloud: FakeCloud::Global,
-            federation_brand: None,
-        });
-        entra.add_public_client(BOOTSTRAP, &["http://localhost"]);
         entra.add_confidential_client(WEB_APP, CLIENT_SECRET, &["http://localhost"]);
-        let graph = FakeGraph::start_with_directory(entra.validator(), entra.hooks());
-        graph.set_admin(true);
-        let smtp = SmtpServer::start(SmtpOptions {
-            introspect: format!("{}/_test/introspect", entra.authority()),
-            ..SmtpOptions::default()
-        });
-        Stand {
-            env: Env::new(),
-            entra,
-            graph,
-            smtp,
-        }
-    }
+    });
+    d.graph.set_admin(true);
+    d
+}
 
-    fn endpoints(&self) -> Vec<String> {
-        let ca = SmtpServer::ca_file().display().to_string();
-        [
-            "--authority",
-            &self.entra.authority(),
-            "--graph-url",
-            &self.graph.url(),
-            "--smtp-host",
-            "127.0.0.1",
-            "--smtp-port",
-            &self.smtp.port().to_string(),
-            "--ca-file",
-            &ca,
-        ]
-        .map(str::to_owned)
-        .to_vec()
-    }
+/// Every endpoint flag: the authority, Graph and the SMTP server.
+fn endpoints(d: &Directory) -> Vec<String> {
+    let mut flags = d.endpoints();
+    flags.extend(smtp_flags(d.smtp.port()));
+    flags
 }
 
 /// Every run and where each canary turned up.
@@ -225,7 +185,7 @@ fn no_secret_reaches_output_config_outbox_or_logs() {
     let mut problems = Vec::new();
 
     // --- A delegated profile of a confidential app, every command, success first.
-    let mut a = Stand::new();
+    let mut a = stand();
     a.env.set("MAILER_CLIENT_SECRET", CLIENT_SECRET);
     let notify_log = a.env.path("notify.log");
     let authority = a.entra.authority();
@@ -234,7 +194,7 @@ fn no_secret_reaches_output_config_outbox_or_logs() {
         .map(|s| s.to_string())
         .collect::<Vec<_>>();
     // login_command names the authority already.
-    login.extend(a.endpoints().split_off(2));
+    login.extend(endpoints(&a).split_off(2));
     let out = scan.run_signing_in(&a.env, &login, 1);
     expect(&mut problems, &out, &[0], "login");
     set_profile(
@@ -378,7 +338,7 @@ fn no_secret_reaches_output_config_outbox_or_logs() {
     scan.files(&a.env.path(""), &a.env.path("data/mailer/tokens"));
 
     // --- App-only with a certificate whose key mailer made, through setup and app create.
-    let b = Stand::new();
+    let b = stand();
     let mut setup = owned(&[
         "setup",
         "--user",
@@ -389,24 +349,15 @@ fn no_secret_reaches_output_config_outbox_or_logs() {
         "file",
         "--no-browser",
     ]);
-    setup.extend(b.endpoints());
+    setup.extend(endpoints(&b));
     let out = scan.run_signing_in(&b.env, &setup, 2);
     expect(&mut problems, &out, &[0], "setup");
-    let create = owned(&[
-        "app",
-        "create",
-        "--app-only",
-        "--user",
-        USER,
-        "--grant-consent",
-        "--token-store",
-        "file",
-        "--no-browser",
-        "--authority",
-        &b.entra.authority(),
-        "--graph-url",
-        &b.graph.url(),
-    ]);
+    let create = [
+        owned(&APP_ONLY_CREATE),
+        owned(&["--no-browser"]),
+        b.endpoints(),
+    ]
+    .concat();
     let out = scan.run_signing_in(&b.env, &create, 1);
     expect(&mut problems, &out, &[0], "app create --app-only");
     let record: serde_json::Value =
@@ -426,18 +377,7 @@ fn no_secret_reaches_output_config_outbox_or_logs() {
     for (args, codes) in [
         (&["login"][..], &[0][..]),
         (&["status"], &[0]),
-        (
-            &[
-                "send",
-                "--to",
-                "ann@example.com",
-                "--subject",
-                "s",
-                "--body",
-                "b",
-            ],
-            &[0],
-        ),
+        (&SEND_SIMPLE, &[0]),
         (&["doctor"], &[0, 69, 77]),
         (&["token"], &[0]),
     ] {

@@ -4,7 +4,7 @@
 use crate::login::{fake, login};
 use crate::support::fake_entra::FakeEntra;
 use crate::support::fake_graph::FakeGraph;
-use crate::support::harness::{Env, Output};
+use crate::support::harness::{Env, Output, smtp_flags};
 use crate::support::mime;
 use crate::support::smtp::{SmtpOptions, SmtpServer};
 use sha2::{Digest, Sha256};
@@ -50,21 +50,9 @@ impl Stand {
             SmtpServer::start(o)
         });
         let graph_url = graph.url();
-        let port = smtp
-            .as_ref()
-            .map(|s| s.port().to_string())
-            .unwrap_or_else(|| "2525".into());
-        let ca = SmtpServer::ca_file();
-        let mut args = vec![
-            "--graph-url",
-            graph_url.as_str(),
-            "--smtp-host",
-            "127.0.0.1",
-            "--smtp-port",
-            port.as_str(),
-            "--ca-file",
-            ca.to_str().unwrap(),
-        ];
+        let smtp_flags = smtp_flags(smtp.as_ref().map_or(2525, |s| s.port()));
+        let mut args = vec!["--graph-url", graph_url.as_str()];
+        args.extend(smtp_flags.iter().map(String::as_str));
         args.extend_from_slice(extra_login);
         let out = login(&env, &entra, &args);
         assert_eq!(out.code, 0, "{out}");
@@ -85,6 +73,37 @@ impl Stand {
     /// [`Env::send_simple`] through SMTP.
     pub fn send_smtp(&self, to: &str, subject: &str) -> Output {
         self.env.send_simple(to, subject, &["--transport", "smtp"])
+    }
+
+    /// Queues one message for `tempfail@example.com`: SMTP defers it (451), so it waits in
+    /// the outbox.
+    pub fn queue_for_later(&self) {
+        let out = self.env.send_simple(
+            "tempfail@example.com",
+            "later",
+            &["--transport", "smtp", "--queue"],
+        );
+        assert_eq!(out.code, 75, "{out}");
+    }
+
+    /// Queues one message that the next `queue run` fails for good: queued as by
+    /// [`Self::queue_for_later`], then its recipient changed to `reject@example.com` (550).
+    pub fn queue_one_that_will_fail(&self) {
+        self.queue_for_later();
+        let dir = self
+            .env
+            .path(&format!("data/mailer/outbox/{}", self.env.profile));
+        let file = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .find(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            .unwrap()
+            .path();
+        let mut entry: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert!(entry["recipients"].is_array());
+        entry["recipients"] = serde_json::json!(["reject@example.com"]);
+        std::fs::write(&file, entry.to_string()).unwrap();
     }
 
     pub fn file(&self, name: &str, bytes: &[u8]) -> String {
@@ -189,7 +208,7 @@ fn graph_json_send_carries_everything() {
     assert_eq!(d.attachments[0].sha256, sha(&pdf));
     assert_eq!(d.attachments[1].content_type.as_deref(), Some("text/csv"));
     // The cached token from the login served the send: no token request.
-    assert_eq!(s.entra.stats().refresh_grants, 0);
+    assert_eq!(s.entra.stats().oauth.refresh_grants, 0);
 }
 
 #[test]
@@ -343,7 +362,7 @@ fn graph_401_refreshes_once_and_retries_once() {
     expired(1);
     let out = s.env.send_simple("ann@example.com", "t", &[]);
     assert_eq!(out.code, 0, "{out}");
-    assert_eq!(s.entra.stats().refresh_grants, 1);
+    assert_eq!(s.entra.stats().oauth.refresh_grants, 1);
     expired(2);
     let out = s.env.send_simple("ann@example.com", "t", &[]);
     assert_eq!(out.code, 77, "{out}");
@@ -431,7 +450,7 @@ fn bad_input_never_sends_and_gets_its_exit_code() {
     let s = Stand::graph();
     let missing = s.env.path("nope.pdf");
     let missing = missing.to_str().unwrap();
-    let before = s.entra.stats().token_requests.len();
+    let before = s.entra.stats().oauth.token_requests.len();
     for (args, stdin, code, needle) in [
         (
             vec!["--to", "not an address", "--subject", "s", "--body", "b"],
@@ -485,7 +504,7 @@ fn bad_input_never_sends_and_gets_its_exit_code() {
     }
     assert_eq!(s.graph.stats().requests, 0, "bad input reached Graph");
     assert_eq!(
-        s.entra.stats().token_requests.len(),
+        s.entra.stats().oauth.token_requests.len(),
         before,
         "bad input fetched a token"
     );
@@ -546,12 +565,12 @@ fn dry_run_touches_no_token_store_and_no_network() {
     assert!(out.stderr.contains("nothing sent"), "{out}");
     // With a logged-in profile it uses the profile's user and still fetches nothing.
     let s = Stand::graph();
-    let before = s.entra.stats().token_requests.len();
+    let before = s.entra.stats().oauth.token_requests.len();
     let out = s.send(&["--dry-run", "--to", "a@example.com", "--body", "x"], None);
     assert_eq!(out.code, 0, "{out}");
     assert!(out.stdout.contains(&format!("From: {USER}")), "{out}");
     assert_eq!(s.graph.stats().requests, 0);
-    assert_eq!(s.entra.stats().token_requests.len(), before);
+    assert_eq!(s.entra.stats().oauth.token_requests.len(), before);
 }
 
 #[test]
@@ -632,7 +651,7 @@ fn smtp_rejected_token_is_refreshed_once_in_both_styles() {
         let st = s.smtp().stats();
         assert_eq!((st.auth_failed, st.auth_ok), (1, 1), "{style}: {st:?}");
         // One refresh minted the SMTP token, a second one replaced the rejected token.
-        assert_eq!(s.entra.stats().refresh_grants, 2, "{style}");
+        assert_eq!(s.entra.stats().oauth.refresh_grants, 2, "{style}");
 
         let s = rejecting(10);
         let out = s.send_smtp("ann@example.com", style);

@@ -6,13 +6,25 @@
 use crate::login::{CLIENT, login};
 use crate::support::fake_entra::{FakeCloud, FakeEntra, TenantSpec};
 use crate::support::fake_graph::FakeGraph;
-use crate::support::harness::{Chromium, Env, Output, browse};
+use crate::support::harness::{Chromium, Env, Output, browse, smtp_flags};
 use crate::support::smtp::{SmtpOptions, SmtpServer};
 use serde_json::Value;
 
 const TENANT_ID: &str = "5a1c3f9e-2b7d-4e6a-9c0f-1d2e3f4a5b6c";
 const BOOTSTRAP: &str = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
-const USER: &str = "ada@contoso.example";
+pub const USER: &str = "ada@contoso.example";
+/// `mailer app create --app-only` for [`USER`], who grants the admin consent at once; the
+/// key or secret goes to the file token store.
+pub const APP_ONLY_CREATE: [&str; 8] = [
+    "app",
+    "create",
+    "--app-only",
+    "--user",
+    USER,
+    "--grant-consent",
+    "--token-store",
+    "file",
+];
 
 fn tenant(id: &str, domain: &str, cloud: FakeCloud, brand: Option<&str>) -> TenantSpec {
     TenantSpec {
@@ -25,15 +37,20 @@ fn tenant(id: &str, domain: &str, cloud: FakeCloud, brand: Option<&str>) -> Tena
 
 /// A fake Entra with the contoso tenant and the bootstrap client, a Graph with the
 /// directory, and an SMTP server.
-struct Directory {
-    env: Env,
-    entra: FakeEntra,
-    graph: FakeGraph,
-    smtp: SmtpServer,
+pub struct Directory {
+    pub env: Env,
+    pub entra: FakeEntra,
+    pub graph: FakeGraph,
+    pub smtp: SmtpServer,
 }
 
 impl Directory {
-    fn new() -> Directory {
+    pub fn new() -> Directory {
+        Directory::new_with(|_| {})
+    }
+
+    /// Like [`Directory::new`], with `configure` run on the fake Entra before the rest starts.
+    pub fn new_with(configure: impl FnOnce(&FakeEntra)) -> Directory {
         let entra = FakeEntra::start();
         entra.add_tenant(tenant(
             TENANT_ID,
@@ -42,6 +59,7 @@ impl Directory {
             None,
         ));
         entra.add_public_client(BOOTSTRAP, &["http://localhost"]);
+        configure(&entra);
         let graph = FakeGraph::start_with_directory(entra.validator(), entra.hooks());
         let smtp = SmtpServer::start(SmtpOptions {
             introspect: format!("{}/_test/introspect", entra.authority()),
@@ -56,7 +74,7 @@ impl Directory {
     }
 
     /// The endpoint flags every command of these tests takes.
-    fn endpoints(&self) -> Vec<String> {
+    pub fn endpoints(&self) -> Vec<String> {
         vec![
             "--authority".into(),
             self.entra.authority(),
@@ -393,26 +411,18 @@ fn app_create_without_the_right_to_register_names_the_role_and_the_fallback() {
     );
 }
 
-#[test]
-fn app_only_with_a_certificate_sends_as_the_mailbox() {
+/// An admin's [`APP_ONLY_CREATE`] with `extra`, which must succeed.
+fn create_app_only(extra: &[&str]) -> (Directory, Output) {
     let d = Directory::new();
     d.graph.set_admin(true);
-    let out = d.run_signing_in(
-        &[
-            "app",
-            "create",
-            "--app-only",
-            "--user",
-            USER,
-            "--grant-consent",
-            "--token-store",
-            "file",
-            "--cert-days",
-            "200",
-        ],
-        1,
-    );
+    let out = d.run_signing_in(&[&APP_ONLY_CREATE[..], extra].concat(), 1);
     assert_eq!(out.code, 0, "{out}");
+    (d, out)
+}
+
+#[test]
+fn app_only_with_a_certificate_sends_as_the_mailbox() {
+    let (d, out) = create_app_only(&["--cert-days", "200"]);
     assert!(
         out.stdout.contains("New-ApplicationAccessPolicy -AppId"),
         "{out}"
@@ -450,24 +460,7 @@ fn app_only_with_a_certificate_sends_as_the_mailbox() {
 
 #[test]
 fn app_only_with_a_secret_records_its_expiry() {
-    let d = Directory::new();
-    d.graph.set_admin(true);
-    let out = d.run_signing_in(
-        &[
-            "app",
-            "create",
-            "--app-only",
-            "--secret",
-            "--user",
-            USER,
-            "--grant-consent",
-            "--token-store",
-            "file",
-            "--json",
-        ],
-        1,
-    );
-    assert_eq!(out.code, 0, "{out}");
+    let (d, out) = create_app_only(&["--secret", "--json"]);
     let v: Value = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
     assert!(v["credential_expires"].as_str().is_some(), "{v}");
     assert_eq!(d.graph.directory().apps[0].passwords.len(), 1);
@@ -499,11 +492,10 @@ fn setup_asks_nothing_it_was_told_and_names_the_flag_it_lacks() {
 fn setup_end_to_end_with_chromium() {
     let mut d = Directory::new();
     let chromium = Chromium::attach(&mut d.env);
-    let port = d.smtp.port().to_string();
-    let ca = SmtpServer::ca_file();
+    let smtp_flags = smtp_flags(d.smtp.port());
     let authority = d.entra.authority();
     let graph = d.graph.url();
-    let args = [
+    let mut args = vec![
         "setup",
         "--user",
         USER,
@@ -517,15 +509,10 @@ fn setup_end_to_end_with_chromium() {
         &authority,
         "--graph-url",
         &graph,
-        "--smtp-host",
-        "127.0.0.1",
-        "--smtp-port",
-        &port,
-        "--ca-file",
-        ca.to_str().unwrap(),
         "--timeout",
         "60",
     ];
+    args.extend(smtp_flags.iter().map(String::as_str));
     let out = d.env.run(&args, None);
     assert_eq!(out.code, 0, "{out}\nchromium: {}", chromium.log());
     eprintln!(

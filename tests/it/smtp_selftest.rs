@@ -3,7 +3,7 @@
 //! test CA), with tokens minted by the fake Entra; plus a raw TCP client for what happens
 //! before TLS. They pin down the wire behaviour that mailer's SMTP path is tested against.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::support::fake_entra::FakeEntra;
 use crate::support::http::post_form;
 use crate::support::smtp::{SmtpMessage, SmtpOptions, SmtpServer, SmtpStats};
+use crate::support::smtp_client::SmtpClient;
 
 const APP: &str = "0a1b2c3d-0000-4000-8000-0000000000a1";
 const REDIRECT: &str = "http://localhost:40111";
@@ -433,55 +434,28 @@ fn tempfail_and_reject_recipients() {
     assert_eq!(server.stats(), stats(3, 3, 0, 0));
 }
 
-/// Reads one (possibly multi-line) SMTP reply; returns its lines.
-fn reply(reader: &mut BufReader<TcpStream>) -> Vec<String> {
-    let mut lines = Vec::new();
-    loop {
-        let mut line = String::new();
-        let n = reader.read_line(&mut line).expect("read reply");
-        assert!(n > 0, "connection closed after {lines:?}");
-        let line = line.trim_end().to_string();
-        let last = line.as_bytes().get(3) != Some(&b'-');
-        lines.push(line);
-        if last {
-            return lines;
-        }
-    }
-}
-
-fn command(reader: &mut BufReader<TcpStream>, line: &str) -> Vec<String> {
-    reader
-        .get_mut()
-        .write_all(format!("{line}\r\n").as_bytes())
-        .unwrap();
-    reply(reader)
-}
-
 #[test]
 fn auth_before_starttls_is_refused() {
     let entra = entra();
     let server = entra.server(false, None);
-    let stream = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
-    stream.set_read_timeout(Some(IO_LIMIT)).unwrap();
-    stream.set_write_timeout(Some(IO_LIMIT)).unwrap();
-    let mut reader = BufReader::new(stream);
-    assert!(reply(&mut reader)[0].starts_with("220 "));
-    let ehlo = command(&mut reader, "EHLO localhost");
+    let (mut smtp, greeting) = SmtpClient::connect(server.port());
+    assert!(greeting[0].starts_with("220 "));
+    let ehlo = smtp.command("EHLO localhost");
     assert!(ehlo.iter().any(|l| &l[4..] == "STARTTLS"), "{ehlo:?}");
 
     let initial = STANDARD.encode(format!(
         "user={USER}\x01auth=Bearer {}\x01\x01",
         entra.smtp_token
     ));
-    let auth = command(&mut reader, &format!("AUTH XOAUTH2 {initial}"));
+    let auth = smtp.command(&format!("AUTH XOAUTH2 {initial}"));
     assert_eq!(auth.len(), 1);
     assert!(auth[0].starts_with("538 "), "{auth:?}");
-    let mail = command(&mut reader, &format!("MAIL FROM:<{USER}>"));
+    let mail = smtp.command(&format!("MAIL FROM:<{USER}>"));
     assert!(
         mail[0].starts_with("530 "),
         "no mail without auth: {mail:?}"
     );
-    assert!(command(&mut reader, "QUIT")[0].starts_with("221"));
+    assert!(smtp.command("QUIT")[0].starts_with("221"));
     assert_eq!(server.stats(), stats(1, 0, 0, 0));
 }
 

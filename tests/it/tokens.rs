@@ -38,7 +38,7 @@ fn twenty_concurrent_token_calls_refresh_once() {
         "processes got different tokens"
     );
     let st = f.stats();
-    assert_eq!(st.refresh_grants, 1, "{st:?}");
+    assert_eq!(st.oauth.refresh_grants, 1, "{st:?}");
     assert_eq!(st.refresh_reuse, 0);
     assert!(!f.access_token_info(first).unwrap().expired);
 }
@@ -53,7 +53,7 @@ fn twenty_concurrent_refreshes_never_reuse_a_rotated_token() {
     }
     let st = f.stats();
     assert_eq!(st.refresh_reuse, 0, "{st:?}");
-    assert_eq!(st.refresh_grants, 20);
+    assert_eq!(st.oauth.refresh_grants, 20);
     // The family is intact: one more refresh works.
     assert_eq!(env.run(&["token"], None).code, 0);
 }
@@ -85,11 +85,11 @@ fn cached_access_token_is_reused_without_the_network() {
     let env = Env::new();
     let f = fake();
     assert_eq!(login(&env, &f, &[]).code, 0);
-    let before = f.stats().token_requests.len();
+    let before = f.stats().oauth.token_requests.len();
     for _ in 0..3 {
         assert_eq!(env.run(&["token"], None).code, 0);
     }
-    assert_eq!(f.stats().token_requests.len(), before);
+    assert_eq!(f.stats().oauth.token_requests.len(), before);
     // Even with the identity provider gone.
     drop(f);
     assert_eq!(env.run(&["token"], None).code, 0);

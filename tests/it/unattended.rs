@@ -32,7 +32,7 @@ fn twenty_concurrent_sends_with_an_expired_token_all_go_out() {
     let st = s.entra.stats();
     assert_eq!(st.refresh_reuse, 0, "{st:?}");
     assert_eq!(
-        st.refresh_grants, 1,
+        st.oauth.refresh_grants, 1,
         "one process refreshed, the others used its token: {st:?}"
     );
     // No re-login needed afterwards.
@@ -42,16 +42,16 @@ fn twenty_concurrent_sends_with_an_expired_token_all_go_out() {
 #[test]
 fn token_refresh_keeps_the_login_in_use() {
     let s = Stand::graph();
-    let before = s.entra.stats().refresh_grants;
+    let before = s.entra.stats().oauth.refresh_grants;
     let cached = s.env.run(&["token"], None);
     assert_eq!(
-        s.entra.stats().refresh_grants,
+        s.entra.stats().oauth.refresh_grants,
         before,
         "a fresh token was refreshed without --refresh"
     );
     let out = s.env.run(&["token", "--refresh"], None);
     assert_eq!(out.code, 0, "{out}");
-    assert_eq!(s.entra.stats().refresh_grants, before + 1);
+    assert_eq!(s.entra.stats().oauth.refresh_grants, before + 1);
     assert_ne!(
         out.stdout, cached.stdout,
         "--refresh returned the old token"

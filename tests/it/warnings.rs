@@ -119,7 +119,7 @@ fn status_and_doctor_warn_of_the_idle_expiry_and_failed_messages() {
     assert!(!status.stderr.contains("failed for good"), "{status}");
 
     // A queued message the server then refuses for good ends in the failed part.
-    queue_one_that_will_fail(&s);
+    s.queue_one_that_will_fail();
     let run = s.env.run(&["queue", "run", "--json"], None);
     assert!(run.stdout.contains("\"failed\":1"), "{run}");
     let status = s.env.run(&["status"], None);
@@ -133,32 +133,12 @@ fn status_and_doctor_warn_of_the_idle_expiry_and_failed_messages() {
     assert!(status.stderr.contains("queue purge --failed"), "{status}");
 }
 
-/// Puts one message for `reject@example.com` in the queue (SMTP answers 550 to it later).
-fn queue_one_that_will_fail(s: &Stand) {
-    let out = s.env.send_simple(
-        "tempfail@example.com",
-        "later",
-        &["--transport", "smtp", "--queue"],
-    );
-    assert_eq!(out.code, 75, "{out}");
-    let dir = s.env.path(&format!("data/mailer/outbox/{}", s.env.profile));
-    let file = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .find(|e| e.file_name().to_string_lossy().ends_with(".json"))
-        .unwrap()
-        .path();
-    let mut entry: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-    entry["recipients"] = serde_json::json!(["reject@example.com"]);
-    std::fs::write(&file, entry.to_string()).unwrap();
-}
-
 #[test]
 fn a_message_failed_for_good_is_notified_once_and_a_broken_notify_command_is_harmless() {
     let s = file_stand(SmtpOptions::default(), &[]);
     let log = log_notifications(&s);
     for _ in 0..2 {
-        queue_one_that_will_fail(&s);
+        s.queue_one_that_will_fail();
         let run = s.env.run(&["queue", "run", "--json"], None);
         assert!(run.stdout.contains("\"failed\":1"), "{run}");
     }
@@ -171,7 +151,7 @@ fn a_message_failed_for_good_is_notified_once_and_a_broken_notify_command_is_har
         set_profile(&s.env, "notify_command", toml::Value::String(broken.into()));
         // Forget the day's notification, so the broken command is due to run.
         std::fs::remove_dir_all(s.env.path("data/mailer/notify")).unwrap();
-        queue_one_that_will_fail(&s);
+        s.queue_one_that_will_fail();
         let run = s.env.run(&["queue", "run", "--json"], None);
         assert!(run.stdout.contains("\"failed\":1"), "{broken}: {run}");
         assert_eq!(run.code, 0, "{broken}: {run}");

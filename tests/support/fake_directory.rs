@@ -27,11 +27,11 @@ use super::{
 };
 use crate::support::fake_entra::EntraHooks;
 use crate::support::http::percent_decode_path;
-use crate::support::server::{Request, Utc, now_secs, random_token, uuid};
+use crate::support::server::{Request, SharedState, Utc, now_secs, random_token, uuid};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 
 const GRAPH_APP: &str = "00000003-0000-0000-c000-000000000000";
 const EXCHANGE_APP: &str = "00000002-0000-0ff1-ce00-000000000000";
@@ -164,7 +164,7 @@ struct State {
 
 pub(super) struct Directory {
     hooks: EntraHooks,
-    state: Mutex<State>,
+    state: SharedState<State>,
 }
 
 impl Directory {
@@ -179,7 +179,7 @@ impl Directory {
         };
         Directory {
             hooks,
-            state: Mutex::new(State {
+            state: SharedState::new(State {
                 admin: false,
                 deny_registration: false,
                 sp_propagation: 0,
@@ -205,7 +205,7 @@ impl Directory {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock()
     }
 
     pub(super) fn snapshot(&self) -> DirectorySnapshot {

@@ -47,7 +47,7 @@
 #![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -58,14 +58,15 @@ use ring::signature::{
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::http::{form_encode, pair, percent_encode, post_form, query_pairs, request};
+use super::http::percent_encode;
 use super::oauth::{
-    Form, basic_credentials, challenge_ok, compact_jws, html_escape, is_form, param, parse_jws,
-    parse_strict, redirect_location, split_uri, verifier_ok,
+    DeviceStatus, DeviceVerification, Form, OAuthStats, basic_credentials, challenge_ok,
+    compact_jws, html_escape, is_form, param, parse_jws, parse_strict, query_param, redeem_code,
+    redirect_location, sign_in_code, split_uri, verifier_ok,
 };
 pub use super::oauth::{TokenRequestLog, s256_challenge};
 use super::server::{
-    Reply, Request, Server, Utc, guid, now_secs, random_bytes, random_token, uuid,
+    Reply, Request, Server, SharedState, Utc, guid, now_secs, random_bytes, random_token, uuid,
 };
 
 /// Entra treats a scope without a resource (`User.Read`) as a Microsoft Graph scope.
@@ -100,26 +101,16 @@ const EXCHANGE: &str = "https://outlook.office365.com";
 /// Counters and logs of what the fake answered.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
-    /// Every hit of `/authorize`, valid or not.
-    pub authorize: u32,
-    /// Successful `authorization_code` redemptions.
-    pub code_grants: u32,
-    /// Successful `refresh_token` redemptions.
-    pub refresh_grants: u32,
-    /// Successful device-code redemptions (tokens issued).
-    pub device_grants: u32,
+    /// `/authorize` hits, grants and token requests, as the fake Google counts them too.
+    pub oauth: OAuthStats,
     /// Successful `client_credentials` grants (app-only tokens issued).
     pub client_credentials_grants: u32,
-    /// Every device-code poll, whatever the answer.
-    pub device_polls: u32,
     pub slow_downs: u32,
     /// Rotated refresh tokens presented again (each one revoked its family).
     pub refresh_reuse: u32,
     /// `"<error> AADSTS<n>"` of every Entra error answered (JSON, redirect or HTML page),
     /// including each `authorization_pending`.
     pub errors: Vec<String>,
-    /// One entry per request that reached the token endpoint.
-    pub token_requests: Vec<TokenRequestLog>,
     /// `"METHOD /path"` of requests answered 404 or 405 (not Entra errors, but always a bug).
     pub unrouted: Vec<String>,
     /// `"GET /path?query"` of every discovery-document and user-realm request.
@@ -221,22 +212,23 @@ pub struct AccessTokenInfo {
     pub app: bool,
 }
 
+impl AccessTokenInfo {
+    /// What `GET /_test/introspect` answers about the token (the SMTP fake reads it).
+    fn introspection(&self) -> Value {
+        json!({
+            "resource": self.resource, "scopes": self.scopes, "user": self.user,
+            "client_id": self.client_id, "expired": self.expired, "app": self.app,
+        })
+    }
+}
+
 /// Handle to a running fake; the server stops when it is dropped.
 pub struct FakeEntra {
     shared: Arc<Shared>,
     server: Server,
 }
 
-struct Shared {
-    state: Mutex<State>,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panicking handler must not turn every later request into a second panic.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
+type Shared = SharedState<State>;
 
 struct Client {
     /// `None` = public client ("Mobile and desktop"), unless `app` has certificates;
@@ -313,14 +305,6 @@ struct RefreshToken {
 struct AccessToken {
     info: AccessTokenInfo,
     expires: Instant,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum DeviceStatus {
-    Pending,
-    Approved,
-    Declined,
-    Redeemed,
 }
 
 struct Device {
@@ -517,34 +501,32 @@ fn default_roles(resource: &str) -> Option<Vec<String>> {
 impl FakeEntra {
     /// Starts the fake on `127.0.0.1:<ephemeral port>` with no clients registered.
     pub fn start() -> FakeEntra {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                clients: HashMap::new(),
-                user: "ada@contoso.example".to_string(),
-                user_in_id_token: true,
-                access_token_lifetime: 3599,
-                access_token_bytes: ACCESS_TOKEN_BYTES,
-                canaries: (None, None),
-                jwt_audience: None,
-                date_skew: 0,
-                fail_token: None,
-                fail_authorize: None,
-                auto_approve_after: None,
-                force_slow_down: false,
-                codes: HashMap::new(),
-                families: Vec::new(),
-                refresh_tokens: HashMap::new(),
-                access_tokens: HashMap::new(),
-                devices: HashMap::new(),
-                stats: Stats::default(),
-                secrets: Vec::new(),
-                last_authorize: None,
-                used_jtis: HashSet::new(),
-                tenants: Vec::new(),
-                replicating: HashMap::new(),
-                new_app_propagation: 0,
-            }),
-        });
+        let shared = Arc::new(Shared::new(State {
+            clients: HashMap::new(),
+            user: "ada@contoso.example".to_string(),
+            user_in_id_token: true,
+            access_token_lifetime: 3599,
+            access_token_bytes: ACCESS_TOKEN_BYTES,
+            canaries: (None, None),
+            jwt_audience: None,
+            date_skew: 0,
+            fail_token: None,
+            fail_authorize: None,
+            auto_approve_after: None,
+            force_slow_down: false,
+            codes: HashMap::new(),
+            families: Vec::new(),
+            refresh_tokens: HashMap::new(),
+            access_tokens: HashMap::new(),
+            devices: HashMap::new(),
+            stats: Stats::default(),
+            secrets: Vec::new(),
+            last_authorize: None,
+            used_jtis: HashSet::new(),
+            tenants: Vec::new(),
+            replicating: HashMap::new(),
+            new_app_propagation: 0,
+        }));
         let handler = Arc::clone(&shared);
         let server = Server::start("fake Entra", WORKERS, move |req| handle(&handler, req));
         FakeEntra { shared, server }
@@ -690,22 +672,10 @@ impl FakeEntra {
     }
 
     /// Device codes get approved after that many `authorization_pending` answers (0 = at the
-    /// first poll). Default: only [`Self::approve_device_code`] or `/devicelogin` approve.
+    /// first poll). Default: only [`DeviceVerification::approve_device_code`] or
+    /// `/devicelogin` approve.
     pub fn set_device_auto_approve_after(&self, pending_polls: u32) {
         self.shared.lock().auto_approve_after = Some(pending_polls);
-    }
-
-    /// What the user does on the verification page. `false` if no pending, unexpired code.
-    pub fn approve_device_code(&self, user_code: &str) -> bool {
-        self.shared
-            .lock()
-            .set_device_status(user_code, DeviceStatus::Approved)
-    }
-
-    pub fn decline_device_code(&self, user_code: &str) -> bool {
-        self.shared
-            .lock()
-            .set_device_status(user_code, DeviceStatus::Declined)
     }
 
     /// The next device poll (for a known device code) answers `slow_down`.
@@ -768,40 +738,23 @@ impl FakeEntra {
         consent: &str,
         scope: &str,
     ) -> Value {
-        const VERIFIER: &str = "fake-entra-sign-in-verifier-0123456789-abcdefghijk";
-        let authorize = format!(
-            "{}/organizations/oauth2/v2.0/authorize?{}",
-            self.authority(),
-            form_encode(&[
-                ("client_id", client_id),
-                ("response_type", "code"),
-                ("redirect_uri", redirect_uri),
-                ("scope", consent),
-                ("state", "s"),
-                ("code_challenge", &s256_challenge(VERIFIER)),
-                ("code_challenge_method", "S256"),
-            ])
-        );
-        let resp = request("GET", &authorize, &[], b"");
-        assert_eq!(resp.status, 302, "authorize: {}", resp.text());
-        let location = resp.header("Location").expect("Location").to_string();
-        let code = pair(&query_pairs(&location), "code")
-            .unwrap_or_else(|| panic!("no code in {location}"))
-            .to_string();
-        let resp = post_form(
-            &format!("{}/organizations/oauth2/v2.0/token", self.authority()),
+        let endpoint =
+            |name: &str| format!("{}/organizations/oauth2/v2.0/{name}", self.authority());
+        let code = sign_in_code(
+            &endpoint("authorize"),
+            client_id,
+            redirect_uri,
+            consent,
             &[],
-            &[
-                ("grant_type", "authorization_code"),
-                ("client_id", client_id),
-                ("code", &code),
-                ("redirect_uri", redirect_uri),
-                ("code_verifier", VERIFIER),
-                ("scope", scope),
-            ],
         );
-        assert_eq!(resp.status, 200, "redeem: {}", resp.text());
-        resp.json()
+        let scope = [("scope", scope)];
+        redeem_code(&endpoint("token"), client_id, &code, redirect_uri, &scope)
+    }
+}
+
+impl DeviceVerification for FakeEntra {
+    fn set_device_status(&self, user_code: &str, status: DeviceStatus) -> bool {
+        self.shared.lock().set_device_status(user_code, status)
     }
 }
 
@@ -974,17 +927,8 @@ fn route(shared: &Shared, req: &mut Request) -> Reply {
         // Test-only introspection, for fakes in other processes (the SMTP server) that must
         // check a bearer token the way Exchange would: GET /_test/introspect?token=...
         ["_test", "introspect"] if get => {
-            let token = parse_strict(&query)
-                .and_then(|q| param(&q, "token").map(str::to_string))
-                .unwrap_or_default();
-            match shared.lock().introspect(&token) {
-                Some(info) => no_store_json(
-                    200,
-                    &json!({
-                        "resource": info.resource, "scopes": info.scopes, "user": info.user,
-                        "client_id": info.client_id, "expired": info.expired, "app": info.app,
-                    }),
-                ),
+            match shared.lock().introspect(&query_param(&query, "token")) {
+                Some(info) => no_store_json(200, &info.introspection()),
                 None => no_store_json(404, &json!({"error": "unknown token"})),
             }
         }
@@ -1006,14 +950,7 @@ fn no_store_redirect(location: String) -> Reply {
 
 fn unrouted(shared: &Shared, req: &Request, status: u16) -> Reply {
     shared.lock().stats.unrouted.push(req.line());
-    Reply::plain(
-        status,
-        if status == 404 {
-            "Not Found"
-        } else {
-            "Method Not Allowed"
-        },
-    )
+    Reply::no_route(status)
 }
 
 /// What a delegated grant (code, refresh, device code) is redeemed with.
@@ -1403,7 +1340,7 @@ impl State {
     }
 
     fn authorize(&mut self, tenant: &str, query: &str) -> Reply {
-        self.stats.authorize += 1;
+        self.stats.oauth.authorize += 1;
         let Some(q) = parse_strict(query) else {
             return self.error_page(
                 "invalid_request",
@@ -1599,9 +1536,8 @@ impl State {
     fn token(&mut self, authority: &str, req: &FormRequest) -> Result<Value, OAuthError> {
         let form = req.form();
         self.stats
-            .token_requests
-            .push(TokenRequestLog::of(req.authorization, form.as_ref()));
-
+            .oauth
+            .log_token_request(req.authorization, form.as_ref());
         let form = req.check_method_and_type()?;
         if let Some(e) = self.fail_token.take() {
             return Err(e);
@@ -1693,7 +1629,7 @@ impl State {
         let (consent, oidc, nonce) = (c.consent.clone(), c.oidc.clone(), c.nonce.clone());
         let (resource, granted) = resolve_scope(param(g.form, "scope"), &consent, g.client_id)?;
         let family = self.sign_in(g.client_id, g.tenant, consent, oidc);
-        self.stats.code_grants += 1;
+        self.stats.oauth.code_grants += 1;
         Ok(self.issue(g.authority, family, resource, granted, nonce))
     }
 
@@ -1739,13 +1675,13 @@ impl State {
         if let Some(r) = self.refresh_tokens.get_mut(presented) {
             r.used = true;
         }
-        self.stats.refresh_grants += 1;
+        self.stats.oauth.refresh_grants += 1;
         Ok(self.issue(g.authority, rt.family, resource, granted, None))
     }
 
     fn device_grant(&mut self, g: Grant) -> Result<Value, OAuthError> {
         let device_code = need(g.form, "device_code")?;
-        self.stats.device_polls += 1;
+        self.stats.oauth.device_polls += 1;
         let now = Instant::now();
         let auto_approve_after = self.auto_approve_after;
         let d = self.devices.get_mut(device_code).ok_or_else(|| {
@@ -1819,7 +1755,7 @@ impl State {
                 // Entra issues the token for the first resource of the devicecode request.
                 let (resource, granted) = resolve_scope(None, &consent, g.client_id)?;
                 let family = self.sign_in(g.client_id, g.tenant, consent, oidc);
-                self.stats.device_grants += 1;
+                self.stats.oauth.device_grants += 1;
                 Ok(self.issue(g.authority, family, resource, granted, None))
             }
         }
@@ -2227,9 +2163,7 @@ impl State {
     }
 
     fn devicelogin(&mut self, query: &str) -> Reply {
-        let code = parse_strict(query)
-            .and_then(|q| param(&q, "code").map(str::to_string))
-            .unwrap_or_default();
+        let code = query_param(query, "code");
         if !code.is_empty() && self.set_device_status(&code, DeviceStatus::Approved) {
             Reply::html(
                 200,

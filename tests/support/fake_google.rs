@@ -72,7 +72,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -81,17 +81,16 @@ use ring::signature::RSA_PKCS1_2048_8192_SHA256;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use super::http::{
-    digits, form_encode, pair, parse_content_range, percent_decode_path, post_form, query_pairs,
-    request,
-};
+use super::http::{digits, form_encode, parse_content_range, percent_decode_path};
 use super::mime;
 use super::oauth::{
-    Form, TokenRequestLog, basic_credentials, challenge_ok, compact_jws, html_escape, is_form,
-    param, parse_jws, parse_strict, pem, redirect_location, s256_challenge, sign_jws, split_uri,
-    verifier_ok,
+    DeviceStatus, DeviceVerification, Form, OAuthStats, basic_credentials, challenge_ok,
+    compact_jws, html_escape, is_form, param, parse_jws, parse_strict, pem, query_param,
+    redeem_code, redirect_location, s256_challenge, sign_in_code, sign_jws, split_uri, verifier_ok,
 };
-use super::server::{BodyError, Reply, Request, Server, now_secs, random_bytes, random_token};
+use super::server::{
+    BodyError, Reply, Request, Server, SharedState, now_secs, random_bytes, random_token,
+};
 
 /// IMAP/POP/SMTP and every Gmail API method.
 pub const MAIL_SCOPE: &str = "https://mail.google.com/";
@@ -206,6 +205,16 @@ pub struct AccessTokenInfo {
     pub app: bool,
 }
 
+impl AccessTokenInfo {
+    /// What `GET /_test/introspect` answers about the token (the SMTP fake reads it).
+    fn introspection(&self) -> Value {
+        json!({
+            "user": self.user, "scopes": self.scopes, "client_id": self.client_id,
+            "expired": self.expired, "app": self.app,
+        })
+    }
+}
+
 /// How a message reached Gmail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Upload {
@@ -241,20 +250,13 @@ pub struct GmailSent {
 /// Counters and logs of what the fake answered.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
-    /// Every hit of the authorize endpoint, valid or not.
-    pub authorize: u32,
-    /// Successful redemptions per grant type.
-    pub code_grants: u32,
-    pub refresh_grants: u32,
+    /// Authorize hits, grants and token requests, as the fake Entra counts them too.
+    pub oauth: OAuthStats,
+    /// Successful JWT bearer grants (service accounts).
     pub jwt_grants: u32,
-    pub device_grants: u32,
-    /// Every device-code poll, whatever the answer.
-    pub device_polls: u32,
     /// Every OAuth error answered: `"<error>"` for token-endpoint JSON, `"page <error>"` for an
     /// authorize error page, `"redirect <error>"` for an error sent to the redirect URI.
     pub errors: Vec<String>,
-    /// One entry per request that reached the token endpoint.
-    pub token_requests: Vec<TokenRequestLog>,
     /// `"METHOD /path"` of requests answered 404 or 405 (not Google errors, but always a bug).
     pub unrouted: Vec<String>,
     pub discovery_requests: u32,
@@ -334,16 +336,7 @@ pub struct FakeGoogle {
     server: Server,
 }
 
-struct Shared {
-    state: Mutex<State>,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panicking handler must not turn every later request into a second panic.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
+type Shared = SharedState<State>;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ClientKind {
@@ -396,14 +389,6 @@ struct AccessToken {
     expires: u64,
     /// The refresh token it came from (revoking either revokes both).
     refresh_token: Option<String>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum DeviceStatus {
-    Pending,
-    Approved,
-    Declined,
-    Redeemed,
 }
 
 struct Device {
@@ -750,30 +735,28 @@ impl FakeGoogle {
     /// Starts the fake on `127.0.0.1:<ephemeral port>` with no clients; the signed-in user is
     /// `ada@example.com`.
     pub fn start() -> FakeGoogle {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                clients: HashMap::new(),
-                service_accounts: HashMap::new(),
-                delegation: HashMap::new(),
-                send_as: HashMap::new(),
-                user: "ada@example.com".to_string(),
-                advanced: 0,
-                consented: HashSet::new(),
-                codes: HashMap::new(),
-                refresh_tokens: HashMap::new(),
-                access_tokens: HashMap::new(),
-                devices: HashMap::new(),
-                uploads: HashMap::new(),
-                threads: HashSet::new(),
-                fail_token: None,
-                fail_authorize_redirect: None,
-                fail_authorize_page: None,
-                fail_send: None,
-                sent: Vec::new(),
-                stats: Stats::default(),
-                last_authorize: None,
-            }),
-        });
+        let shared = Arc::new(Shared::new(State {
+            clients: HashMap::new(),
+            service_accounts: HashMap::new(),
+            delegation: HashMap::new(),
+            send_as: HashMap::new(),
+            user: "ada@example.com".to_string(),
+            advanced: 0,
+            consented: HashSet::new(),
+            codes: HashMap::new(),
+            refresh_tokens: HashMap::new(),
+            access_tokens: HashMap::new(),
+            devices: HashMap::new(),
+            uploads: HashMap::new(),
+            threads: HashSet::new(),
+            fail_token: None,
+            fail_authorize_redirect: None,
+            fail_authorize_page: None,
+            fail_send: None,
+            sent: Vec::new(),
+            stats: Stats::default(),
+            last_authorize: None,
+        }));
         let handler = Arc::clone(&shared);
         let server = Server::start("fake Google", WORKERS, move |req| route(&handler, req));
         FakeGoogle { shared, server }
@@ -996,19 +979,6 @@ impl FakeGoogle {
         }
     }
 
-    /// What the user does on the device verification page. `false` if no pending code.
-    pub fn approve_device_code(&self, user_code: &str) -> bool {
-        self.shared
-            .lock()
-            .set_device_status(user_code, DeviceStatus::Approved)
-    }
-
-    pub fn decline_device_code(&self, user_code: &str) -> bool {
-        self.shared
-            .lock()
-            .set_device_status(user_code, DeviceStatus::Declined)
-    }
-
     /// Every message Gmail accepted, in order.
     pub fn sent(&self) -> Vec<GmailSent> {
         self.shared.lock().sent.clone()
@@ -1038,42 +1008,22 @@ impl FakeGoogle {
         redirect_uri: &str,
         scopes: &str,
     ) -> Value {
-        const VERIFIER: &str = "fake-google-sign-in-verifier-0123456789-abcdefghijk";
-        let authorize = format!(
-            "{}?{}",
-            self.authorize_url(),
-            form_encode(&[
-                ("client_id", client_id),
-                ("response_type", "code"),
-                ("redirect_uri", redirect_uri),
-                ("scope", scopes),
-                ("state", "s"),
-                ("code_challenge", &s256_challenge(VERIFIER)),
-                ("code_challenge_method", "S256"),
-                ("access_type", "offline"),
-                ("prompt", "consent"),
-            ])
+        let offline = [("access_type", "offline"), ("prompt", "consent")];
+        let code = sign_in_code(
+            &self.authorize_url(),
+            client_id,
+            redirect_uri,
+            scopes,
+            &offline,
         );
-        let resp = request("GET", &authorize, &[], b"");
-        assert_eq!(resp.status, 302, "authorize: {}", resp.text());
-        let location = resp.header("Location").expect("Location").to_string();
-        let code = pair(&query_pairs(&location), "code")
-            .unwrap_or_else(|| panic!("no code in {location}"))
-            .to_string();
-        let resp = post_form(
-            &self.token_url(),
-            &[],
-            &[
-                ("grant_type", "authorization_code"),
-                ("client_id", client_id),
-                ("client_secret", secret),
-                ("code", &code),
-                ("redirect_uri", redirect_uri),
-                ("code_verifier", VERIFIER),
-            ],
-        );
-        assert_eq!(resp.status, 200, "redeem: {}", resp.text());
-        resp.json()
+        let secret = [("client_secret", secret)];
+        redeem_code(&self.token_url(), client_id, &code, redirect_uri, &secret)
+    }
+}
+
+impl DeviceVerification for FakeGoogle {
+    fn set_device_status(&self, user_code: &str, status: DeviceStatus) -> bool {
+        self.shared.lock().set_device_status(user_code, status)
     }
 }
 
@@ -1100,17 +1050,8 @@ fn route(shared: &Shared, req: &mut Request) -> Reply {
         // Test-only introspection, for fakes in other processes (the SMTP server) that must
         // check a bearer token the way Gmail would: GET /_test/introspect?token=...
         ("GET", "/_test/introspect") => {
-            let token = parse_strict(&query)
-                .and_then(|q| param(&q, "token").map(str::to_string))
-                .unwrap_or_default();
-            match shared.lock().introspect(&token) {
-                Some(info) => google_json(
-                    200,
-                    &json!({
-                        "user": info.user, "scopes": info.scopes, "client_id": info.client_id,
-                        "expired": info.expired, "app": info.app,
-                    }),
-                ),
+            match shared.lock().introspect(&query_param(&query, "token")) {
+                Some(info) => google_json(200, &info.introspection()),
                 None => google_json(404, &json!({"error": "unknown token"})),
             }
         }
@@ -1150,14 +1091,7 @@ fn route(shared: &Shared, req: &mut Request) -> Reply {
 fn unrouted(shared: &Shared, req: &mut Request, status: u16) -> Reply {
     shared.lock().stats.unrouted.push(req.line());
     req.discard_body(UPLOAD_MAX + 1);
-    Reply::plain(
-        status,
-        if status == 404 {
-            "Not Found"
-        } else {
-            "Method Not Allowed"
-        },
-    )
+    Reply::no_route(status)
 }
 
 /// The parts of a form request the OAuth handlers look at.
@@ -1336,7 +1270,7 @@ impl State {
     }
 
     fn authorize(&mut self, query: &str) -> Reply {
-        self.stats.authorize += 1;
+        self.stats.oauth.authorize += 1;
         let Some(q) = parse_strict(query) else {
             return self.error_page(
                 "invalid_request",
@@ -1511,8 +1445,8 @@ impl State {
     fn token(&mut self, req: &FormRequest) -> Result<Value, OAuthError> {
         let form = req.form();
         self.stats
-            .token_requests
-            .push(TokenRequestLog::of(req.authorization, form.as_ref()));
+            .oauth
+            .log_token_request(req.authorization, form.as_ref());
         let form = req.checked_form()?;
         if let Some(e) = self.fail_token.take() {
             return Err(e);
@@ -1616,7 +1550,7 @@ impl State {
         // A `scope` parameter here is ignored, as Google ignores it.
         let (user, scopes, refresh) = (c.user.clone(), c.scopes.clone(), c.refresh);
         let refresh_token = refresh.then(|| self.new_refresh_token(client_id, &user, &scopes));
-        self.stats.code_grants += 1;
+        self.stats.oauth.code_grants += 1;
         Ok(self.issue(client_id, &user, scopes, refresh_token, true))
     }
 
@@ -1674,7 +1608,7 @@ impl State {
         if let Some(g) = self.refresh_tokens.get_mut(presented) {
             g.last_used = now;
         }
-        self.stats.refresh_grants += 1;
+        self.stats.oauth.refresh_grants += 1;
         // Google does not rotate refresh tokens: the answer has none.
         let answer = self.issue(client_id, &user, scopes, None, false);
         // Revoking the refresh token revokes what came from it.
@@ -1942,7 +1876,7 @@ impl State {
 
     fn device_grant(&mut self, client_id: &str, form: &Form) -> Result<Value, OAuthError> {
         let device_code = param(form, "device_code").ok_or_else(|| missing("device_code"))?;
-        self.stats.device_polls += 1;
+        self.stats.oauth.device_polls += 1;
         let now = self.now();
         let d = self.devices.get_mut(device_code).ok_or_else(bad_code)?;
         if d.client_id != client_id || d.status == DeviceStatus::Redeemed {
@@ -1969,7 +1903,7 @@ impl State {
                 d.status = DeviceStatus::Redeemed;
                 let (user, scopes) = (d.user.clone(), d.scopes.clone());
                 let rt = self.new_refresh_token(client_id, &user, &scopes);
-                self.stats.device_grants += 1;
+                self.stats.oauth.device_grants += 1;
                 Ok(self.issue(client_id, &user, scopes, Some(rt), true))
             }
         }
@@ -1992,9 +1926,7 @@ impl State {
 
     /// `GET /device?user_code=…`: the user enters the code and allows access.
     fn device_page(&mut self, query: &str) -> Reply {
-        let code = parse_strict(query)
-            .and_then(|q| param(&q, "user_code").map(str::to_string))
-            .unwrap_or_default();
+        let code = query_param(query, "user_code");
         if !code.is_empty() && self.set_device_status(&code, DeviceStatus::Approved) {
             Reply::html(
                 200,

@@ -46,7 +46,7 @@ pub use directory::DirectorySnapshot;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
 use base64::Engine;
@@ -57,7 +57,9 @@ use sha2::{Digest, Sha256};
 use super::fake_entra::{AccessTokenInfo, EntraHooks};
 use super::http::{pair, parse_content_range, parse_form, percent_decode_path};
 use super::mime::{self, HeaderError};
-use super::server::{BodyError, Reply, Request, Server, Utc, now_secs, random_token, uuid};
+use super::server::{
+    BodyError, Reply, Request, Server, SharedState, Utc, now_secs, random_token, uuid,
+};
 
 /// The resource (audience) of tokens Graph accepts.
 const GRAPH: &str = "https://graph.microsoft.com";
@@ -161,15 +163,14 @@ pub struct FakeGraph {
 
 struct Shared {
     validator: Validator,
-    state: Mutex<State>,
+    state: SharedState<State>,
     /// The app-registration endpoints, when started with [`FakeGraph::start_with_directory`].
     directory: Option<directory::Directory>,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panicking handler must not turn every later request into a second panic.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock()
     }
 }
 
@@ -300,7 +301,7 @@ impl FakeGraph {
         let shared = Arc::new(Shared {
             validator,
             directory,
-            state: Mutex::new(State {
+            state: SharedState::new(State {
                 fail: None,
                 send_as: Vec::new(),
                 delay: Duration::ZERO,

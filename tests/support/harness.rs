@@ -14,6 +14,17 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mailer");
+/// The arguments of a short `mailer send` (as [`Env::send_simple`] builds them) to
+/// `ann@example.com` with subject `s`: for tests that run a send but look at something else.
+pub const SEND_SIMPLE: [&str; 7] = [
+    "send",
+    "--to",
+    "ann@example.com",
+    "--subject",
+    "s",
+    "--body",
+    "b",
+];
 const RUN_LIMIT: Duration = Duration::from_secs(60);
 
 pub struct Env {
@@ -320,6 +331,23 @@ pub fn support_file(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/support")
         .join(name)
+}
+
+/// The flags that point mailer at a test SMTP server listening on `port`: the loopback host,
+/// the port, and the test CA that signed the server's certificate
+/// ([`SmtpServer::ca_file`](super::smtp::SmtpServer::ca_file)).
+pub fn smtp_flags(port: u16) -> Vec<String> {
+    let ca = super::smtp::SmtpServer::ca_file();
+    [
+        "--smtp-host",
+        "127.0.0.1",
+        "--smtp-port",
+        &port.to_string(),
+        "--ca-file",
+        ca.to_str().unwrap(),
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 /// Plays the browser: GET the authorize URL on the fake, then follow its one redirect to

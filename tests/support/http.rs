@@ -55,6 +55,16 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -
         .unwrap_or_else(|e| panic!("HTTP {method} {url} failed: {e}"))
 }
 
+/// `GET url?query`, the query given as decoded pairs (`Form`s and query pairs, as tests
+/// keep and edit them).
+pub fn get_with_query(url: &str, query: &[(String, String)]) -> Response {
+    let pairs: Vec<(&str, &str)> = query
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    request("GET", &format!("{url}?{}", form_encode(&pairs)), &[], b"")
+}
+
 /// `POST` of an `application/x-www-form-urlencoded` body built from `pairs`.
 pub fn post_form(url: &str, headers: &[(&str, &str)], pairs: &[(&str, &str)]) -> Response {
     let mut all = vec![("Content-Type", "application/x-www-form-urlencoded")];

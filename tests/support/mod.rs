@@ -10,5 +10,6 @@ pub mod openssl;
 pub mod proxy;
 pub mod server;
 pub mod smtp;
+pub mod smtp_client;
 pub mod smtp_faults;
 pub mod tls;

@@ -1,12 +1,18 @@
 //! What every OAuth2 fake (Entra, Google) reads and writes the same way, so each fake holds
 //! only its service's rules and error texts:
 //!
-//! - strict form and query parsing ([`parse_strict`], [`param`]): malformed escapes and
-//!   repeated parameters are refused, because a client producing either is broken even where
-//!   a lenient server would guess;
+//! - strict form and query parsing ([`parse_strict`], [`param`], [`query_param`]): malformed
+//!   escapes and repeated parameters are refused, because a client producing either is broken
+//!   even where a lenient server would guess;
 //! - client credentials as presented ([`basic_credentials`], [`client_auth_kind`]) and the
 //!   per-request log line ([`TokenRequestLog`]);
+//! - what both fakes count ([`OAuthStats`]);
 //! - PKCE (RFC 7636): [`s256_challenge`], and the syntax of challenges and verifiers;
+//! - the device flow (RFC 8628): [`DeviceStatus`], and the user's side of it
+//!   ([`DeviceVerification`]);
+//! - the client's side, for self-tests and tests that need tokens without the CLI: a
+//!   well-behaved authorize query ([`authorize_query`], edited with [`set_param`]), a whole
+//!   sign-in ([`sign_in_code`], [`redeem_code`]);
 //! - redirect URIs: [`split_uri`] and [`redirect_location`] (how a server appends its answer);
 //! - compact JWS (RFC 7515): [`parse_jws`] to read one, [`compact_jws`] and [`sign_jws`] to
 //!   make one, [`pem`] to write a key the way key files carry it;
@@ -22,7 +28,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::http::{parse_form, percent_decode, percent_encode};
+use super::http::{
+    get_with_query, pair, parse_form, percent_decode, percent_encode, post_form, query_pairs,
+};
 
 // ---- forms ----
 
@@ -45,6 +53,14 @@ pub fn parse_strict(s: &str) -> Option<Form> {
         }
     }
     Some(form)
+}
+
+/// The value of `key` in a query, strictly parsed; empty when it is missing or the query is
+/// malformed.
+pub fn query_param(query: &str, key: &str) -> String {
+    parse_strict(query)
+        .and_then(|q| param(&q, key).map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// Whether a `Content-Type` is `application/x-www-form-urlencoded` (parameters ignored).
@@ -115,6 +131,35 @@ impl TokenRequestLog {
     }
 }
 
+// ---- what the fakes count ----
+
+/// What every OAuth fake counts the same way, so that a test reads
+/// `stats().oauth.refresh_grants` whichever fake it asks; each fake's `Stats` adds what only
+/// its service does.
+#[derive(Clone, Debug, Default)]
+pub struct OAuthStats {
+    /// Every hit of the authorize endpoint, valid or not.
+    pub authorize: u32,
+    /// Successful `authorization_code` redemptions.
+    pub code_grants: u32,
+    /// Successful `refresh_token` redemptions.
+    pub refresh_grants: u32,
+    /// Successful device-code redemptions (tokens issued).
+    pub device_grants: u32,
+    /// Every device-code poll, whatever the answer.
+    pub device_polls: u32,
+    /// One entry per request that reached the token endpoint.
+    pub token_requests: Vec<TokenRequestLog>,
+}
+
+impl OAuthStats {
+    /// Logs a request that reached the token endpoint, before anything in it is checked.
+    pub fn log_token_request(&mut self, authorization: Option<&str>, form: Option<&Form>) {
+        self.token_requests
+            .push(TokenRequestLog::of(authorization, form));
+    }
+}
+
 // ---- PKCE ----
 
 /// The PKCE S256 challenge for a verifier: base64url(sha256(verifier)), unpadded.
@@ -136,6 +181,117 @@ pub fn challenge_ok(challenge: &str) -> bool {
         && challenge
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+// ---- the device flow ----
+
+/// Where a device code (RFC 8628) stands: pending until the user decides on the verification
+/// page, redeemed once the client got its tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceStatus {
+    Pending,
+    Approved,
+    Declined,
+    Redeemed,
+}
+
+/// The user's side of the device flow, as a test plays it on a fake that offers the flow.
+pub trait DeviceVerification {
+    /// Sets the pending, unexpired device code whose user code is `user_code` (in any case) to
+    /// `status`; `false` if there is no such code.
+    fn set_device_status(&self, user_code: &str, status: DeviceStatus) -> bool;
+
+    /// What the user does on the verification page. `false` if no pending, unexpired code.
+    fn approve_device_code(&self, user_code: &str) -> bool {
+        self.set_device_status(user_code, DeviceStatus::Approved)
+    }
+
+    /// The user declines on the verification page. `false` if no pending, unexpired code.
+    fn decline_device_code(&self, user_code: &str) -> bool {
+        self.set_device_status(user_code, DeviceStatus::Declined)
+    }
+}
+
+// ---- the client's side ----
+
+/// The PKCE verifier of [`sign_in_code`] (43 to 128 characters, as RFC 7636 wants).
+pub const SIGN_IN_VERIFIER: &str = "fake-sign-in-verifier-0123456789-abcdefghijklmnop";
+
+/// The query of an authorization request as a well-behaved client writes it:
+/// `response_type=code` and PKCE with the S256 challenge of `verifier`. Self-tests break one
+/// rule at a time with [`set_param`].
+pub fn authorize_query(
+    client_id: &str,
+    redirect_uri: &str,
+    scope: &str,
+    state: &str,
+    verifier: &str,
+) -> Form {
+    [
+        ("client_id", client_id),
+        ("response_type", "code"),
+        ("redirect_uri", redirect_uri),
+        ("scope", scope),
+        ("state", state),
+        ("code_challenge", &s256_challenge(verifier)),
+        ("code_challenge_method", "S256"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Replaces (`Some`, then at the end) or removes (`None`) one parameter.
+pub fn set_param(form: &mut Form, key: &str, value: Option<&str>) {
+    form.retain(|(k, _)| k != key);
+    if let Some(v) = value {
+        form.push((key.to_string(), v.to_string()));
+    }
+}
+
+/// The authorization code of a sign-in as a well-behaved client starts it, for tests that need
+/// real tokens without the CLI: `GET authorize_url` with the [`authorize_query`] of
+/// [`SIGN_IN_VERIFIER`], then `extra`. The fake must redirect (302) back with a code at once;
+/// nothing needs to listen at `redirect_uri`.
+pub fn sign_in_code(
+    authorize_url: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    scope: &str,
+    extra: &[(&str, &str)],
+) -> String {
+    let mut query = authorize_query(client_id, redirect_uri, scope, "s", SIGN_IN_VERIFIER);
+    for (k, v) in extra {
+        set_param(&mut query, k, Some(v));
+    }
+    let resp = get_with_query(authorize_url, &query);
+    assert_eq!(resp.status, 302, "authorize: {}", resp.text());
+    let location = resp.header("Location").expect("Location");
+    pair(&query_pairs(location), "code")
+        .unwrap_or_else(|| panic!("no code in {location}"))
+        .to_string()
+}
+
+/// The token endpoint's JSON answer to the redemption of a [`sign_in_code`] code (with its
+/// verifier and `extra` parameters), which must succeed.
+pub fn redeem_code(
+    token_url: &str,
+    client_id: &str,
+    code: &str,
+    redirect_uri: &str,
+    extra: &[(&str, &str)],
+) -> Value {
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("client_id", client_id),
+        ("code", code),
+        ("redirect_uri", redirect_uri),
+        ("code_verifier", SIGN_IN_VERIFIER),
+    ];
+    form.extend_from_slice(extra);
+    let resp = post_form(token_url, &[], &form);
+    assert_eq!(resp.status, 200, "redeem: {}", resp.text());
+    resp.json()
 }
 
 // ---- redirect URIs ----

@@ -12,6 +12,8 @@
 //! - [`Reply`]: status, headers and body, with constructors for JSON, HTML, plain text,
 //!   redirects and empty answers. Every reply is written with a `Content-Length` (never
 //!   chunked), so simple clients need not decode chunks.
+//! - [`SharedState`]: the state a fake's handle and its workers share, which outlives a
+//!   panicking handler.
 //! - Small utilities every fake needs: unguessable bytes, tokens and UUIDs, the Unix time, and
 //!   [`Utc`] for timestamps (RFC 3339, HTTP-date, or a service's own layout).
 //!
@@ -24,8 +26,8 @@
 use std::fmt;
 use std::io::{self, Read};
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -304,6 +306,17 @@ impl Reply {
         Reply::typed(status, "text/plain; charset=utf-8", text)
     }
 
+    /// `404 Not Found` or `405 Method Not Allowed` as plain text: what a fake without its
+    /// service's own error page answers a path or method it has no route for.
+    pub fn no_route(status: u16) -> Reply {
+        let reason = if status == 404 {
+            "Not Found"
+        } else {
+            "Method Not Allowed"
+        };
+        Reply::plain(status, reason)
+    }
+
     /// `302 Found` to `location`.
     pub fn redirect(location: impl Into<String>) -> Reply {
         Reply::empty(302).with_header("Location", location)
@@ -321,6 +334,27 @@ impl Reply {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+}
+
+// ---- state ----
+
+/// A fake's state, shared by its handle (the test) and its worker threads.
+pub struct SharedState<T> {
+    state: Mutex<T>,
+}
+
+impl<T> SharedState<T> {
+    pub fn new(state: T) -> SharedState<T> {
+        SharedState {
+            state: Mutex::new(state),
+        }
+    }
+
+    /// The state, even after a handler panicked while holding it: a panicking handler must not
+    /// turn every later request into a second panic.
+    pub fn lock(&self) -> MutexGuard<'_, T> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -235,14 +235,9 @@ async fn session(tcp: tokio::net::TcpStream, setup: &Setup, st: &State) {
         .await;
     // Before TLS: EHLO, then STARTTLS.
     loop {
-        let Some(line) = read_line(&mut plain).await else {
+        let Some((_, verb)) = next_command(&mut plain).await else {
             return;
         };
-        let verb = line
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .to_ascii_uppercase();
         match verb.as_str() {
             "EHLO" | "HELO" => {
                 if breaks(Step::Ehlo, setup, broken, plain.get_mut()).await {
@@ -303,14 +298,9 @@ async fn secure<S: AsyncRead + AsyncWrite + Unpin>(
     let mut from: Option<String> = None;
     let mut to: Vec<String> = Vec::new();
     loop {
-        let Some(line) = read_line(&mut io).await else {
+        let Some((line, verb)) = next_command(&mut io).await else {
             return;
         };
-        let verb = line
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .to_ascii_uppercase();
         let reply: &[u8] = match verb.as_str() {
             "EHLO" => match setup.sasl {
                 Sasl::Xoauth2Exchange => b"250-faulty.example Hello\r\n250-SIZE 37748736\r\n250-8BITMIME\r\n250-AUTH XOAUTH2\r\n250 SMTPUTF8\r\n",
@@ -431,6 +421,18 @@ async fn read_data<S: AsyncRead + AsyncWrite + Unpin>(
             return None;
         }
     }
+}
+
+/// The next command, before TLS or after it: the line and its verb (upper-cased); `None`
+/// when the client is gone.
+async fn next_command<R: AsyncRead + Unpin>(r: &mut BufReader<R>) -> Option<(String, String)> {
+    let line = read_line(r).await?;
+    let verb = line
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    Some((line, verb))
 }
 
 async fn read_line<R: AsyncRead + Unpin>(r: &mut BufReader<R>) -> Option<String> {
