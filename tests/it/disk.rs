@@ -130,7 +130,7 @@ fn a_rotated_refresh_token_the_store_will_not_take_is_said_and_the_message_kept(
     let Some(ro) = Mount::read_only(file.parent().unwrap()) else {
         return;
     };
-    let refreshes = s.entra.stats().refresh_grants;
+    let refreshes = s.entra.stats().oauth.refresh_grants;
     let out = s
         .env
         .send_simple("ann@example.com", "after rotation", &["--queue"]);
@@ -142,7 +142,7 @@ fn a_rotated_refresh_token_the_store_will_not_take_is_said_and_the_message_kept(
     assert!(out.stderr.contains("token --refresh"), "{out}");
     assert!(out.stderr.contains("read-only file system"), "{out}");
     assert_eq!(
-        s.entra.stats().refresh_grants,
+        s.entra.stats().oauth.refresh_grants,
         refreshes + 1,
         "Entra rotated"
     );

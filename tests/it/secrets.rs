@@ -28,9 +28,12 @@ const VERBOSE: [&str; 2] = ["-vvv", "--json"];
 fn stand() -> Directory {
     let d = Directory::new_with(|entra| {
         entra.set_canaries(ACCESS, REFRESH);
-        // Short-lived access tokens: every command renews one, so refresh tokens rotate
-        // and fresh canaries pass through every path.
-        entra.set_access_token_lifetime(1);
+        // Access tokens that live less than mailer's 5-minute reuse margin: every command
+        // renews one, so refresh tokens rotate and fresh canaries pass through every path;
+        // yet long enough that one that was just issued is still good for the whole command
+        // (app create uses its bootstrap token for several calls, and a slow machine must
+        // not see it expire halfway).
+        entra.set_access_token_lifetime(120);
         entra.add_confidential_client(WEB_APP, CLIENT_SECRET, &["http://localhost"]);
     });
     d.graph.set_admin(true);
