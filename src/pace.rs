@@ -71,8 +71,13 @@ pub async fn wait_turn(profile: &str, per_minute: u32) -> Turn {
     }
 }
 
-/// Moves the reserved time `slot` in the window file to `end` (a send that ended then).
-fn settle(dir: &Path, profile: &str, slot: f64, end: f64) -> std::io::Result<()> {
+/// The window file of `profile` under its lock: `edit` changes the send times in it, which
+/// are written back in order unless `edit` returns `None` (nothing to change).
+fn edit_window<T>(
+    dir: &Path,
+    profile: &str,
+    edit: impl FnOnce(&mut Vec<f64>) -> Option<T>,
+) -> std::io::Result<Option<T>> {
     let path = dir.join(profile);
     let _lock = LockFile::acquire(&dir.join(format!("{profile}.lock")), Duration::from_secs(5))?
         .ok_or_else(|| std::io::Error::other("the pacing lock is held for over 5 s"))?;
@@ -81,36 +86,40 @@ fn settle(dir: &Path, profile: &str, slot: f64, end: f64) -> std::io::Result<()>
         .split_whitespace()
         .filter_map(|t| t.parse().ok())
         .collect();
-    // Times are written to the millisecond; a reservation gone from the file (pushed out
-    // by later ones) needs nothing.
-    let Some(i) = times.iter().position(|t| (t - slot).abs() < 0.001) else {
-        return Ok(());
+    let Some(result) = edit(&mut times) else {
+        return Ok(None);
     };
-    times[i] = end.max(slot);
     times.sort_by(f64::total_cmp);
     let text: Vec<String> = times.iter().map(|t| format!("{t:.3}")).collect();
-    fsutil::write_atomic(&path, text.join("\n").as_bytes(), Some(0o600))
+    fsutil::write_atomic(&path, text.join("\n").as_bytes(), Some(0o600))?;
+    Ok(Some(result))
+}
+
+/// Moves the reserved time `slot` in the window file to `end` (a send that ended then).
+fn settle(dir: &Path, profile: &str, slot: f64, end: f64) -> std::io::Result<()> {
+    // Times are written to the millisecond; a reservation gone from the file (pushed out
+    // by later ones) needs nothing.
+    edit_window(dir, profile, |times| {
+        let i = times.iter().position(|t| (t - slot).abs() < 0.001)?;
+        times[i] = end.max(slot);
+        Some(())
+    })
+    .map(|_| ())
 }
 
 /// Takes the next free send time in the window file and returns it (Unix seconds).
 fn reserve(dir: &Path, profile: &str, limit: usize, now: f64) -> std::io::Result<f64> {
-    let path = dir.join(profile);
-    let _lock = LockFile::acquire(&dir.join(format!("{profile}.lock")), Duration::from_secs(5))?
-        .ok_or_else(|| std::io::Error::other("the pacing lock is held for over 5 s"))?;
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    // Times from the future (a clock set back) would hold sends for as long: dropped.
-    let mut times: Vec<f64> = text
-        .split_whitespace()
-        .filter_map(|t| t.parse().ok())
-        .filter(|t| *t > now - WINDOW_SECS && *t < now + WINDOW_SECS * limit as f64)
-        .collect();
-    times.sort_by(f64::total_cmp);
-    let slot = next_slot(&times, limit, now);
-    times.push(slot);
-    let keep = times.len().saturating_sub(limit);
-    let text: Vec<String> = times[keep..].iter().map(|t| format!("{t:.3}")).collect();
-    fsutil::write_atomic(&path, text.join("\n").as_bytes(), Some(0o600))?;
-    Ok(slot)
+    let slot = edit_window(dir, profile, |times| {
+        // Times from the future (a clock set back) would hold sends for as long: dropped.
+        times.retain(|t| *t > now - WINDOW_SECS && *t < now + WINDOW_SECS * limit as f64);
+        times.sort_by(f64::total_cmp);
+        let slot = next_slot(times, limit, now);
+        times.push(slot);
+        let keep = times.len().saturating_sub(limit);
+        times.drain(..keep);
+        Some(slot)
+    })?;
+    Ok(slot.unwrap_or(now))
 }
 
 /// The earliest time at or after `now` at which fewer than `limit` of the sorted `times`
