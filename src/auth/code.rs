@@ -46,22 +46,7 @@ pub async fn sign_in(
     let (url, state) = request.url();
     let state = Secret::new(state.secret().clone());
 
-    let printer = opts.printer;
-    printer.tell(format!(
-        "Open this URL in a browser to sign in (it is valid for one login):\n\n  {url}\n"
-    ));
-    if !opts.no_browser {
-        match webbrowser::open(url.as_str()) {
-            Ok(()) => printer.say(format!(
-                "Opened your browser; waiting up to {} s for the sign-in…",
-                opts.timeout.as_secs()
-            )),
-            Err(e) => printer.tell(format!(
-                "Could not open a browser ({e}); open the URL above yourself."
-            )),
-        }
-    }
-
+    show(&url, opts);
     let code = listener
         .wait(&state, opts.timeout)
         .map_err(|e| e.explain(acct))?;
@@ -78,6 +63,26 @@ pub async fn sign_in(
         .request_async(acct.http()?)
         .await
         .map_err(|e| super::request_error(acct, e, "redeeming the sign-in code"))
+}
+
+/// The URL goes to stderr always (it may be opened on another machine), and to the
+/// browser unless `--no-browser`.
+fn show(url: &oauth2::url::Url, opts: &Options<'_>) {
+    let printer = opts.printer;
+    printer.tell(format!(
+        "Open this URL in a browser to sign in (it is valid for one login):\n\n  {url}\n"
+    ));
+    if !opts.no_browser {
+        match webbrowser::open(url.as_str()) {
+            Ok(()) => printer.say(format!(
+                "Opened your browser; waiting up to {} s for the sign-in…",
+                opts.timeout.as_secs()
+            )),
+            Err(e) => printer.tell(format!(
+                "Could not open a browser ({e}); open the URL above yourself."
+            )),
+        }
+    }
 }
 
 /// Why the wait for the browser ended without a code.
