@@ -1,7 +1,7 @@
 //! Bad input, as a table: send flags, sendmail input, config files, token store files, the
 //! outbox and login's ids. Each row is run by the real binary against a logged-in profile
 //! (file token store, strict fake Entra and Graph, a real SMTP server) and asserts its
-//! sysexits code (SPEC section 8), that stderr names the problem and a fix (no panic, not
+//! sysexits code (README, "Exit codes"), that stderr names the problem and a fix (no panic, not
 //! a bare JSON dump), and what the servers saw: nothing at all for every refusal, exactly
 //! one message for the few inputs that are odd but fine (LF-only, 8-bit headers, a lone
 //! dot) and for an outbox run that sets a damaged file aside and sends the good one.
