@@ -211,9 +211,6 @@ impl Config {
     }
 }
 
-/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`: a tenant or client id.
-/// ` --profile NAME`, or nothing for the default profile: what a printed command needs to
-/// act on the same profile.
 /// Seconds a server may take to answer when the profile does not say: long enough for a
 /// slow day at Microsoft, short enough that a cron job does not hang into the next run.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
@@ -230,6 +227,8 @@ impl Profile {
     }
 }
 
+/// ` --profile NAME`, or nothing for the default profile: what a printed command needs to
+/// act on the same profile.
 pub fn profile_flag(name: &str) -> String {
     if name == "default" {
         String::new()
@@ -238,6 +237,7 @@ pub fn profile_flag(name: &str) -> String {
     }
 }
 
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`: a tenant or client id.
 pub fn is_guid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])

@@ -192,13 +192,15 @@ pub async fn access_token(
     .await?;
     // The rotated refresh token is saved before the access token is handed out; one that
     // cannot be kept is said loudly, never dropped in silence.
-    acct.store.save(&record).map_err(|e| not_kept(acct, e))?;
+    acct.store
+        .save(&record)
+        .map_err(|e| not_kept(acct, e, record.refresh_token.is_some()))?;
     acct.cache.put(transport, &cached, now);
     Ok(cached)
 }
 
 /// The identity provider renewed the login, and the store would not take the result.
-fn not_kept(acct: &Account, e: crate::error::Error) -> crate::error::Error {
+fn not_kept(acct: &Account, e: crate::error::Error, rotated: bool) -> crate::error::Error {
     let store = acct.store.describe();
     let mut why = e.what.clone();
     if let Some(w) = &e.why {
@@ -209,10 +211,16 @@ fn not_kept(acct: &Account, e: crate::error::Error) -> crate::error::Error {
     ))
     .why(why)
     .fix(format!(
-        "{}; then run `mailer{} token --refresh` to keep a fresh login. The refresh token stored before is still there, and the identity provider usually accepts it once more; if it was refused, log in again: {}",
+        "{}; then run `mailer{} token --refresh` to keep a fresh login.{}",
         e.fix.unwrap_or_else(|| format!("make {store} writable again")),
         acct.profile_flag(),
-        acct.login_command()
+        match rotated {
+            true => format!(
+                " The refresh token stored before is still there, and the identity provider usually accepts it once more; if it was refused, log in again: {}",
+                acct.login_command()
+            ),
+            false => String::new(),
+        }
     ))
 }
 

@@ -99,13 +99,7 @@ fn signing_key(
     let cert_path = p.certificate.as_ref().ok_or_else(missing)?;
     let cert = keys::pem_block(cert_path, &["CERTIFICATE"])?;
     let pair = match (&p.private_key, stored_key) {
-        (Some(path), _) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                Error::config(format!("cannot read {}: {e}", path.display()))
-                    .fix("check --private-key")
-            })?;
-            keys::rsa_key(&text, &path.display().to_string())?
-        }
+        (Some(path), _) => keys::rsa_key_file(path)?,
         (None, Some(k)) => keys::rsa_key(k.expose(), "the key in the token store")
             .map_err(|e| e.fix(format!("log in again: {}", acct.login_command())))?,
         (None, None) => return Err(missing()),

@@ -74,7 +74,7 @@ pub fn random_id() -> Result<String> {
 
 /// The PEM labels an RSA private key comes under: PKCS#8 (Google's key files, openssl's
 /// default) or PKCS#1.
-pub const KEY_LABELS: [&str; 2] = ["PRIVATE KEY", "RSA PRIVATE KEY"];
+const KEY_LABELS: [&str; 2] = ["PRIVATE KEY", "RSA PRIVATE KEY"];
 
 /// An RSA key pair from a PEM block (PKCS#8 or PKCS#1). `where_` names its origin in errors.
 pub fn rsa_key(pem: &str, where_: &str) -> Result<RsaKeyPair> {
@@ -92,24 +92,30 @@ pub fn rsa_key(pem: &str, where_: &str) -> Result<RsaKeyPair> {
     })
 }
 
-pub fn pem_block(path: &Path, labels: &[&str]) -> Result<Vec<u8>> {
-    pem_labeled(path, labels).map(|(_, der)| der)
+/// The RSA key pair in a PEM file (`--private-key`).
+pub fn rsa_key_file(path: &Path) -> Result<RsaKeyPair> {
+    rsa_key(&read_pem(path)?, &path.display().to_string())
 }
 
-/// The first PEM block with one of `labels` in a file, decoded; the label found.
-pub fn pem_labeled(path: &Path, labels: &[&str]) -> Result<(String, Vec<u8>)> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+/// The first PEM block with one of `labels` in a file, decoded.
+pub fn pem_block(path: &Path, labels: &[&str]) -> Result<Vec<u8>> {
+    pem_decode(&read_pem(path)?, labels)
+        .map(|(_, der)| der)
+        .map_err(|e| Error {
+            what: format!("{}: {}", path.display(), e.what),
+            ..e
+        })
+}
+
+fn read_pem(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| {
         Error::config(format!("cannot read {}: {e}", path.display()))
             .fix("check --certificate / --private-key")
-    })?;
-    pem_decode(&text, labels).map_err(|e| Error {
-        what: format!("{}: {}", path.display(), e.what),
-        ..e
     })
 }
 
 /// The first PEM block with one of `labels` in `text`, decoded; the label found.
-pub fn pem_decode(text: &str, labels: &[&str]) -> Result<(String, Vec<u8>)> {
+fn pem_decode(text: &str, labels: &[&str]) -> Result<(String, Vec<u8>)> {
     for label in labels {
         let begin = format!("-----BEGIN {label}-----");
         let end = format!("-----END {label}-----");

@@ -164,6 +164,58 @@ pub fn apply_response(
     cached
 }
 
+/// A form posted to the token endpoint: whether it succeeded, and the answer's body. Only
+/// not reaching the endpoint is an error here.
+pub async fn post_form(
+    acct: &Account,
+    form: &[(&str, &str)],
+    action: &str,
+) -> Result<(bool, bytes::Bytes)> {
+    let response = acct
+        .http()?
+        .post(acct.endpoints.token.clone())
+        .form(form)
+        .send()
+        .await
+        .map_err(|e| network_error(acct, action, &e))?;
+    let ok = response.status().is_success();
+    Ok((ok, response.bytes().await.unwrap_or_default()))
+}
+
+/// A token request the `oauth2` crate has no grant for (a JWT-bearer assertion, a probe):
+/// the form posted to the token endpoint, the answer read, an error explained by the
+/// provider as every other token error is.
+pub async fn post_token_form(
+    acct: &Account,
+    form: &[(&str, &str)],
+    action: &str,
+) -> Result<TokenAnswer> {
+    let (ok, body) = post_form(acct, form, action).await?;
+    let unreadable = |what: &str| {
+        Error::temp(format!(
+            "{action} failed: the token endpoint sent {what} mailer cannot read"
+        ))
+        .fix(format!(
+            "try again; if it persists check the token endpoint ({})",
+            acct.endpoints.token
+        ))
+    };
+    if ok {
+        // serde's message could quote a token: only the place it went wrong is shown.
+        return serde_json::from_slice(&body).map_err(|e| {
+            unreadable("an answer").why(format!(
+                "unexpected JSON at line {} column {}",
+                e.line(),
+                e.column()
+            ))
+        });
+    }
+    match serde_json::from_slice::<TokenError>(&body) {
+        Ok(e) => Err(acct.provider.explain(&e, action, &acct.fill())),
+        Err(_) => Err(unreadable("an error")),
+    }
+}
+
 /// Maps an oauth2 request error to an explained [`Error`].
 pub fn request_error<RE: std::error::Error + 'static>(
     acct: &Account,

@@ -64,14 +64,7 @@ async fn probe(acct: &Account) -> Result<()> {
             "mailer-propagation-probe-mailer-propagation-probe",
         ),
     ];
-    let answer = acct
-        .http()?
-        .post(acct.endpoints.token.clone())
-        .form(&form)
-        .send()
-        .await
-        .map_err(|e| super::network_error(acct, "checking that the app is known", &e))?;
-    let body = answer.bytes().await.unwrap_or_default();
+    let (_, body) = super::post_form(acct, &form, "checking that the app is known").await?;
     match serde_json::from_slice::<TokenError>(&body) {
         Ok(e) => match acct.provider.explain(&e, "checking the app", &acct.fill()) {
             e if acct.provider.app_unknown(e.code.as_deref()) => Err(e),

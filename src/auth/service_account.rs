@@ -85,27 +85,7 @@ pub async fn mint(
 ) -> Result<TokenAnswer> {
     let assertion = assertion(acct, record, transport)?;
     let form = [("grant_type", GRANT), ("assertion", assertion.expose())];
-    let response = acct
-        .http()?
-        .post(acct.endpoints.token.clone())
-        .form(&form)
-        .send()
-        .await
-        .map_err(|e| super::network_error(acct, "getting a service account token", &e))?;
-    let ok = response.status().is_success();
-    let body = response.bytes().await.unwrap_or_default();
-    if ok {
-        return serde_json::from_slice(&body).map_err(|e| {
-            Error::temp("getting a service account token failed: the token endpoint sent an answer mailer cannot read")
-                .why(format!("unexpected JSON at line {} column {}", e.line(), e.column()))
-                .fix("try again; check --token-url if it persists")
-        });
-    }
-    match serde_json::from_slice::<super::errors::TokenError>(&body) {
-        Ok(e) => Err(acct.provider.explain(&e, "getting a service account token", &acct.fill())),
-        Err(_) => Err(Error::temp("getting a service account token failed: the token endpoint answered with an error mailer cannot read")
-            .fix("try again later")),
-    }
+    super::post_token_form(acct, &form, "getting a service account token").await
 }
 
 fn assertion(acct: &Account, record: &Record, transport: TransportKind) -> Result<Secret> {

@@ -261,29 +261,15 @@ fn flow_of(a: &LoginArgs, existing: Option<&Profile>) -> Flow {
 /// Where requests go: each override from the flags, else kept from the existing profile.
 fn set_endpoints(p: &mut Profile, existing: Option<&Profile>, a: &LoginArgs) {
     let keep = |f: fn(&Profile) -> Option<String>| existing.and_then(f);
+    let pick = |flag: &Option<String>, f| flag.clone().or_else(|| keep(f));
     let e = &a.endpoints;
-    p.authority = e
-        .authority
-        .clone()
-        .or_else(|| keep(|p| p.authority.clone()));
-    p.graph_url = e
-        .graph_url
-        .clone()
-        .or_else(|| keep(|p| p.graph_url.clone()));
-    p.smtp_host = e
-        .smtp_host
-        .clone()
-        .or_else(|| keep(|p| p.smtp_host.clone()));
+    p.authority = pick(&e.authority, |p| p.authority.clone());
+    p.graph_url = pick(&e.graph_url, |p| p.graph_url.clone());
+    p.smtp_host = pick(&e.smtp_host, |p| p.smtp_host.clone());
+    p.authorize_url = pick(&a.authorize_url, |p| p.authorize_url.clone());
+    p.token_url = pick(&a.token_url, |p| p.token_url.clone());
+    p.api_url = pick(&a.api_url, |p| p.api_url.clone());
     p.smtp_port = e.smtp_port.or(existing.and_then(|p| p.smtp_port));
-    p.authorize_url = a
-        .authorize_url
-        .clone()
-        .or_else(|| keep(|p| p.authorize_url.clone()));
-    p.token_url = a
-        .token_url
-        .clone()
-        .or_else(|| keep(|p| p.token_url.clone()));
-    p.api_url = a.api_url.clone().or_else(|| keep(|p| p.api_url.clone()));
     p.sasl = a.sasl.or(existing.and_then(|p| p.sasl));
     p.smtp_security = a.smtp_security.or(existing.and_then(|p| p.smtp_security));
     // Stored absolute, so cron (another working directory) finds it.
@@ -296,10 +282,7 @@ fn set_endpoints(p: &mut Profile, existing: Option<&Profile>, a: &LoginArgs) {
     // A device-code login has no redirect; otherwise a fixed one is kept for re-logins.
     p.redirect_uri = match a.sign_in.device_code {
         true => None,
-        false => a
-            .redirect_uri
-            .clone()
-            .or_else(|| keep(|p| p.redirect_uri.clone())),
+        false => pick(&a.redirect_uri, |p| p.redirect_uri.clone()),
     };
 }
 

@@ -38,14 +38,8 @@ impl Delivery<'_> {
             let kind = entry.transport.unwrap_or(self.acct.profile.transport);
             let attempt = match queued_message(&entry, self.acct) {
                 Ok(o) => {
-                    let (result, via, fallback) = self
-                        .attempt_or_fall_back(kind, self.acct.profile.fallback, &o)
-                        .await;
-                    Attempted {
-                        result,
-                        via,
-                        fallback,
-                    }
+                    self.attempt_or_fall_back(kind, self.acct.profile.fallback, &o)
+                        .await
                 }
                 Err(e) => Attempted {
                     result: Err(e),

@@ -71,16 +71,6 @@ pub(crate) struct Attempted {
 impl Attempted {
     fn outcome(self) -> Outcome {
         match self.result {
-            Ok(_) => self.outcome_sent(),
-            Err(error) => Outcome::Failed {
-                failure: Failure::of(&error),
-                error,
-            },
-        }
-    }
-
-    fn outcome_sent(self) -> Outcome {
-        match self.result {
             Ok(receipt) => Outcome::Sent {
                 transport: self.via,
                 receipt,
@@ -154,14 +144,9 @@ impl<'a> Delivery<'a> {
             })?,
             false => None,
         };
-        let (result, via, fallback) = self
+        let attempt = self
             .attempt_or_fall_back(kind, req.fallback, &req.outgoing)
             .await;
-        let attempt = Attempted {
-            result,
-            via,
-            fallback,
-        };
         match ahead {
             // The person who ran the command sees a permanent failure as the error it is;
             // nobody would ever look at the copy.
@@ -184,7 +169,7 @@ impl<'a> Delivery<'a> {
         let error = match attempt.result {
             Ok(_) => {
                 self.outbox.remove(claim)?;
-                return Ok(attempt.outcome_sent());
+                return Ok(attempt.outcome());
             }
             Err(e) => e,
         };
@@ -243,7 +228,7 @@ impl<'a> Delivery<'a> {
         kind: TransportKind,
         fallback: Option<TransportKind>,
         o: &Outgoing,
-    ) -> (Result<Receipt>, TransportKind, Option<Fallback>) {
+    ) -> Attempted {
         let first = self.attempt(kind, o).await;
         let other = fallback.filter(|f| *f != kind && self.acct.provider.transports().contains(f));
         match (first, other) {
@@ -255,9 +240,17 @@ impl<'a> Delivery<'a> {
                 let reason = e.what;
                 let second = self.attempt(other, o).await;
                 let note = second.is_ok().then_some(Fallback { from: kind, reason });
-                (second, other, note)
+                Attempted {
+                    result: second,
+                    via: other,
+                    fallback: note,
+                }
             }
-            (result, _) => (result, kind, None),
+            (result, _) => Attempted {
+                result,
+                via: kind,
+                fallback: None,
+            },
         }
     }
 

@@ -204,9 +204,9 @@ fn check_text(bytes: &[u8]) -> Result<()> {
     for line in head.split_inclusive(|b| *b == b'\n') {
         let text = line.strip_suffix(b"\n").unwrap_or(line);
         let text = text.strip_suffix(b"\r").unwrap_or(text);
-        if !line.starts_with(b" ") && !line.starts_with(b"\t") {
-            let name = text.split(|b| *b == b':').next().unwrap_or_default();
-            field = String::from_utf8_lossy(&name[..name.len().min(40)]).into_owned();
+        if !is_continuation(line) {
+            field = field_name(line).unwrap_or_else(|| "(unnamed)".into());
+            field.truncate(field.char_indices().nth(40).map_or(field.len(), |(i, _)| i));
         }
         if text.len() > MAX_LINE {
             return Err(Error::new(

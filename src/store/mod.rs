@@ -103,10 +103,16 @@ impl Store {
         let Some(bytes) = bytes else { return Ok(None) };
         serde_json::from_slice(&bytes).map(Some).map_err(|e| {
             Error::io(format!(
-                "the stored tokens are unreadable ({})",
+                "the stored tokens are unreadable: {}",
                 self.describe()
             ))
-            .why(format!("not valid JSON: {e}"))
+            // Only where it went wrong: serde's words may quote a value, and values here
+            // are tokens.
+            .why(format!(
+                "not the JSON mailer writes (line {} column {})",
+                e.line(),
+                e.column()
+            ))
             .fix("run `mailer logout` and then `mailer login` again")
         })
     }

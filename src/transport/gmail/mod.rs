@@ -169,7 +169,7 @@ impl<'a> Gmail<'a> {
 
 /// The bytes Gmail has of an upload, from a 308's `Range: bytes=0-N`.
 fn received(a: &Answer) -> Option<usize> {
-    let range = a.location.as_deref()?;
+    let range = a.range.as_deref()?;
     let last = range.rsplit('-').next()?.trim().parse::<usize>().ok()?;
     Some(last + 1)
 }
@@ -214,7 +214,8 @@ mod tests {
     fn a_308_says_how_much_arrived() {
         let a = |range: &str| Answer {
             status: StatusCode::PERMANENT_REDIRECT,
-            location: Some(range.into()),
+            location: None,
+            range: Some(range.into()),
             body: vec![],
         };
         assert_eq!(received(&a("bytes=0-4194303")), Some(4_194_304));

@@ -26,7 +26,10 @@ pub(super) struct Call<'b> {
 /// A successful answer.
 pub(super) struct Answer {
     pub status: StatusCode,
+    /// Where an upload session lives (the answer that opened it).
     pub location: Option<String>,
+    /// How much of an upload arrived (a 308 Resume Incomplete).
+    pub range: Option<String>,
     pub body: Vec<u8>,
 }
 
@@ -64,8 +67,8 @@ pub(super) async fn request(
             .map_err(|e| Failed::Other(network_error(what, &e, call.delivers)))?;
         let status = response.status();
         let retry_after = header(&response, "Retry-After").and_then(|v| v.trim().parse().ok());
-        // A 308 tells its progress in `Range`; the session URL comes in `Location`.
-        let location = header(&response, "Location").or_else(|| header(&response, "Range"));
+        let location = header(&response, "Location");
+        let range = header(&response, "Range");
         let body = response
             .bytes()
             .await
@@ -75,6 +78,7 @@ pub(super) async fn request(
             return Ok(Answer {
                 status,
                 location,
+                range,
                 body,
             });
         }
