@@ -95,14 +95,16 @@ impl SmtpCase {
     }
 }
 
-/// A file of `len` bytes `byte` in a temp folder of this test process (`tag` names it), for
-/// a message too large for loopback's socket buffers.
-fn big_file(tag: &str, byte: u8, len: usize) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("big.bin");
+/// A file of `len` bytes `byte` in a temp folder that goes when its handle does, for a
+/// message too large for loopback's socket buffers.
+fn big_file(byte: u8, len: usize) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix("mailer-faults-")
+        .tempdir()
+        .unwrap();
+    let path = dir.path().join("big.bin");
     std::fs::write(&path, vec![byte; len]).unwrap();
-    path
+    (dir, path)
 }
 
 /// Fails with every failed case of a matrix at once, so that one run shows the whole picture.
@@ -141,7 +143,7 @@ fn smtp_fault_matrix() {
         SmtpCase::queued("no greeting at all", Connect, Hang),
         SmtpCase::held("no answer to the final dot", Dot, Hang),
     ];
-    let attachment = big_file("mailer-faults", b'x', 20 << 20);
+    let (_dir, attachment) = big_file(b'x', 20 << 20);
     let mut failures = Vec::new();
     for c in &cases {
         let stand = Stand::graph();
@@ -329,7 +331,7 @@ fn graph_fault_matrix() {
         HttpCase::delivered("202 with a truncated body", Break::TruncatedBody),
         HttpCase::held("no answer", Break::Silent, 0),
     ];
-    let attachment = big_file("mailer-faults-g", b'y', 1500 * 1024);
+    let (_dir, attachment) = big_file(b'y', 1500 * 1024);
     let mut failures = Vec::new();
     for c in &cases {
         let s = Stand::graph();

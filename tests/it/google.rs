@@ -4,8 +4,8 @@
 //! (the 334 challenge), a Workspace service account, the 7-day expiry of an app in Testing,
 //! the refused device flow, an unverified From, and a custom provider over OAUTHBEARER.
 
-use crate::support::fake_google::{FakeGoogle, Upload};
-use crate::support::harness::{Chromium, Env, Output, browse, smtp_flags};
+use crate::support::fake_google::{FakeGoogle, GMAIL_SEND, MAIL_SCOPE, Upload};
+use crate::support::harness::{Chromium, Env, Output, smtp_flags};
 use crate::support::smtp::{SmtpOptions, SmtpServer};
 use crate::support::smtp_faults::{FaultySmtp, Sasl};
 use serde_json::Value;
@@ -14,8 +14,6 @@ use std::time::Duration;
 const CLIENT: &str = "1234567890-mailertest.apps.googleusercontent.com";
 const SECRET: &str = "GOCSPX-not-really-secret";
 const USER: &str = "ada@example.com";
-const MAIL_SCOPE: &str = "https://mail.google.com/";
-const SEND_SCOPE: &str = "https://www.googleapis.com/auth/gmail.send";
 
 /// A fake Google with the Desktop client, and an SMTP server that checks its tokens the way
 /// Gmail does (`reject`: the first N AUTHs fail with Gmail's 334 challenge).
@@ -67,16 +65,12 @@ impl Google {
         a
     }
 
-    /// Logs in, playing the browser; returns the authorize URL and the finished run.
-    fn login(&self, extra: &[&str]) -> (String, Output) {
+    /// Logs in, playing the browser.
+    fn login(&self, extra: &[&str]) -> Output {
         let mut args = self.login_args(extra);
         args.push("--no-browser".into());
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut run = self.env.spawn(&refs);
-        let url = run.authorize_url();
-        let page = browse(&url);
-        assert_eq!(page.status, 200, "{}", page.text());
-        (url, run.finish())
+        self.env.run_signing_in(&refs, 1)
     }
 
     fn send(&self, subject: &str, extra: &[&str]) -> Output {
@@ -118,7 +112,7 @@ fn login_in_chromium_then_send_through_the_gmail_api_and_gmail_smtp() {
         get("redirect_uri").starts_with("http://127.0.0.1:"),
         "{q:?}"
     );
-    for s in [MAIL_SCOPE, SEND_SCOPE, "openid", "email"] {
+    for s in [MAIL_SCOPE, GMAIL_SEND, "openid", "email"] {
         assert!(get("scope").split(' ').any(|x| x == s), "{s}: {q:?}");
     }
     let config = std::fs::read_to_string(g.env.config_path()).unwrap();
@@ -184,7 +178,7 @@ fn login_in_chromium_then_send_through_the_gmail_api_and_gmail_smtp() {
 #[test]
 fn a_large_message_goes_through_a_resumable_upload() {
     let g = Google::new(0);
-    assert_eq!(g.login(&[]).1.code, 0);
+    assert_eq!(g.login(&[]).code, 0);
     let big = g.env.path("big.bin");
     std::fs::write(&big, vec![0x41_u8; 6 * 1024 * 1024]).unwrap();
     let out = g.send("big", &["--attach", big.to_str().unwrap()]);
@@ -201,7 +195,7 @@ fn a_large_message_goes_through_a_resumable_upload() {
 #[test]
 fn throttling_and_a_rejected_token_are_retried_once() {
     let g = Google::new(0);
-    assert_eq!(g.login(&[]).1.code, 0);
+    assert_eq!(g.login(&[]).code, 0);
     g.google.fail_next_send(
         1,
         429,
@@ -238,7 +232,7 @@ fn throttling_and_a_rejected_token_are_retried_once() {
 #[test]
 fn gmail_smtp_refuses_a_token_with_a_challenge_and_mailer_renews_it_once() {
     let g = Google::new(1);
-    assert_eq!(g.login(&["--transport", "smtp"]).1.code, 0);
+    assert_eq!(g.login(&["--transport", "smtp"]).code, 0);
     let out = g.send("after a 334", &[]);
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(g.smtp.messages().len(), 1);
@@ -278,7 +272,7 @@ fn a_service_account_sends_as_the_mailbox_once_delegation_is_allowed() {
     assert!(out.stderr.contains("Domain Wide Delegation"), "{out}");
     assert!(out.stderr.contains(&key.client_id), "{out}");
 
-    g.google.allow_delegation(&key.client_id, &[SEND_SCOPE]);
+    g.google.allow_delegation(&key.client_id, &[GMAIL_SEND]);
     let out = login(&[]);
     assert_eq!(out.code, 0, "{out}");
     std::fs::remove_file(&file).unwrap();
@@ -302,7 +296,7 @@ fn a_service_account_sends_as_the_mailbox_once_delegation_is_allowed() {
 fn a_testing_app_login_that_dies_after_a_week_is_named_with_the_fix() {
     let g = Google::new(0);
     g.google.set_testing(CLIENT, true);
-    assert_eq!(g.login(&[]).1.code, 0);
+    assert_eq!(g.login(&[]).code, 0);
     // A week and a day later, on both clocks: Google's, and the login's own record.
     g.google.advance(Duration::from_secs(8 * 86_400));
     let mut record = g.record();
@@ -347,7 +341,7 @@ fn the_device_flow_is_refused_before_contact_with_the_way_that_works() {
 #[test]
 fn an_unverified_from_is_said_and_gmail_rewrites_it() {
     let g = Google::new(0);
-    assert_eq!(g.login(&[]).1.code, 0);
+    assert_eq!(g.login(&[]).code, 0);
     let out = g.send("as someone else", &["--from", "boss@example.com"]);
     assert_eq!(out.code, 0, "{out}");
     assert!(out.stderr.contains("Send mail as"), "{out}");
@@ -403,9 +397,7 @@ fn a_custom_provider_sends_over_oauthbearer() {
         "30",
     ];
     args.extend(smtp_flags.iter().map(String::as_str));
-    let mut run = env.spawn(&args);
-    assert_eq!(browse(&run.authorize_url()).status, 200);
-    let out = run.finish();
+    let out = env.run_signing_in(&args, 1);
     assert_eq!(out.code, 0, "{out}");
     let out = env.run(
         &[
@@ -492,7 +484,7 @@ fn provider_flags_that_do_not_fit_are_usage_errors() {
 #[test]
 fn no_google_secret_reaches_output_or_the_config() {
     let g = Google::new(1);
-    let (_, out) = g.login(&["-vvv"]);
+    let out = g.login(&["-vvv"]);
     assert_eq!(out.code, 0, "{out}");
     let mut seen = out.all();
     for extra in [

@@ -9,7 +9,7 @@
 use crate::diagnosis::set_profile;
 use crate::login::login_command;
 use crate::setup::{APP_ONLY_CREATE, Directory, USER};
-use crate::support::harness::{Env, Output, SEND_SIMPLE, browse, smtp_flags};
+use crate::support::harness::{Env, Output, SEND_SIMPLE, smtp_flags};
 use crate::support::smtp::{SmtpOptions, SmtpServer};
 use base64::Engine;
 use std::os::unix::fs::PermissionsExt;
@@ -117,13 +117,7 @@ impl Scan {
     fn run_signing_in(&mut self, env: &Env, args: &[String], sign_ins: usize) -> Output {
         let mut all = VERBOSE.to_vec();
         all.extend(args.iter().map(String::as_str));
-        let mut run = env.spawn(&all);
-        for _ in 0..sign_ins {
-            let url = run.authorize_url();
-            let page = browse(&url);
-            assert_eq!(page.status, 200, "{}", page.text());
-        }
-        let out = run.finish();
+        let out = env.run_signing_in(&all, sign_ins);
         self.record(&all[VERBOSE.len()..], out)
     }
 
@@ -263,6 +257,12 @@ fn no_secret_reaches_output_config_outbox_or_logs() {
     assert!(
         token.stdout.contains(ACCESS),
         "the canary is not in the tokens: {token}"
+    );
+    // Both canaries are live, or half of the scan would look for nothing.
+    let stored = std::fs::read_to_string(e.token_file()).unwrap();
+    assert!(
+        stored.contains(REFRESH),
+        "the refresh canary is not in the stored tokens"
     );
 
     // Failures: Graph's 401 (after one renewal too), SMTP's 535 (twice, the second with a

@@ -90,13 +90,7 @@ impl Directory {
         all.extend(self.endpoints());
         all.push("--no-browser".into());
         let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-        let mut run = self.env.spawn(&refs);
-        for _ in 0..sign_ins {
-            let url = run.authorize_url();
-            let page = browse(&url);
-            assert_eq!(page.status, 200, "{}", page.text());
-        }
-        run.finish()
+        self.env.run_signing_in(&refs, sign_ins)
     }
 
     fn profile(&self) -> toml::Table {

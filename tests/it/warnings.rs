@@ -155,6 +155,8 @@ fn a_message_failed_for_good_is_notified_once_and_a_broken_notify_command_is_har
         let run = s.env.run(&["queue", "run", "--json"], None);
         assert!(run.stdout.contains("\"failed\":1"), "{broken}: {run}");
         assert_eq!(run.code, 0, "{broken}: {run}");
+        // It did run, and its failure was said (logged, not fatal).
+        assert!(run.stderr.contains("notify_command"), "{broken}: {run}");
         let out = s.env.send_simple("ann@example.com", "still sends", &[]);
         assert_eq!(out.code, 0, "{broken}: {out}");
     }

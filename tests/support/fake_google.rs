@@ -94,6 +94,7 @@ use super::server::{
 
 /// IMAP/POP/SMTP and every Gmail API method.
 pub const MAIL_SCOPE: &str = "https://mail.google.com/";
+/// The Gmail API's send-only scope.
 pub const GMAIL_SEND: &str = "https://www.googleapis.com/auth/gmail.send";
 /// What Google writes (and grants) for the `email` and `profile` scopes.
 pub const USERINFO_EMAIL: &str = "https://www.googleapis.com/auth/userinfo.email";
@@ -119,7 +120,7 @@ const GMAIL_SCOPES: [&str; 10] = [
 /// The scopes `users.messages.send` accepts (discovery document).
 const SEND_SCOPES: [&str; 5] = [
     MAIL_SCOPE,
-    "https://www.googleapis.com/auth/gmail.send",
+    GMAIL_SEND,
     "https://www.googleapis.com/auth/gmail.compose",
     "https://www.googleapis.com/auth/gmail.modify",
     "https://www.googleapis.com/auth/gmail.addons.current.action.compose",

@@ -210,6 +210,18 @@ impl Env {
         self.spawn_with_stdin(args, None)
     }
 
+    /// Runs `mailer` and plays the browser (see [`browse`]) for each of the `sign_ins`
+    /// sign-ins it prints, in order; each must end on mailer's "signed in" page.
+    pub fn run_signing_in(&self, args: &[&str], sign_ins: usize) -> Output {
+        let mut run = self.spawn(args);
+        for _ in 0..sign_ins {
+            let url = run.authorize_url();
+            let page = browse(&url);
+            assert_eq!(page.status, 200, "{}", page.text());
+        }
+        run.finish()
+    }
+
     /// Like [`Env::spawn`], writing `stdin` (then closing it) when given.
     pub fn spawn_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Running {
         let mut child = self
